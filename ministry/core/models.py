@@ -1,0 +1,117 @@
+"""The records the index keeps, shared by the stores, the core and the web.
+
+They are plain frozen dataclasses so that both stores can serialise them the
+same way (``to_dict`` / ``from_dict``) and the contract tests can compare them
+with ``==``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+WHEEL = "bdist_wheel"
+SDIST = "sdist"
+
+#: Where a file came from: uploaded here, fetched through the proxy, or
+#: fetched ahead of time by the mirror.
+ORIGINS = ("upload", "proxy", "mirror")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC, with microseconds."""
+    return datetime.now(UTC)
+
+
+def format_time(moment: datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.ffffffZ``, the form PEP 700 and pip expect."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    """Inverse of :func:`format_time`; accepts any ISO 8601 form."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One distribution file of a project, as stored and as served."""
+
+    project: str  # canonical (normalised) project name
+    filename: str
+    version: str  # the version string from the archive metadata
+    packagetype: str  # WHEEL or SDIST
+    size: int
+    sha256: str
+    blake2b_256: str
+    md5: str
+    upload_time: datetime
+    requires_python: str | None = None
+    python_version: str = ""  # the upload form's pyversion: "py3", "source", ...
+    #: sha256 of the core metadata bytes (a wheel's METADATA, an sdist's
+    #: PKG-INFO), or None when none were extracted.
+    metadata_sha256: str | None = None
+    #: None: not yanked. A string, possibly empty: yanked, with that reason.
+    yanked: str | None = None
+    origin: str = "upload"
+
+    @property
+    def blob_key(self) -> str:
+        """Where the bytes live in blob storage.
+
+        The key carries the sha256, so two different files claiming one
+        filename (a race between processes) never overwrite each other's
+        bytes: the loser's blob is simply deleted.
+        """
+        return f"{self.sha256[:2]}/{self.sha256[2:4]}/{self.sha256[4:]}/{self.filename}"
+
+    @property
+    def serves_metadata(self) -> bool:
+        """Whether ``<file>.metadata`` is offered (PEP 658): wheels only.
+
+        An sdist's PKG-INFO is only trustworthy from Metadata-Version 2.2 with
+        no dynamic fields; rather than judge that, we offer wheels' alone,
+        as the public index does.
+        """
+        return self.packagetype == WHEEL and self.metadata_sha256 is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["upload_time"] = format_time(self.upload_time)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FileRecord:
+        values = dict(data)
+        values["upload_time"] = parse_time(values["upload_time"])
+        return cls(**values)
+
+    def with_changes(self, **changes: Any) -> FileRecord:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class ProjectRecord:
+    """A project hosted here."""
+
+    name: str  # canonical
+    display_name: str  # as first uploaded or registered
+    serial: int  # the global serial of the project's last change
+    created: datetime
+    #: Metadata sent with ``:action=submit`` (register): field -> values.
+    info: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["created"] = format_time(self.created)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProjectRecord:
+        values = dict(data)
+        values["created"] = parse_time(values["created"])
+        return cls(**values)

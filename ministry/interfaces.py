@@ -1,0 +1,83 @@
+"""The two storage interfaces every backend implements.
+
+Metadata (projects, file records, serials) and blobs (the distribution bytes)
+are separate because they scale separately: several processes share one
+Redis for metadata and one mounted directory for blobs.
+
+Every metadata method returns a Deferred, whatever the backend, so that code
+above the store never learns whether a call went to a thread or a socket.
+``tests/test_store_contract.py`` runs one suite against every implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from zope.interface import Attribute, Interface
+
+
+class IMetadataStore(Interface):
+    """Projects, their files and the serials that version them."""
+
+    def last_serial():
+        """Deferred[int]: the global serial, bumped by every change (0 when empty)."""
+
+    def list_projects():
+        """Deferred[list[ProjectRecord]]: every hosted project, by canonical name."""
+
+    def get_project(name: str):
+        """Deferred[ProjectRecord | None] for a canonical name."""
+
+    def list_files(name: str):
+        """Deferred[list[FileRecord]]: a project's files in upload order."""
+
+    def get_file(name: str, filename: str):
+        """Deferred[FileRecord | None]."""
+
+    def get_metadata(name: str, filename: str):
+        """Deferred[bytes | None]: the core metadata bytes stored with a file."""
+
+    def add_file(record, display_name: str, metadata: bytes | None):
+        """Claim ``record.filename`` in its project, atomically.
+
+        Creates the project (with ``display_name``) if needed and bumps the
+        global serial and the project's serial. Fires with ``True`` when the
+        record was added, ``False`` when the same filename with the same
+        sha256 was already there (nothing changes); fails with
+        :class:`ministry.core.errors.FileExists` when the filename is taken
+        by other bytes.
+        """
+
+    def register(name: str, display_name: str, info: dict):
+        """Create or update a project's registered metadata.
+
+        Fires with the updated ProjectRecord; bumps the serials.
+        """
+
+    def subscribe(callback: Callable[[str], None]):
+        """Call ``callback(project_name)`` after every change to a project.
+
+        Changes made by this process and, for shared stores, by other
+        processes, so that page caches can drop exactly what went stale.
+        """
+
+
+class IBlobStore(Interface):
+    """Distribution bytes, addressed by ``FileRecord.blob_key``."""
+
+    root = Attribute("The directory under which blobs live (str).")
+
+    def staging_path():
+        """A fresh path in the same filesystem as the blobs, for a new file."""
+
+    def commit(staging_path: str, key: str):
+        """Deferred: fsync the staged file and rename it to ``key``."""
+
+    def discard(staging_path: str):
+        """Remove a staged file that will not be committed (never raises)."""
+
+    def delete(key: str):
+        """Deferred: remove a committed blob (missing is fine)."""
+
+    def local_path(key: str):
+        """The filesystem path of a committed blob, for serving it."""

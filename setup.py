@@ -1,0 +1,46 @@
+"""Packaging for MinistryOfPackages.
+
+A flat layout: ``ministry/`` and the twistd plugin file in ``twisted/plugins/``.
+``twisted`` and ``twisted.plugins`` are namespace directories here (no
+``__init__.py``), so the plugin file is installed as a module of Twisted's own
+plugin package and ``twistd ministry`` finds it.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="ministry",
+    version="0.1.0",
+    description="A private Python package index in one Twisted daemon.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["ministry", "ministry.*"]) + ["twisted.plugins"],
+    package_data={"ministry": ["templates/*.html", "static/*"]},
+    install_requires=[
+        "twisted>=25.5",
+        "klein>=24.8",
+        "treq>=24.9",
+        "txredisapi>=1.4.10",
+        "packaging>=24.2",
+        "multipart>=1.2",
+        "readme_renderer[md]>=44",
+        "jinja2>=3.1",
+        "prometheus_client>=0.20",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-twisted>=1.14",
+            "pytest-timeout>=2.3",
+            "twine>=6",
+            "uv>=0.5",
+            "build>=1.2",
+            "wheel>=0.43",
+            "playwright>=1.45",
+            "pypiserver>=2.3",
+            "ruff>=0.6",
+        ],
+    },
+    entry_points={"console_scripts": ["ministry-admin = ministry.admin:main"]},
+)
