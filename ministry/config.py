@@ -1,0 +1,172 @@
+"""Settings: one table read by the command line and by ``--config FILE.toml``.
+
+Every option is described once in :data:`SETTINGS`, with the function that
+turns a command-line string or a TOML value into its typed value. The twistd
+``Options`` class is generated from the table, and :func:`load_settings`
+merges the two sources (the command line wins) and applies typed defaults,
+so a default is never left as an unconverted string. Errors name the option.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting has a bad value; the message names the setting."""
+
+
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_size(value: Any) -> int:
+    """``1G``, ``512M``, ``50G``, ``1048576`` (bytes) -> bytes."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", str(value), re.IGNORECASE)
+    if match is None or float(match.group(1)) <= 0:
+        raise ValueError(f"expected a size such as 1G, 512M or 1048576, not {value!r}")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).upper()])
+
+
+def parse_duration(value: Any) -> float:
+    """``10m``, ``3d``, ``90s``, ``1h``, ``600`` (seconds) -> seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", str(value))
+    if match is None:
+        raise ValueError(f"expected a duration such as 90s, 10m, 1h or 3d, not {value!r}")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"]
+
+
+def parse_endpoint(value: Any) -> str:
+    """A bare port number becomes ``tcp:N``; a strports description is kept."""
+    text = str(value).strip()
+    if text.isdigit():
+        if not 0 <= int(text) <= 65535:
+            raise ValueError(f"port {text} is out of range")
+        return f"tcp:{text}"
+    if not re.fullmatch(r"[a-z0-9]+:\S+", text):
+        raise ValueError(f"expected a port number or a description such as tcp:8080, not {text!r}")
+    return text
+
+
+def parse_url(value: Any) -> str:
+    text = str(value).strip()
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text):
+        raise ValueError(f"expected an http:// or https:// URL, not {text!r}")
+    return text.rstrip("/")
+
+
+def parse_text(value: Any) -> str:
+    text = str(value).strip()
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One option: its name on the command line and in the TOML file."""
+
+    name: str
+    default: Any
+    parse: Callable[[Any], Any]
+    help: str
+    short: str | None = None
+
+    @property
+    def attribute(self) -> str:
+        return self.name.replace("-", "_")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "port",
+        "tcp:8080",
+        parse_endpoint,
+        "Where to listen: a port number or a strports description "
+        "such as tcp:8080:interface=127.0.0.1.",
+        "p",
+    ),
+    Setting(
+        "data-dir",
+        "ministry-data",
+        parse_text,
+        "Directory for files and the embedded database; created if missing.",
+        "d",
+    ),
+    Setting(
+        "max-upload-size",
+        1024**3,
+        parse_size,
+        "Largest distribution file accepted, e.g. 1G or 200M.",
+    ),
+    Setting(
+        "base-url",
+        None,
+        parse_url,
+        "Public URL of this index when it is behind a proxy, used in links.",
+    ),
+    Setting(
+        "redis",
+        None,
+        parse_text,
+        "Keep metadata in Redis at this URL instead of the embedded database.",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The typed, merged settings the service is built from."""
+
+    port: str = "tcp:8080"
+    data_dir: str = "ministry-data"
+    max_upload_size: int = 1024**3
+    base_url: str | None = None
+    redis: str | None = None
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"--config: cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"--config: {path} is not valid TOML: {exc}") from None
+
+
+def load_settings(given: Mapping[str, Any], config_file: str | None = None) -> Settings:
+    """Merge command-line values (``given``, by option name) over the TOML file.
+
+    ``given`` holds only the options that were actually passed. Raises
+    :class:`ConfigError` naming the first bad setting.
+    """
+    known = {setting.name: setting for setting in SETTINGS}
+    from_file: dict[str, Any] = {}
+    if config_file:
+        for key, value in _read_toml(config_file).items():
+            name = key.replace("_", "-")
+            if name not in known:
+                raise ConfigError(f"{config_file}: unknown setting {key!r}")
+            from_file[name] = value
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        source, raw = ("--", given[setting.name]) if setting.name in given else ("", None)
+        if not source and setting.name in from_file:
+            source, raw = f"{config_file}: ", from_file[setting.name]
+        if not source:
+            values[setting.attribute] = setting.default
+            continue
+        try:
+            values[setting.attribute] = setting.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{source}{setting.name}: {exc}") from None
+    return Settings(**values)

@@ -1,0 +1,1 @@
+"""The HTTP face of the index: a twisted.web Site whose resources are Klein apps."""

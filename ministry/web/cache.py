@@ -1,0 +1,96 @@
+"""Rendered pages and project snapshots, kept until their project changes.
+
+Reads outnumber writes by orders of magnitude on a package index, so every
+page is rendered once and then served from here as bytes. Entries are keyed
+by a tuple whose first item is the project's canonical name ("" for pages
+that cover every project, such as ``/simple/``). The store tells us when a
+project changes (``IMetadataStore.subscribe``) and we drop that project's
+entries and the all-project ones: no timeouts, no serial lookups per request.
+
+A render that was started before an invalidation must not be cached after
+it, or a stale page would live forever: each project has a generation number
+bumped on invalidation, and ``fill`` stores its result only if the generation
+is unchanged. Concurrent misses for one key share one computation.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from twisted.internet.defer import Deferred, maybeDeferred
+
+ALL = ""  # the project name of pages that list every project
+
+Key = tuple[Hashable, ...]
+
+
+class PageCache:
+    """A bounded LRU of rendered values with per-project invalidation."""
+
+    def __init__(self, max_entries: int = 50_000) -> None:
+        self._entries: OrderedDict[Key, Any] = OrderedDict()
+        self._keys_of: dict[str, set[Key]] = {}
+        self._pending: dict[Key, list[Deferred]] = {}
+        self._generations: dict[str, int] = {}
+        self._max_entries = max_entries
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: Key) -> Any | None:
+        """The cached value, or None; a hit marks the entry recently used."""
+        value = self._entries.get(key)
+        if value is None:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return value
+
+    def fill(self, key: Key, compute: Callable[[], Any]) -> Deferred:
+        """Compute the value for a missed key once, cache it, and fire with it.
+
+        ``compute`` may return a value or a Deferred. A None result is passed
+        on but not cached.
+        """
+        waiters = self._pending.get(key)
+        if waiters is not None:
+            waiter: Deferred = Deferred()
+            waiters.append(waiter)
+            return waiter
+        self._pending[key] = []
+        generation = self._generations.get(key[0], 0)
+        done = maybeDeferred(compute)
+        done.addCallbacks(self._succeeded, self._failed, (key, generation), None, (key,))
+        return done
+
+    def _succeeded(self, value: Any, key: Key, generation: int) -> Any:
+        if value is not None and self._generations.get(key[0], 0) == generation:
+            self._store(key, value)
+        for waiter in self._pending.pop(key, []):
+            waiter.callback(value)
+        return value
+
+    def _failed(self, failure: Any, key: Key) -> Any:
+        for waiter in self._pending.pop(key, []):
+            waiter.errback(failure)
+        return failure
+
+    def _store(self, key: Key, value: Any) -> None:
+        self._entries[key] = value
+        self._entries.move_to_end(key)
+        self._keys_of.setdefault(key[0], set()).add(key)
+        while len(self._entries) > self._max_entries:
+            old, _ = self._entries.popitem(last=False)
+            self._keys_of.get(old[0], set()).discard(old)
+
+    def invalidate(self, project: str) -> None:
+        """Drop a project's entries and every page that lists all projects."""
+        for name in {project, ALL}:
+            self._generations[name] = self._generations.get(name, 0) + 1
+            for key in self._keys_of.pop(name, ()):
+                self._entries.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)

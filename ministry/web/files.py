@@ -1,0 +1,161 @@
+"""Sending stored distribution files: types, ranges, validators, no encoding.
+
+``twisted.web.static.File`` guesses types and encodings from the name (a
+``.tar.gz`` would go out as ``Content-Encoding: gzip``, which makes clients
+unpack it and then fail the hash check), and it stats the disk to build its
+validators. Here everything comes from the file record: the type from the
+extension we accepted, the ETag from the sha256, the length from the size.
+One ``open`` is the only disk work on this path.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from email.utils import format_datetime, parsedate_to_datetime
+
+from twisted.web import resource
+from twisted.web.iweb import IRequest
+from twisted.web.server import NOT_DONE_YET
+from twisted.web.static import NoRangeStaticProducer, SingleRangeStaticProducer
+
+from ministry.web.rendered import etag_matches
+
+IMMUTABLE = b"public, max-age=31536000, immutable"
+
+_TYPES = {
+    ".whl": b"application/zip",
+    ".zip": b"application/zip",
+    ".tar.gz": b"application/gzip",
+}
+
+_RANGE = re.compile(rb"^bytes=(\d*)-(\d*)$")
+
+
+def content_type_for(filename: str) -> bytes:
+    """The Content-Type of a distribution file, from its extension."""
+    for extension, content_type in _TYPES.items():
+        if filename.endswith(extension):
+            return content_type
+    return b"application/octet-stream"
+
+
+def parse_range(header: bytes, size: int) -> tuple[int, int] | None:
+    """The (first, last) byte of a single ``bytes=`` range, or None to send all.
+
+    Several ranges or a malformed header are answered with the whole file,
+    which RFC 9110 allows. An unsatisfiable range raises ValueError (416).
+    """
+    match = _RANGE.match(header.strip())
+    if match is None:
+        return None
+    first, last = match.groups()
+    if not first:
+        if not last:
+            return None
+        length = min(int(last), size)
+        if length == 0:
+            raise ValueError("empty suffix range")
+        return size - length, size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or end < start:
+        raise ValueError("range outside the file")
+    return start, end
+
+
+class StoredFile(resource.Resource):
+    """One immutable stored file, answering GET, HEAD, Range and validators."""
+
+    isLeaf = True
+
+    def __init__(
+        self, path: str, size: int, content_type: bytes, etag: bytes, modified: datetime
+    ) -> None:
+        super().__init__()
+        self.path = path
+        self.size = size
+        self.content_type = content_type
+        self.etag = etag
+        self.modified = modified
+        self.last_modified = format_datetime(modified, usegmt=True).encode()
+
+    def _headers(self, request: IRequest) -> None:
+        request.setHeader(b"content-type", self.content_type)
+        request.setHeader(b"etag", self.etag)
+        request.setHeader(b"last-modified", self.last_modified)
+        request.setHeader(b"cache-control", IMMUTABLE)
+        request.setHeader(b"accept-ranges", b"bytes")
+
+    def _if_range_holds(self, request: IRequest) -> bool:
+        """Whether a Range may be honoured: no If-Range, or one naming this file."""
+        condition = request.getHeader(b"if-range")
+        if condition is None:
+            return True
+        if condition.startswith((b'"', b"W/")):
+            return condition.strip() == self.etag
+        try:
+            return parsedate_to_datetime(condition.decode("latin-1")) >= self.modified.replace(
+                microsecond=0
+            )
+        except (TypeError, ValueError):
+            return False
+
+    def render_HEAD(self, request: IRequest) -> bytes:
+        self._headers(request)
+        request.setHeader(b"content-length", str(self.size).encode())
+        return b""
+
+    def render_GET(self, request: IRequest) -> bytes | int:
+        self._headers(request)
+        if_none_match = request.getHeader(b"if-none-match")
+        if if_none_match is not None and etag_matches(if_none_match, self.etag):
+            request.setResponseCode(304)
+            return b""
+        span = None
+        header = request.getHeader(b"range")
+        if header is not None and self._if_range_holds(request):
+            try:
+                span = parse_range(header, self.size)
+            except ValueError:
+                request.setResponseCode(416)
+                request.setHeader(b"content-range", f"bytes */{self.size}".encode())
+                return b""
+        try:
+            handle = open(self.path, "rb")  # noqa: SIM115 - the producer closes it
+        except FileNotFoundError:
+            request.setResponseCode(404, b"File missing from storage")
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"The file is listed but its bytes are missing from storage.\n"
+        if span is None:
+            request.setHeader(b"content-length", str(self.size).encode())
+            NoRangeStaticProducer(request, handle).start()
+        else:
+            first, last = span
+            request.setResponseCode(206)
+            request.setHeader(b"content-range", f"bytes {first}-{last}/{self.size}".encode())
+            request.setHeader(b"content-length", str(last - first + 1).encode())
+            SingleRangeStaticProducer(request, handle, first, last - first + 1).start()
+        return NOT_DONE_YET
+
+
+class InlineBytes(resource.Resource):
+    """Small immutable bytes (a ``.metadata`` file) with the same validators."""
+
+    isLeaf = True
+
+    def __init__(self, body: bytes, content_type: bytes, etag: bytes) -> None:
+        super().__init__()
+        self.body = body
+        self.content_type = content_type
+        self.etag = etag
+
+    def render_GET(self, request: IRequest) -> bytes:
+        request.setHeader(b"content-type", self.content_type)
+        request.setHeader(b"etag", self.etag)
+        request.setHeader(b"cache-control", IMMUTABLE)
+        if_none_match = request.getHeader(b"if-none-match")
+        if if_none_match is not None and etag_matches(if_none_match, self.etag):
+            request.setResponseCode(304)
+            return b""
+        return self.body

@@ -1,0 +1,181 @@
+"""A multipart/form-data body parsed while it arrives, in bounded memory.
+
+twisted.web would buffer the whole body and then parse it into memory again,
+keeping one value per field; upload forms repeat fields (``classifiers``) and
+carry files of a gigabyte. Instead the request hands each received chunk to a
+:class:`StreamingForm`, which feeds ``multipart``'s push parser, keeps the
+text fields (all values, in order), and writes the ``content`` file part
+straight to a staging file while computing its md5, sha256 and blake2b-256.
+Nothing here blocks for long: each chunk costs one parse step, one write and
+three hash updates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from multipart import MultipartSegment, ParserError, PushMultipartParser
+
+from ministry.core.errors import BadRequest, MinistryError, TooLarge
+from ministry.core.uploads import ReceivedFile
+
+#: The form part that carries the distribution file.
+FILE_FIELD = "content"
+
+
+@dataclass(frozen=True)
+class FormLimits:
+    """Caps on the non-file parts of a form, which are held in memory."""
+
+    max_field: int = 4 * 1024 * 1024  # a long description fits
+    max_fields_total: int = 16 * 1024 * 1024
+    max_parts: int = 2000
+
+
+class StreamingForm:
+    """The file-like ``request.content`` for multipart bodies.
+
+    twisted.web calls ``write`` for each chunk, ``tell``/``seek`` once the body
+    is complete, and ``close`` when the request ends or the connection drops.
+    The upload handler then calls :meth:`result`.
+    """
+
+    def __init__(
+        self,
+        boundary: str,
+        new_staging_path: Callable[[], str],
+        limits: FormLimits = FormLimits(),
+    ) -> None:
+        self._parser = PushMultipartParser(boundary, max_segment_count=limits.max_parts)
+        self._new_staging_path = new_staging_path
+        self._limits = limits
+        self._received = 0
+        self._fields_bytes = 0
+        self.fields: dict[str, list[str]] = {}
+        self._segment: MultipartSegment | None = None
+        self._buffer: bytearray | None = None
+        self._file: BinaryIO | None = None
+        self._file_name = ""
+        self._hashes: tuple = ()
+        self.staging_path: str | None = None
+        self._received_file: ReceivedFile | None = None
+        self.error: MinistryError | None = None
+
+    # The file protocol twisted.web expects of request.content.
+
+    def write(self, data: bytes) -> None:
+        if self.error is not None:
+            return
+        self._received += len(data)
+        try:
+            for event in self._parser.parse(data):
+                self._handle(event)
+        except ParserError as exc:
+            self.fail(BadRequest(f"Malformed multipart/form-data body: {exc}"))
+        except MinistryError as exc:
+            self.fail(exc)
+
+    def tell(self) -> int:
+        return self._received
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return 0
+
+    def read(self, size: int = -1) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        """Release the open file; the staging file is the handler's to keep or drop."""
+        self._close_file()
+
+    # Parsing.
+
+    def _handle(self, event: MultipartSegment | bytes | None) -> None:
+        if isinstance(event, MultipartSegment):
+            self._start(event)
+        elif event is None:
+            self._end()
+        elif self._file is not None:
+            self._file.write(event)
+            for digest in self._hashes:
+                digest.update(event)
+        elif self._buffer is not None:
+            self._fields_bytes += len(event)
+            if len(self._buffer) + len(event) > self._limits.max_field:
+                raise TooLarge(f"Form field {self._segment.name!r} is too large.")
+            if self._fields_bytes > self._limits.max_fields_total:
+                raise TooLarge("The form's fields are too large in total.")
+            self._buffer.extend(event)
+
+    def _start(self, segment: MultipartSegment) -> None:
+        self._segment = segment
+        if segment.name == FILE_FIELD and segment.filename is not None:
+            if self.staging_path is not None:
+                raise BadRequest("More than one file in the 'content' field.")
+            self.staging_path = self._new_staging_path()
+            self._file = open(self.staging_path, "wb")  # noqa: SIM115 - closed in _end/close
+            self._file_name = segment.filename
+            self._hashes = (
+                hashlib.md5(usedforsecurity=False),
+                hashlib.sha256(),
+                hashlib.blake2b(digest_size=32),
+            )
+        elif segment.filename is None:
+            self._buffer = bytearray()
+        # Other file parts (old clients' .asc signatures) are read and dropped.
+
+    def _end(self) -> None:
+        segment = self._segment
+        if self._file is not None:
+            size = self._file.tell()
+            self._close_file()
+            md5, sha256, blake2b = self._hashes
+            self._received_file = ReceivedFile(
+                filename=self._file_name,
+                size=size,
+                md5=md5.hexdigest(),
+                sha256=sha256.hexdigest(),
+                blake2b_256=blake2b.hexdigest(),
+            )
+        elif self._buffer is not None and segment is not None:
+            text = bytes(self._buffer).decode(segment.charset or "utf-8", errors="replace")
+            self.fields.setdefault(segment.name or "", []).append(text)
+        self._buffer = None
+        self._segment = None
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    # Results.
+
+    def fail(self, error: MinistryError) -> None:
+        """Stop parsing: the rest of the body is read and dropped."""
+        if self.error is None:
+            self.error = error
+        self._close_file()
+
+    def result(self) -> tuple[dict[str, list[str]], ReceivedFile | None]:
+        """The fields and the received file, or the error that stopped parsing."""
+        if self.error is None:
+            try:
+                self._parser.close()
+            except ParserError as exc:
+                self.fail(BadRequest(f"Incomplete multipart/form-data body: {exc}"))
+        if self.error is not None:
+            raise self.error
+        return self.fields, self._received_file
+
+    def discard(self) -> None:
+        """Remove the staging file, if any; called when the upload is refused."""
+        self._close_file()
+        if self.staging_path is not None:
+            try:
+                os.unlink(self.staging_path)
+            except FileNotFoundError:
+                pass

@@ -1,0 +1,72 @@
+"""``/pypi/<project>/json`` and ``/pypi/<project>/<version>/json``.
+
+The JSON API that tools such as poetry's older code paths, dependency bots
+and mirroring clients read. Documents are built by the pure core and cached
+per project like the simple pages (keyed also by the host the links use).
+"""
+
+from __future__ import annotations
+
+import json
+
+from klein import Klein
+from twisted.internet.defer import ensureDeferred
+from twisted.web.iweb import IRequest
+
+from ministry.core import jsonapi
+from ministry.core.errors import MinistryError, NotFound
+from ministry.core.names import canonical
+from ministry.web.catalog import Catalog
+from ministry.web.rendered import Page, send_page
+from ministry.web.responses import redirect, refuse
+from ministry.web.urls import Urls, file_path
+
+
+class JsonApi:
+    """The ``/pypi/`` tree."""
+
+    app = Klein()
+
+    def __init__(self, catalog: Catalog, urls: Urls) -> None:
+        self.catalog = catalog
+        self.urls = urls
+
+    @app.handle_errors(MinistryError)
+    def _refuse(self, request: IRequest, failure) -> bytes:
+        return refuse(request, failure.value)
+
+    @app.route("/<name>/json", methods=["GET", "HEAD"])
+    @app.route("/<name>/<version>/json", methods=["GET", "HEAD"])
+    def document(self, request: IRequest, name: str, version: str | None = None):
+        normal = canonical(name)
+        if normal != name:
+            tail = f"{version}/json" if version else "json"
+            return redirect(request, f"/pypi/{normal}/{tail}")
+        root = self.urls.root(request)
+        key = (normal, "json", version, root)
+        page = self.catalog.cache.get(key)
+        if page is not None:
+            return send_page(request, page, vary_accept=False)
+        return ensureDeferred(self._render(request, key, normal, version, root))
+
+    async def _render(self, request: IRequest, key, name: str, version: str | None, root: str):
+        async def render() -> Page | None:
+            view = await self.catalog.project(name)
+            if view is None:
+                return None
+            metadata = await self.catalog.release_metadata(view)
+            document = jsonapi.project_json(
+                view.project,
+                list(view.files),
+                metadata,
+                lambda record: f"{root}/{file_path(record)}",
+                root,
+                version,
+            )
+            body = json.dumps(document, separators=(",", ":")).encode()
+            return Page.of(body, "application/json", view.project.serial)
+
+        page = await self.catalog.cache.fill(key, render)
+        if page is None:
+            raise NotFound(f"No such project: {name}")
+        return send_page(request, page, vary_accept=False)

@@ -1,0 +1,104 @@
+"""Apache-style directory listings of any tree (``mod_autoindex`` look-alike).
+
+The component knows nothing of packages: it serves whatever a
+:class:`Tree` says is in a directory, sorts it with Apache's ``?C=;O=``
+query, renders it with the pure core and caches the bytes under the tree's
+cache scope. Leaves (files) are resources the tree hands back. This is what
+the original README promised: generic listings that browsers, ``wget -r``
+and ``pip --find-links`` all read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from klein import Klein
+from twisted.internet.defer import ensureDeferred
+from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource
+
+from ministry.core import listing
+from ministry.core.errors import MinistryError, NotFound
+from ministry.web.cache import PageCache
+from ministry.web.rendered import Page, send_page
+from ministry.web.responses import redirect, refuse
+
+Path = tuple[str, ...]
+
+
+class Tree(Protocol):
+    """What a listing needs from a tree of directories and files."""
+
+    async def directory(self, path: Path) -> Sequence[listing.Entry] | None:
+        """The entries of a directory, or None when ``path`` is not one."""
+
+    async def leaf(self, path: Path) -> IResource | None:
+        """The resource of a file, or None when ``path`` is not one."""
+
+    def scope(self, path: Path) -> str:
+        """The cache scope (project name, or "" for all) a directory depends on."""
+
+    def canonical(self, path: Path) -> Path:
+        """The canonical spelling of a path; a different one is redirected."""
+
+
+class DirectoryListing:
+    """Serves a :class:`Tree` mounted at ``mount`` (e.g. ``/packages/``)."""
+
+    app = Klein()
+
+    def __init__(self, tree: Tree, mount: str, cache: PageCache) -> None:
+        self.tree = tree
+        self.mount = "/" + mount.strip("/") + "/"
+        self.cache = cache
+
+    @app.handle_errors(MinistryError)
+    def _refuse(self, request: IRequest, failure) -> bytes:
+        return refuse(request, failure.value)
+
+    @app.route("/", methods=["GET", "HEAD"], branch=True)
+    def serve(self, request: IRequest):
+        segments = [segment.decode("utf-8", "replace") for segment in request.postpath]
+        is_directory = not segments or segments[-1] == ""
+        path: Path = tuple(segment for segment in segments if segment)
+        if ".." in path:
+            raise NotFound("No such path.")
+        canonical = self.tree.canonical(path)
+        if canonical != path:
+            suffix = "/" if is_directory else ""
+            return redirect(request, self.mount + "/".join(canonical) + suffix)
+        if is_directory:
+            column, order = listing.parse_sort(request.uri.partition(b"?")[2].decode("latin-1"))
+            key = (self.tree.scope(path), "listing", path, column, order)
+            page = self.cache.get(key)
+            if page is not None:
+                return send_page(request, page, vary_accept=False)
+            return ensureDeferred(self._render(request, path, key, column, order))
+        return ensureDeferred(self._leaf(request, path))
+
+    async def _render(self, request: IRequest, path: Path, key, column: str, order: str):
+        async def render() -> Page | None:
+            entries = await self.tree.directory(path)
+            if entries is None:
+                return None
+            title = self.mount + "".join(f"{segment}/" for segment in path)
+            body = listing.render_listing(
+                title, listing.sort_entries(entries, column, order), column, order, True
+            )
+            return Page.of(body, "text/html; charset=utf-8")
+
+        page = await self.cache.fill(key, render)
+        if page is None:
+            if await self.tree.leaf(path) is not None:
+                return redirect(request, self.mount + "/".join(path))
+            raise NotFound(f"No such directory: {self.mount}{'/'.join(path)}/")
+        return send_page(request, page, vary_accept=False)
+
+    async def _leaf(self, request: IRequest, path: Path):
+        found = await self.tree.leaf(path)
+        if found is not None:
+            return found
+        if await self.tree.directory(path) is not None:
+            return redirect(request, self.mount + "/".join(path) + "/")
+        raise NotFound(f"No such file: {self.mount}{'/'.join(path)}")

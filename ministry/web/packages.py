@@ -1,0 +1,74 @@
+"""The ``/packages/`` tree: one directory per project, its files inside.
+
+Built from the catalog's records, never by listing the disk: the listing,
+the file URLs of the simple index and ``pip --find-links`` all read this.
+``<file>.metadata`` leaves serve a wheel's core metadata (PEP 658).
+"""
+
+from __future__ import annotations
+
+from twisted.web.resource import IResource
+
+from ministry.core.listing import Entry
+from ministry.core.names import canonical
+from ministry.interfaces import IBlobStore
+from ministry.web.cache import ALL
+from ministry.web.catalog import Catalog
+from ministry.web.files import InlineBytes, StoredFile, content_type_for
+
+METADATA_SUFFIX = ".metadata"
+
+
+class PackagesTree:
+    """A :class:`ministry.web.listing.Tree` over the hosted projects."""
+
+    def __init__(self, catalog: Catalog, blobs: IBlobStore) -> None:
+        self.catalog = catalog
+        self.blobs = blobs
+
+    def scope(self, path: tuple[str, ...]) -> str:
+        return path[0] if path else ALL
+
+    def canonical(self, path: tuple[str, ...]) -> tuple[str, ...]:
+        return (canonical(path[0]), *path[1:]) if path else path
+
+    async def directory(self, path: tuple[str, ...]) -> list[Entry] | None:
+        if not path:
+            index = await self.catalog.index()
+            return [
+                Entry(project.name, True, None, project.created) for project in index.projects
+            ]
+        if len(path) != 1:
+            return None
+        view = await self.catalog.project(path[0])
+        if view is None:
+            return None
+        return [
+            Entry(record.filename, False, record.size, record.upload_time)
+            for record in view.files
+        ]
+
+    async def leaf(self, path: tuple[str, ...]) -> IResource | None:
+        if len(path) != 2:
+            return None
+        view = await self.catalog.project(path[0])
+        if view is None:
+            return None
+        filename = path[1]
+        record = view.by_filename.get(filename)
+        if record is not None:
+            return StoredFile(
+                self.blobs.local_path(record.blob_key),
+                record.size,
+                content_type_for(filename),
+                f'"{record.sha256}"'.encode(),
+                record.upload_time,
+            )
+        record = view.by_filename.get(filename.removesuffix(METADATA_SUFFIX))
+        if record is None or not filename.endswith(METADATA_SUFFIX) or not record.serves_metadata:
+            return None
+        data = await self.catalog.metadata(record)
+        if data is None:
+            return None
+        etag = f'"{record.metadata_sha256}"'.encode()
+        return InlineBytes(data, b"text/plain; charset=utf-8", etag)

@@ -1,0 +1,92 @@
+"""``/simple/``: the Simple Repository API (PEP 503 HTML, PEP 691 JSON).
+
+The hot path of every install. A request costs one negotiation, one cache
+look-up and one write: pages are rendered once per project change by the
+pure core and kept as bytes with their ETag.
+"""
+
+from __future__ import annotations
+
+from klein import Klein
+from twisted.internet.defer import ensureDeferred
+from twisted.web.iweb import IRequest
+
+from ministry.core import negotiate, simple
+from ministry.core.errors import MinistryError, NotFound
+from ministry.core.names import canonical
+from ministry.web.cache import ALL
+from ministry.web.catalog import Catalog
+from ministry.web.rendered import Page, send_page
+from ministry.web.responses import redirect, refuse
+from ministry.web.urls import Urls
+
+
+def _format_param(request: IRequest) -> str | None:
+    values = request.args.get(b"format")
+    return values[0].decode("latin-1") if values else None
+
+
+class SimpleIndex:
+    """The ``/simple/`` tree."""
+
+    app = Klein()
+
+    def __init__(self, catalog: Catalog, urls: Urls) -> None:
+        self.catalog = catalog
+        self.urls = urls
+
+    @app.handle_errors(MinistryError)
+    def _refuse(self, request: IRequest, failure) -> bytes:
+        return refuse(request, failure.value)
+
+    def _content_type(self, request: IRequest) -> str:
+        accept = request.getHeader(b"accept")
+        return negotiate.choose(accept.decode("latin-1") if accept else None, _format_param(request))
+
+    @app.route("/", methods=["GET", "HEAD"])
+    def index(self, request: IRequest):
+        content_type = self._content_type(request)
+        page = self.catalog.cache.get((ALL, "simple", content_type))
+        if page is not None:
+            return send_page(request, page)
+        return ensureDeferred(self._render_index(request, content_type))
+
+    async def _render_index(self, request: IRequest, content_type: str) -> bytes:
+        async def render() -> Page:
+            view = await self.catalog.index()
+            body = simple.render_index(list(view.projects), view.serial, content_type)
+            return Page.of(body, content_type, view.serial)
+
+        page = await self.catalog.cache.fill((ALL, "simple", content_type), render)
+        return send_page(request, page)
+
+    @app.route("/<path:name>", methods=["GET", "HEAD"])
+    def project(self, request: IRequest, name: str):
+        name, slash = name.removesuffix("/"), name.endswith("/")
+        normal = canonical(name)
+        if normal != name or not slash or "/" in name:
+            if "/" in name:
+                raise NotFound(f"No such page: /simple/{name}/")
+            return redirect(request, f"/simple/{normal}/")
+        content_type = self._content_type(request)
+        page = self.catalog.cache.get((normal, "simple", content_type))
+        if page is not None:
+            return send_page(request, page)
+        return ensureDeferred(self._render_project(request, normal, content_type))
+
+    async def _render_project(self, request: IRequest, name: str, content_type: str) -> bytes:
+        async def render() -> Page | None:
+            # The view is read inside the fill, so an upload that lands while
+            # this page renders makes the fill discard it instead of caching it.
+            view = await self.catalog.project(name)
+            if view is None:
+                return None
+            body = simple.render_project(
+                view.project, list(view.files), self.urls.file_from_simple, content_type
+            )
+            return Page.of(body, content_type, view.project.serial)
+
+        page = await self.catalog.cache.fill((name, "simple", content_type), render)
+        if page is None:
+            raise NotFound(f"No such project: {name}")
+        return send_page(request, page)

@@ -1,0 +1,118 @@
+"""The legacy upload API (twine, ``uv publish``, poetry, pdm, distutils).
+
+By the time a handler runs, the body has been parsed as it arrived (see
+``ministry.web.form``): the fields are in memory and the file is in a staging
+file with its digests. What is left is the order that keeps the invariants:
+check everything, commit the bytes durably, then claim the filename in the
+store; undo the commit if the claim is lost. A refused upload leaves nothing
+behind, not even its staging file.
+"""
+
+from __future__ import annotations
+
+from klein import Klein
+from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
+from twisted.web.iweb import IRequest
+
+from ministry.core import uploads
+from ministry.core.archives import read_core_metadata
+from ministry.core.errors import BadRequest, FileExists, MinistryError, TooLarge
+from ministry.core.metadata import parse_core_metadata
+from ministry.core.models import FileRecord, utcnow
+from ministry.core.names import ParsedFilename
+from ministry.interfaces import IBlobStore, IMetadataStore
+from ministry.web.form import StreamingForm
+from ministry.web.responses import refuse
+
+log = Logger()
+
+#: The paths clients post to: twine and friends use "/" or "/legacy/",
+#: the original README used "/dist".
+UPLOAD_SEGMENTS = (b"", b"legacy", b"dist")
+
+
+def _read_metadata(path: str, parsed: ParsedFilename) -> bytes:
+    with open(path, "rb") as handle:
+        return read_core_metadata(handle, parsed)
+
+
+class Uploads:
+    """Accepts ``:action=file_upload`` and ``:action=submit`` posts."""
+
+    app = Klein()
+
+    def __init__(self, store: IMetadataStore, blobs: IBlobStore, max_file_size: int) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.max_file_size = max_file_size
+
+    @app.handle_errors(MinistryError)
+    def _refuse(self, request: IRequest, failure) -> bytes:
+        return refuse(request, failure.value)
+
+    @app.route("/", methods=["POST"])
+    @app.route("/<any(legacy, dist):_mount>", methods=["POST"])
+    @app.route("/<any(legacy, dist):_mount>/", methods=["POST"])
+    async def upload(self, request: IRequest, _mount: str = "") -> bytes:
+        if request.body_error is not None:
+            raise request.body_error
+        form_body = request.content
+        if not isinstance(form_body, StreamingForm):
+            raise BadRequest("Uploads must be sent as multipart/form-data.")
+        try:
+            return await self._handle(request, form_body)
+        finally:
+            form_body.discard()
+
+    async def _handle(self, request: IRequest, form_body: StreamingForm) -> bytes:
+        fields, received = form_body.result()
+        form = uploads.parse_form(fields)
+        if form.action == "submit":
+            name, display_name, info = uploads.registration(form)
+            await self.store.register(name, display_name, info)
+            log.info("Registered {name}", name=name)
+            return b"OK\n"
+        if received is None or form_body.staging_path is None:
+            raise BadRequest("No file was sent in the 'content' field.")
+        if received.size > self.max_file_size:
+            raise TooLarge(
+                f"File too large: {received.size} bytes is over the limit of "
+                f"{self.max_file_size} bytes."
+            )
+        parsed = uploads.check_file(form, received)
+        metadata_bytes = await deferToThread(_read_metadata, form_body.staging_path, parsed)
+        metadata = parse_core_metadata(metadata_bytes)
+        record, display_name = uploads.build_record(
+            form, received, parsed, metadata, metadata_bytes, utcnow()
+        )
+        existing = await self.store.get_file(record.project, record.filename)
+        if existing is None:
+            await self._commit(form_body.staging_path, record, display_name, metadata_bytes)
+        elif existing.sha256 != record.sha256:
+            raise _conflict(record)
+        log.info("Stored {filename}", filename=record.filename)
+        return b"OK\n"
+
+    async def _commit(
+        self, staging_path: str, record: FileRecord, display_name: str, metadata: bytes
+    ) -> None:
+        """Make the bytes durable, then claim the filename; undo if the claim fails."""
+        await self.blobs.commit(staging_path, record.blob_key)
+        try:
+            added = await self.store.add_file(record, display_name, metadata)
+        except FileExists:
+            await self.blobs.delete(record.blob_key)
+            raise _conflict(record) from None
+        except BaseException:
+            await self.blobs.delete(record.blob_key)
+            raise
+        if not added:
+            log.info("{filename} was stored by a concurrent upload", filename=record.filename)
+
+
+def _conflict(record: FileRecord) -> FileExists:
+    return FileExists(
+        f"File already exists: {record.filename} was uploaded before with other contents. "
+        "Upload a new version instead."
+    )
