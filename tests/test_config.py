@@ -4,7 +4,14 @@ from dataclasses import fields
 
 import pytest
 
-from ministry.config import SETTINGS, ConfigError, Settings, load_settings, parse_duration, parse_size
+from ministry.config import (
+    SETTINGS,
+    ConfigError,
+    Settings,
+    load_settings,
+    parse_duration,
+    parse_size,
+)
 
 
 @pytest.mark.parametrize(
@@ -43,7 +50,10 @@ def test_every_setting_has_a_typed_field_with_the_same_default():
 
 @pytest.mark.parametrize(
     ("given", "port"),
-    [({"port": "8080"}, "tcp:8080"), ({"port": "tcp:0:interface=127.0.0.1"}, "tcp:0:interface=127.0.0.1")],
+    [
+        ({"port": "8080"}, "tcp:8080"),
+        ({"port": "tcp:0:interface=127.0.0.1"}, "tcp:0:interface=127.0.0.1"),
+    ],
 )
 def test_a_bare_port_becomes_a_strports_description(given, port):
     assert load_settings(given).port == port

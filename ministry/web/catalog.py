@@ -88,7 +88,9 @@ class Catalog:
         data = self.cache.get(key)
         if data is not None:
             return succeed(data)
-        return self.cache.fill(key, lambda: self.store.get_metadata(record.project, record.filename))
+        return self.cache.fill(
+            key, lambda: self.store.get_metadata(record.project, record.filename)
+        )
 
     async def release_metadata(self, view: ProjectView) -> dict[str, CoreMetadata]:
         """Parsed core metadata per version, from the first file of each release."""

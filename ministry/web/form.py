@@ -12,6 +12,7 @@ three hash updates.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Callable
@@ -41,7 +42,7 @@ class StreamingForm:
 
     twisted.web calls ``write`` for each chunk, ``tell``/``seek`` once the body
     is complete, and ``close`` when the request ends or the connection drops.
-    The upload handler then calls :meth:`result`.
+    The upload handler calls :meth:`result`.
     """
 
     def __init__(
@@ -89,8 +90,16 @@ class StreamingForm:
         return b""
 
     def close(self) -> None:
-        """Release the open file; the staging file is the handler's to keep or drop."""
+        """Called by twisted.web when the request ends or its connection drops.
+
+        Removes the staging file: by then a stored upload has been renamed
+        into blob storage, so what is left is only ever a refused or
+        abandoned upload.
+        """
         self._close_file()
+        if self.staging_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.staging_path)
 
     # Parsing.
 
@@ -170,12 +179,3 @@ class StreamingForm:
         if self.error is not None:
             raise self.error
         return self.fields, self._received_file
-
-    def discard(self) -> None:
-        """Remove the staging file, if any; called when the upload is refused."""
-        self._close_file()
-        if self.staging_path is not None:
-            try:
-                os.unlink(self.staging_path)
-            except FileNotFoundError:
-                pass

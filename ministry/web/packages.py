@@ -35,17 +35,14 @@ class PackagesTree:
     async def directory(self, path: tuple[str, ...]) -> list[Entry] | None:
         if not path:
             index = await self.catalog.index()
-            return [
-                Entry(project.name, True, None, project.created) for project in index.projects
-            ]
+            return [Entry(project.name, True, None, project.created) for project in index.projects]
         if len(path) != 1:
             return None
         view = await self.catalog.project(path[0])
         if view is None:
             return None
         return [
-            Entry(record.filename, False, record.size, record.upload_time)
-            for record in view.files
+            Entry(record.filename, False, record.size, record.upload_time) for record in view.files
         ]
 
     async def leaf(self, path: tuple[str, ...]) -> IResource | None:

@@ -47,7 +47,4 @@ def send_page(
 
 def etag_matches(header: bytes, etag: bytes) -> bool:
     """Whether an If-None-Match (or If-Range) header names ``etag``; weak tags count."""
-    for part in header.split(b","):
-        if part.strip().removeprefix(b"W/") in (etag, b"*"):
-            return True
-    return False
+    return any(part.strip().removeprefix(b"W/") in (etag, b"*") for part in header.split(b","))

@@ -41,7 +41,9 @@ class SimpleIndex:
 
     def _content_type(self, request: IRequest) -> str:
         accept = request.getHeader(b"accept")
-        return negotiate.choose(accept.decode("latin-1") if accept else None, _format_param(request))
+        return negotiate.choose(
+            accept.decode("latin-1") if accept else None, _format_param(request)
+        )
 
     @app.route("/", methods=["GET", "HEAD"])
     def index(self, request: IRequest):

@@ -77,9 +77,7 @@ class IndexRequest(server.Request):
         self.body_error = TooLarge(
             f"Request body too large: {size} bytes is over the limit of {limit} bytes."
         )
-        if isinstance(self.content, StreamingForm):
-            self.content.fail(self.body_error)
-            self.content.discard()
+        self.content.close()
         self.content = _DroppedBody()
 
 

@@ -60,10 +60,9 @@ class Uploads:
         form_body = request.content
         if not isinstance(form_body, StreamingForm):
             raise BadRequest("Uploads must be sent as multipart/form-data.")
-        try:
-            return await self._handle(request, form_body)
-        finally:
-            form_body.discard()
+        # Whatever happens, twisted.web closes request.content when the
+        # request ends, and that removes the staging file if it is still there.
+        return await self._handle(request, form_body)
 
     async def _handle(self, request: IRequest, form_body: StreamingForm) -> bytes:
         fields, received = form_body.result()

@@ -1,0 +1,166 @@
+"""The simple repository API pages, as bytes ready to cache and serve.
+
+``/simple/`` and ``/simple/<project>/`` in PEP 503 HTML (with the PEP 592
+yank, PEP 629 version, PEP 658/714 metadata attributes) and PEP 691 JSON
+(with the PEP 700 ``versions``, ``size`` and ``upload-time``). Repository
+version 1.1 throughout, since PEP 700's keys are present.
+
+The pages are built by joining lists of strings rather than through a
+template engine: the index may list 100,000 projects and is rendered on every
+cache miss, and a template call per project costs seconds where a join costs
+milliseconds. Every value that reaches HTML goes through ``html.escape``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from html import escape
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+from ministry.core.models import FileRecord, ProjectRecord, format_time
+from ministry.core.negotiate import HTML_V1, JSON_V1, TEXT_HTML
+
+API_VERSION = "1.1"
+
+_HTML_HEAD = (
+    "<!DOCTYPE html>\n<html>\n<head>\n"
+    '<meta charset="utf-8">\n'
+    f'<meta name="pypi:repository-version" content="{API_VERSION}">\n'
+)
+_HTML_TAIL = "</body>\n</html>\n"
+#: Stands in for an unparsable version in a sort key (the flag before it decides).
+_NO_VERSION = Version("0")
+
+
+def render_index(projects: list[ProjectRecord], serial: int, content_type: str) -> bytes:
+    """The ``/simple/`` page: every hosted project, sorted by canonical name."""
+    ordered = sorted(projects, key=lambda project: project.name)
+    if _is_json(content_type):
+        return _dump(
+            {
+                "meta": _meta(serial),
+                "projects": [
+                    {"name": project.display_name, "_last-serial": project.serial}
+                    for project in ordered
+                ],
+            }
+        )
+    links = [
+        f'<a href="{escape(project.name)}/">{escape(project.display_name)}</a><br>\n'
+        for project in ordered
+    ]
+    return _html("Simple index", links)
+
+
+def render_project(
+    project: ProjectRecord,
+    files: list[FileRecord],
+    file_url: Callable[[FileRecord], str],
+    content_type: str,
+) -> bytes:
+    """The ``/simple/<project>/`` page: every file, in upload order.
+
+    ``file_url`` maps a record to the URL its bytes are served from, which
+    the web layer owns; the page adds nothing to it but the hash fragment.
+    """
+    if _is_json(content_type):
+        return _dump(
+            {
+                "meta": _meta(project.serial),
+                "name": project.name,
+                "versions": sorted({record.version for record in files}, key=version_key),
+                "files": [_file_json(record, file_url(record)) for record in files],
+            }
+        )
+    title = f"Links for {project.display_name}"
+    links = [f"<h1>{escape(title)}</h1>\n"]
+    links.extend(_file_link(record, file_url(record)) for record in files)
+    return _html(title, links)
+
+
+def version_key(version: str) -> tuple[bool, Version, str]:
+    """Sort key putting version strings in PEP 440 order.
+
+    A string that is not a PEP 440 version (old files fetched through the
+    proxy can carry one) sorts before all real versions, among its kind by
+    text, rather than failing the whole page.
+    """
+    try:
+        return (True, Version(version), version)
+    except InvalidVersion:
+        return (False, _NO_VERSION, version)
+
+
+def _file_link(record: FileRecord, url: str) -> str:
+    """One ``<a>`` of a project page, with the PEP 503/592/658/714 attributes."""
+    # Hashes are escaped too: proxied records carry what an upstream page said.
+    attributes = [f'href="{escape(url)}#sha256={escape(record.sha256)}"']
+    if record.requires_python:
+        attributes.append(f'data-requires-python="{escape(record.requires_python)}"')
+    if record.yanked is not None:
+        # Always with a value: pip reads a bare ``data-yanked`` as not yanked.
+        attributes.append(f'data-yanked="{escape(record.yanked)}"')
+    if record.serves_metadata:
+        value = escape(f"sha256={record.metadata_sha256}")
+        attributes.append(f'data-core-metadata="{value}"')
+        attributes.append(f'data-dist-info-metadata="{value}"')
+    return f"<a {' '.join(attributes)}>{escape(record.filename)}</a><br>\n"
+
+
+def _file_json(record: FileRecord, url: str) -> dict[str, Any]:
+    """One entry of a project page's PEP 691 ``files`` list.
+
+    Only sha256 goes in ``hashes``: PEP 691 keys are ``hashlib.new`` names,
+    which our blake2b-256 is not (it needs a digest_size), and md5 adds no
+    safety. ``dist-info-metadata`` repeats ``core-metadata`` for clients
+    older than PEP 714.
+    """
+    metadata = {"sha256": record.metadata_sha256} if record.serves_metadata else False
+    return {
+        "filename": record.filename,
+        "url": url,
+        "hashes": {"sha256": record.sha256},
+        "requires-python": record.requires_python or None,
+        "yanked": _yanked_json(record.yanked),
+        "core-metadata": metadata,
+        "dist-info-metadata": metadata,
+        "size": record.size,
+        "upload-time": format_time(record.upload_time),
+    }
+
+
+def _yanked_json(reason: str | None) -> bool | str:
+    """PEP 691's ``yanked``: False, or a reason, or True when the reason is empty.
+
+    An empty string is falsy to every client, so a yank without a reason
+    must be sent as ``true`` to count as a yank at all.
+    """
+    if reason is None:
+        return False
+    return reason or True
+
+
+def _meta(serial: int) -> dict[str, Any]:
+    return {"api-version": API_VERSION, "_last-serial": serial}
+
+
+def _is_json(content_type: str) -> bool:
+    """Whether ``content_type`` (from :func:`negotiate.choose`) wants JSON."""
+    if content_type == JSON_V1:
+        return True
+    if content_type in (HTML_V1, TEXT_HTML):
+        return False
+    raise ValueError(f"not a simple API content type: {content_type!r}")
+
+
+def _dump(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _html(title: str, body: list[str]) -> bytes:
+    """A whole page around ``body``, which is already escaped."""
+    head = f"{_HTML_HEAD}<title>{escape(title)}</title>\n</head>\n<body>\n"
+    return "".join([head, *body, _HTML_TAIL]).encode("utf-8")

@@ -1,0 +1,143 @@
+"""PEP 691 content negotiation, table by table, with the headers real clients send."""
+
+import pytest
+
+from ministry.core.errors import NotAcceptable
+from ministry.core.negotiate import HTML_V1, JSON_V1, TEXT_HTML, choose, parse_accept
+
+# pip >= 22.2, src/pip/_internal/index/collector.py (_get_simple_response).
+PIP = (
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
+    "text/html; q=0.01"
+)
+# uv, crates/uv-client/src/registry_client.rs (MediaType::accepts).
+UV = (
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, "
+    "text/html;q=0.01"
+)
+# poetry's PyPiRepository (src/poetry/repositories/pypi_repository.py) asks for JSON only.
+POETRY_PYPI = "application/vnd.pypi.simple.v1+json"
+# poetry <= 2.2's LegacyRepository (every private source) sets no Accept of its own:
+# requests sends its default "*/*", and poetry parses the body as HTML.
+POETRY_LEGACY = "*/*"
+# Chrome / Firefox page navigation.
+BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+CURL = "*/*"
+# pip < 22.2, before PEP 691.
+OLD_PIP = "text/html"
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        pytest.param(PIP, JSON_V1, id="pip"),
+        pytest.param(UV, JSON_V1, id="uv"),
+        pytest.param(POETRY_PYPI, JSON_V1, id="poetry-pypi"),
+        pytest.param(POETRY_LEGACY, TEXT_HTML, id="poetry-legacy"),
+        pytest.param(BROWSER, TEXT_HTML, id="browser"),
+        pytest.param(CURL, TEXT_HTML, id="curl"),
+        pytest.param(None, TEXT_HTML, id="no-header"),
+        pytest.param(OLD_PIP, TEXT_HTML, id="old-pip"),
+        pytest.param(JSON_V1, JSON_V1, id="json-only"),
+        pytest.param(HTML_V1, HTML_V1, id="html-v1-only"),
+        pytest.param(f"{TEXT_HTML};q=0, {JSON_V1}", JSON_V1, id="html-refused-json-named"),
+        pytest.param(f"{TEXT_HTML};q=0, */*", HTML_V1, id="html-refused-wildcard"),
+        pytest.param(f"{JSON_V1};q=0, */*", TEXT_HTML, id="json-refused-wildcard"),
+        pytest.param(f"{JSON_V1};q=0.5, {TEXT_HTML}", TEXT_HTML, id="q-beats-preference"),
+        pytest.param(f"{TEXT_HTML};q=0.01, {HTML_V1};q=0.2, {JSON_V1}", JSON_V1, id="warehouse"),
+        pytest.param(f"{TEXT_HTML}, {HTML_V1}, {JSON_V1}", JSON_V1, id="tie-all-named"),
+        pytest.param(f"{TEXT_HTML}, {HTML_V1}", HTML_V1, id="tie-html-named"),
+        pytest.param(f"{TEXT_HTML}, */*", TEXT_HTML, id="tie-named-beats-wildcard"),
+        pytest.param(f"*/*, {JSON_V1}", JSON_V1, id="tie-named-json-beats-wildcard"),
+        pytest.param(f"{JSON_V1};q=0.5, {HTML_V1};q=0.5", JSON_V1, id="tie-at-lower-q"),
+        pytest.param("application/*", HTML_V1, id="application-wildcard"),
+        pytest.param("text/*", TEXT_HTML, id="text-wildcard"),
+        pytest.param(f"application/*;q=0.9, {TEXT_HTML};q=0.1", HTML_V1, id="wildcard-higher-q"),
+        pytest.param("TEXT/HTML", TEXT_HTML, id="case-insensitive"),
+        pytest.param(f"{JSON_V1};charset=utf-8", JSON_V1, id="extra-parameter"),
+        pytest.param(f"{JSON_V1} ; Q=0.3 , {TEXT_HTML};q=0.2", JSON_V1, id="spaces-upper-q"),
+    ],
+)
+def test_choose(accept, expected):
+    assert choose(accept) == expected
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        pytest.param("", TEXT_HTML, id="empty-is-no-preference"),
+        pytest.param(",,,;;;", TEXT_HTML, id="only-separators"),
+        pytest.param("garbage", TEXT_HTML, id="no-slash"),
+        pytest.param(f"{JSON_V1};q=abc, {TEXT_HTML}", TEXT_HTML, id="bad-q-dropped"),
+        pytest.param(f"{JSON_V1};q=2, {TEXT_HTML}", TEXT_HTML, id="q-above-one-dropped"),
+        pytest.param(f"{JSON_V1};q=-1, {TEXT_HTML}", TEXT_HTML, id="negative-q-dropped"),
+        pytest.param(f"{JSON_V1};q=nan, {TEXT_HTML}", TEXT_HTML, id="nan-q-dropped"),
+        pytest.param(f"*/json, {JSON_V1}", JSON_V1, id="wildcard-type-named-subtype"),
+        pytest.param(f"te xt/html, {JSON_V1}", JSON_V1, id="space-in-token"),
+        pytest.param(f"/, {JSON_V1}", JSON_V1, id="empty-type"),
+        pytest.param(f"\x00\xff/\u2603, {JSON_V1}", JSON_V1, id="binary-junk"),
+        pytest.param("a" * 100_000, TEXT_HTML, id="huge-token"),
+    ],
+)
+def test_garbage_does_not_crash(accept, expected):
+    """An unparsable part counts as absent; an all-garbage header as no header."""
+    assert choose(accept) == expected
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        pytest.param("application/json", id="plain-json"),
+        pytest.param("image/png", id="image"),
+        pytest.param(f"{JSON_V1};q=0, {HTML_V1};q=0, {TEXT_HTML};q=0", id="all-refused"),
+        pytest.param("*/*;q=0", id="wildcard-refused"),
+        pytest.param(f"text/*, {TEXT_HTML};q=0", id="specific-refusal-beats-wildcard"),
+    ],
+)
+def test_not_acceptable(accept):
+    with pytest.raises(NotAcceptable) as caught:
+        choose(accept)
+    assert caught.value.status == 406
+    for offered in (JSON_V1, HTML_V1, TEXT_HTML):
+        assert offered in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("accept", "format_param", "expected"),
+    [
+        pytest.param(PIP, TEXT_HTML, TEXT_HTML, id="format-overrides-pip"),
+        pytest.param(BROWSER, JSON_V1, JSON_V1, id="format-overrides-browser"),
+        pytest.param("application/json", HTML_V1, HTML_V1, id="format-rescues-406"),
+        pytest.param(None, JSON_V1, JSON_V1, id="format-without-header"),
+        pytest.param(None, " Application/VND.pypi.simple.v1+JSON ", JSON_V1, id="format-case"),
+        pytest.param(PIP, "", JSON_V1, id="empty-format-ignored"),
+        pytest.param(PIP, None, JSON_V1, id="no-format"),
+    ],
+)
+def test_format_param(accept, format_param, expected):
+    assert choose(accept, format_param) == expected
+
+
+@pytest.mark.parametrize("format_param", ["json", "application/json", "text/*", "*/*", "html"])
+def test_format_param_must_name_an_offer(format_param):
+    with pytest.raises(NotAcceptable) as caught:
+        choose(PIP, format_param)
+    assert format_param in caught.value.message
+
+
+def test_refusal_message_is_safe_for_a_status_line():
+    """A hostile ?format= must not smuggle CR/LF or kilobytes into the status line."""
+    with pytest.raises(NotAcceptable) as caught:
+        choose(None, "x\r\nSet-Cookie: a=b" + "y" * 10_000)
+    assert "\r" not in caught.value.message
+    assert "\n" not in caught.value.message
+    assert len(caught.value.message) < 500
+
+
+def test_parse_accept_keeps_order_and_q():
+    ranges = parse_accept(UV)
+    assert [(r.type, r.subtype, r.q) for r in ranges] == [
+        ("application", "vnd.pypi.simple.v1+json", 1.0),
+        ("application", "vnd.pypi.simple.v1+html", 0.2),
+        ("text", "html", 0.01),
+    ]
