@@ -117,7 +117,14 @@ SETTINGS: tuple[Setting, ...] = (
         "redis",
         None,
         parse_text,
-        "Keep metadata in Redis at this URL instead of the embedded database.",
+        "Keep metadata in Redis at this URL (redis://[:password@]host:port/db, "
+        "rediss://..., unix:///path/redis.sock?db=N) instead of the embedded database.",
+    ),
+    Setting(
+        "redis-prefix",
+        "ministry:",
+        parse_text,
+        "Prefix of every Redis key, so several indexes can share one Redis.",
     ),
 )
 
@@ -131,6 +138,7 @@ class Settings:
     max_upload_size: int = 1024**3
     base_url: str | None = None
     redis: str | None = None
+    redis_prefix: str = "ministry:"
 
 
 def _read_toml(path: str) -> dict[str, Any]:

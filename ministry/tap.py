@@ -18,6 +18,7 @@ from twisted.python import usage
 
 from ministry.config import SETTINGS, ConfigError, Settings, load_settings
 from ministry.stores.blobs import FilesystemBlobStore
+from ministry.stores.redis import RedisStore
 from ministry.stores.sqlite import SQLiteStore
 from ministry.web.app import build_site
 
@@ -56,7 +57,7 @@ def makeService(options: Options) -> IService:
     service = MultiService()
     service.setName("ministry")
     data_dir = os.path.abspath(settings.data_dir)
-    store = SQLiteStore(os.path.join(data_dir, "ministry.sqlite3"))
+    store = make_store(settings, data_dir)
     store.setName("store")
     store.setServiceParent(service)
     blobs = FilesystemBlobStore(os.path.join(data_dir, "files"))
@@ -65,6 +66,13 @@ def makeService(options: Options) -> IService:
     web.setName("web")
     web.setServiceParent(service)
     return service
+
+
+def make_store(settings: Settings, data_dir: str) -> SQLiteStore | RedisStore:
+    """The metadata store the settings ask for: Redis if named, else embedded."""
+    if settings.redis:
+        return RedisStore(settings.redis, settings.redis_prefix)
+    return SQLiteStore(os.path.join(data_dir, "ministry.sqlite3"))
 
 
 def main_options(argv: list[str] | None = None) -> Options:

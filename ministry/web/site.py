@@ -77,7 +77,8 @@ class IndexRequest(server.Request):
         self.body_error = TooLarge(
             f"Request body too large: {size} bytes is over the limit of {limit} bytes."
         )
-        self.content.close()
+        if self.content is not None:
+            self.content.close()
         self.content = _DroppedBody()
 
 

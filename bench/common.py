@@ -1,0 +1,78 @@
+"""Shared pieces of the benchmarks: a seeded daemon and a wrk runner.
+
+Benchmarks are scripts, not timed tests: run them by hand on a quiet
+machine and compare numbers from the same run. They reuse the test
+helpers (tests/servers.py, tests/archive_factory.py) so the daemon and the
+distributions are built exactly as the tests build them.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+from archive_factory import make_wheel, wheel_filename  # noqa: E402
+from http_harness import multipart, upload_fields  # noqa: E402
+
+JSON_ACCEPT = "application/vnd.pypi.simple.v1+json"
+
+
+def post_wheel(url: str, name: str, version: str) -> None:
+    """Upload one small valid wheel with a plain HTTP POST."""
+    data = make_wheel(name, version)
+    filename = wheel_filename(name, version)
+    body, content_type = multipart(
+        upload_fields(name, version, filename, data), [("content", filename, data)]
+    )
+    request = urllib.request.Request(
+        url + "/", data=body, headers={"Content-Type": content_type}, method="POST"
+    )
+    with urllib.request.urlopen(request) as response:
+        response.read()
+
+
+def seed(url: str, projects: int, versions: int = 3, workers: int = 4) -> None:
+    """``projects`` projects with ``versions`` wheels each, uploaded concurrently."""
+    jobs = [(f"bench-{n:06d}", f"1.{v}") for n in range(projects) for v in range(versions)]
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda job: post_wheel(url, *job), jobs))
+
+
+@dataclass(frozen=True)
+class Load:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _millis(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * _UNITS[unit]
+
+
+def wrk(url: str, connections: int = 32, seconds: int = 10, accept: str | None = None) -> Load:
+    """Load ``url`` from a separate wrk process (Debian's package) and read its summary."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    if accept:
+        command[1:1] = ["-H", f"Accept: {accept}"]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    p50 = _millis(re.search(r"\s50%\s+(\S+)", output).group(1))
+    p99 = _millis(re.search(r"\s99%\s+(\S+)", output).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return Load(rate, p50, p99, int(errors.group(1)) if errors else 0)
