@@ -14,10 +14,10 @@ from ministry.web.form import FormLimits, StreamingForm
 DATA = os.urandom(200_000)
 
 
-def feed(body: bytes, content_type: str, tmp_path, chunk: int, limits=FormLimits()):
+def feed(body: bytes, content_type: str, tmp_path, chunk: int, limits: FormLimits | None = None):
     boundary = content_type.split("boundary=")[1]
     paths = iter(tmp_path / f"staged-{n}" for n in range(10))
-    form = StreamingForm(boundary, lambda: str(next(paths)), limits)
+    form = StreamingForm(boundary, lambda: str(next(paths)), limits or FormLimits())
     for start in range(0, len(body), chunk):
         form.write(body[start : start + chunk])
     return form

@@ -1,9 +1,11 @@
 """The root resource: a dictionary dispatch on the first path segment.
 
 The hot trees (``/simple/``, ``/packages/``, ``/pypi/``) are children found
-by one dictionary look-up, with no routing table in front of them. Whatever
-is not a child goes to the uploads (for a POST to an upload path) or to the
-front pages, with the segment put back so their own routes see the full path.
+by one dictionary look-up, with no routing table in front of them. Other
+first segments go to the component named for them in ``routes`` (``health``,
+``metrics``), to the uploads for a POST to an upload path, or else to the
+front pages; the segment is put back so their own Klein routes see the full
+path.
 """
 
 from __future__ import annotations
@@ -29,11 +31,16 @@ class Root(Resource):
     """Dispatches to the component resources."""
 
     def __init__(
-        self, children: dict[bytes, IResource], uploads: IResource, front: IResource
+        self,
+        trees: dict[bytes, IResource],
+        routes: dict[bytes, IResource],
+        uploads: IResource,
+        front: IResource,
     ) -> None:
         super().__init__()
-        for name, child in children.items():
+        for name, child in trees.items():
             self.putChild(name, child)
+        self.routes = routes
         self.uploads = uploads
         self.front = front
 
@@ -46,7 +53,7 @@ class Root(Resource):
         request.postpath.insert(0, request.prepath.pop())
         if request.method == b"POST" and path in UPLOAD_SEGMENTS:
             return self.uploads
-        return self.front
+        return self.routes.get(path, self.front)
 
     def render(self, request: IRequest):  # pragma: no cover - "/" always has a child
         return self.getChild(b"", request).render(request)

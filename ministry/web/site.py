@@ -12,6 +12,7 @@ as the body arrives, before any resource sees the request:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from multipart import parse_options_header
@@ -20,6 +21,7 @@ from twisted.web.resource import IResource
 
 from ministry.core.errors import MinistryError, TooLarge
 from ministry.web.form import StreamingForm
+from ministry.web.metrics import Metrics
 
 
 class _DroppedBody:
@@ -49,6 +51,12 @@ class IndexRequest(server.Request):
 
     body_error: MinistryError | None = None
     _body_received: int = 0
+    #: When the request line arrived, for the latency histogram.
+    started: float
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.started = time.monotonic()
 
     @property
     def _site(self) -> IndexSite:
@@ -92,7 +100,16 @@ class IndexSite(server.Site):
         resource: IResource,
         max_body: int,
         new_staging_path: Callable[[], str],
+        metrics: Metrics,
     ) -> None:
         super().__init__(resource, parsePOSTFormSubmission=False)
         self.max_body = max_body
         self.new_staging_path = new_staging_path
+        self.metrics = metrics
+
+    def log(self, request: IndexRequest) -> None:
+        """Write the access log line and count the request, once per response."""
+        super().log(request)
+        self.metrics.request_done(
+            request.path, request.method, request.code, time.monotonic() - request.started
+        )

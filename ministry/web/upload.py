@@ -23,6 +23,7 @@ from ministry.core.models import FileRecord, utcnow
 from ministry.core.names import ParsedFilename
 from ministry.interfaces import IBlobStore, IMetadataStore
 from ministry.web.form import StreamingForm
+from ministry.web.metrics import Metrics
 from ministry.web.responses import refuse
 
 log = Logger()
@@ -42,10 +43,13 @@ class Uploads:
 
     app = Klein()
 
-    def __init__(self, store: IMetadataStore, blobs: IBlobStore, max_file_size: int) -> None:
+    def __init__(
+        self, store: IMetadataStore, blobs: IBlobStore, max_file_size: int, metrics: Metrics
+    ) -> None:
         self.store = store
         self.blobs = blobs
         self.max_file_size = max_file_size
+        self.metrics = metrics
 
     @app.handle_errors(MinistryError)
     def _refuse(self, request: IRequest, failure) -> bytes:
@@ -88,6 +92,7 @@ class Uploads:
         existing = await self.store.get_file(record.project, record.filename)
         if existing is None:
             await self._commit(form_body.staging_path, record, display_name, metadata_bytes)
+            self.metrics.upload_bytes.inc(record.size)
         elif existing.sha256 != record.sha256:
             raise _conflict(record)
         log.info("Stored {filename}", filename=record.filename)

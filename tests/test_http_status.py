@@ -1,0 +1,74 @@
+"""``/health`` and ``/metrics``, in memory."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest_twisted
+from archive_factory import make_wheel, wheel_filename
+from http_harness import InMemoryIndex
+
+
+@pytest_twisted.async_yield_fixture
+async def index(tmp_path):
+    served = InMemoryIndex(str(tmp_path))
+    await served.start()
+    yield served
+    await served.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_health_reports_store_and_storage(index):
+    response = await index.request("GET", "/health")
+    assert response.code == 200
+    report = json.loads(response.body)
+    assert report["status"] == "ok"
+    assert report["store"] == {"ok": True, "backend": "SQLiteStore", "serial": 0}
+    assert report["storage"]["ok"] is True
+
+
+@pytest_twisted.ensureDeferred
+async def test_health_is_503_with_the_reason_when_storage_is_not_writable(index):
+    os.makedirs(index.blobs.root, exist_ok=True)
+    staging = os.path.join(index.blobs.root, ".staging")
+    if os.path.isdir(staging):
+        os.rmdir(staging)
+    with open(staging, "w") as blocker:  # a file where the staging directory should be
+        blocker.write("x")
+    response = await index.request("GET", "/health")
+    assert response.code == 503
+    report = json.loads(response.body)
+    assert report["storage"]["ok"] is False and report["storage"]["error"]
+    assert report["store"]["ok"] is True
+
+
+@pytest_twisted.ensureDeferred
+async def test_health_is_503_when_the_store_is_down(index):
+    await index.store.stopService()
+    try:
+        response = await index.request("GET", "/health")
+        assert response.code == 503
+        assert json.loads(response.body)["store"]["ok"] is False
+    finally:
+        await index.store.startService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_metrics_count_requests_uploads_and_cache_hits(index):
+    wheel = make_wheel("counted", "1.0")
+    await index.upload("counted", "1.0", wheel_filename("counted", "1.0"), wheel)
+    for _ in range(3):
+        await index.request("GET", "/simple/counted/")
+    await index.request("GET", "/simple/absent/")
+    response = await index.request("GET", "/metrics")
+    assert response.code == 200
+    assert response.header("content-type").startswith("text/plain")
+    text = response.body.decode()
+    assert 'ministry_http_requests_total{method="GET",route="simple",status="200"} 3.0' in text
+    assert 'ministry_http_requests_total{method="GET",route="simple",status="404"} 1.0' in text
+    assert 'ministry_http_requests_total{method="POST",route="",status="200"} 1.0' in text
+    assert f"ministry_upload_bytes_total {float(len(wheel))}" in text
+    assert "ministry_page_cache_hits_total 2.0" in text
+    assert 'ministry_store_call_duration_seconds_count{call="add_file"} 1.0' in text
+    assert 'ministry_http_request_duration_seconds_count{route="simple"} 4.0' in text
