@@ -1,0 +1,117 @@
+"""``ministry-admin export`` / ``import``: a whole index moved between stores."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest_twisted
+from archive_factory import make_sdist, make_wheel, sdist_filename, wheel_filename
+from http_harness import InMemoryIndex
+from servers import REPO_ROOT
+
+UV = "application/vnd.pypi.simple.v1+json"
+
+
+async def populated(path) -> InMemoryIndex:
+    index = InMemoryIndex(str(path))
+    await index.start()
+    for name, version in (("alpha", "1.0"), ("alpha", "1.1"), ("Beta.Pkg", "0.3")):
+        wheel = make_wheel(name, version, requires_python=">=3.9")
+        assert (await index.upload(name, version, wheel_filename(name, version), wheel)).code == 200
+    sdist = make_sdist("alpha", "1.0")
+    assert (await index.upload("alpha", "1.0", sdist_filename("alpha", "1.0"), sdist)).code == 200
+    return index
+
+
+async def simple_pages(index: InMemoryIndex) -> dict[str, object]:
+    pages = {}
+    for name in ("alpha", "beta-pkg"):
+        page = json.loads((await index.request("GET", f"/simple/{name}/", {"Accept": UV})).body)
+        for entry in page["files"]:
+            entry.pop("upload-time")  # kept, but compare the rest exactly below
+        page["meta"].pop("_last-serial")
+        pages[name] = page
+    return pages
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_export_imports_into_an_empty_index_identically(tmp_path):
+    source = await populated(tmp_path / "source")
+    target = InMemoryIndex(str(tmp_path / "target"))
+    await target.start()
+    try:
+        from ministry.admin import export_index, import_index
+
+        assert await export_index(source.store, source.blobs, str(tmp_path / "dump")) == (2, 4)
+        added, present, problems = await import_index(
+            target.store, target.blobs, str(tmp_path / "dump")
+        )
+        assert (added, present, problems) == (4, 0, [])
+        assert await simple_pages(target) == await simple_pages(source)
+        for name in ("alpha", "beta-pkg"):
+            for record in await source.store.list_files(name):
+                copied = await target.store.get_file(name, record.filename)
+                assert copied == record
+                url = f"/packages/{name}/{record.filename}"
+                assert (await target.request("GET", url)).body == (
+                    await source.request("GET", url)
+                ).body
+        again = await import_index(target.store, target.blobs, str(tmp_path / "dump"))
+        assert again == (0, 4, [])
+    finally:
+        await source.stop()
+        await target.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_damaged_export_file_is_reported_and_skipped(tmp_path):
+    source = await populated(tmp_path / "source")
+    target = InMemoryIndex(str(tmp_path / "target"))
+    await target.start()
+    try:
+        from ministry.admin import export_index, import_index
+
+        await export_index(source.store, source.blobs, str(tmp_path / "dump"))
+        victim = next((tmp_path / "dump" / "files").rglob("*.tar.gz"))
+        victim.unlink()
+        victim.write_bytes(b"not the same bytes")
+        added, _, problems = await import_index(target.store, target.blobs, str(tmp_path / "dump"))
+        assert added == 3
+        assert problems == [f"{victim.name}: file missing or damaged in the export"]
+    finally:
+        await source.stop()
+        await target.stop()
+
+
+def test_the_command_line_exports_with_the_daemon_settings(tmp_path):
+    data = tmp_path / "data"
+    config = tmp_path / "ministry.toml"
+    config.write_text(f'data-dir = "{data}"\n')
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ministry.admin",
+            "--config",
+            str(config),
+            "export",
+            str(tmp_path / "d"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Exported 0 projects and 0 files" in result.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "ministry.admin", "--max-upload-size", "lots", "export", "x"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+    assert bad.returncode != 0
+    assert bad.stderr.strip() == (
+        "ministry-admin: --max-upload-size: expected a size such as 1G, 512M or 1048576, not 'lots'"
+    )
