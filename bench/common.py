@@ -40,9 +40,13 @@ def post_wheel(url: str, name: str, version: str) -> None:
         response.read()
 
 
-def seed(url: str, projects: int, versions: int = 3, workers: int = 4) -> None:
-    """``projects`` projects with ``versions`` wheels each, uploaded concurrently."""
-    jobs = [(f"bench-{n:06d}", f"1.{v}") for n in range(projects) for v in range(versions)]
+def seed(url: str, projects: int, versions: int = 3, workers: int = 4, first: int = 0) -> None:
+    """``projects`` projects (numbered from ``first``) of ``versions`` wheels, concurrently."""
+    jobs = [
+        (f"bench-{n:06d}", f"1.{v}")
+        for n in range(first, first + projects)
+        for v in range(versions)
+    ]
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(lambda job: post_wheel(url, *job), jobs))
 

@@ -70,6 +70,15 @@ def parse_text(value: Any) -> str:
     return text
 
 
+def parse_redis(value: Any) -> str:
+    """A Redis URL, checked now so that a typo stops start-up, not the first request."""
+    from ministry.stores.redis import parse_redis_url
+
+    text = parse_text(value)
+    parse_redis_url(text)
+    return text
+
+
 @dataclass(frozen=True)
 class Setting:
     """One option: its name on the command line and in the TOML file."""
@@ -116,7 +125,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "redis",
         None,
-        parse_text,
+        parse_redis,
         "Keep metadata in Redis at this URL (redis://[:password@]host:port/db, "
         "rediss://..., unix:///path/redis.sock?db=N) instead of the embedded database.",
     ),

@@ -98,3 +98,21 @@ def test_bad_values_name_the_setting(tmp_path, given, toml, message):
 def test_a_missing_config_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings({}, str(tmp_path / "absent.toml"))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379/0",
+        "rediss://:secret@cache.example.test:6380/2",
+        "unix:///run/redis.sock?db=3",
+    ],
+)
+def test_redis_urls_are_accepted(url):
+    assert load_settings({"redis": url}).redis == url
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:6379", "redis://host:notaport/0"])
+def test_bad_redis_urls_stop_start_up(url):
+    with pytest.raises(ConfigError, match="--redis: "):
+        load_settings({"redis": url})

@@ -1,0 +1,79 @@
+"""Shared fixtures: a real daemon, built sample distributions, reactor hygiene.
+
+Imports stay light on purpose: no klein or txredisapi here (they would be
+imported before pytest-twisted chose the reactor), and the Twisted imports
+of the hygiene check happen inside the fixture.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from servers import MinistryProcess, build_sample_project
+
+SAMPLE_NAME = "ministry-sample"
+SAMPLE_README = (
+    "# ministry-sample\n\nA sample project for the **MinistryOfPackages** end-to-end tests.\n"
+)
+
+
+@pytest.fixture
+def ministry_server(tmp_path: Path) -> Iterator[MinistryProcess]:
+    """A fresh ``twistd ministry`` on a loopback port, data in ``tmp_path/data``."""
+    with MinistryProcess(tmp_path / "data") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def sample_dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Path]]:
+    """``ministry-sample`` 1.0 and 1.1, each a wheel and an sdist, built once.
+
+    Both declare ``Requires-Python: >=3.8`` and carry a Markdown README.
+    Keyed by version: ``sample_dists["1.0"]["wheel"]``.
+    """
+    where = tmp_path_factory.mktemp("sample-dists")
+    return {
+        version: build_sample_project(
+            where, SAMPLE_NAME, version, requires_python=">=3.8", readme=SAMPLE_README
+        )
+        for version in ("1.0", "1.1")
+    }
+
+
+def _uses_pytest_twisted(module: ModuleType | None) -> bool:
+    """Whether a test module imported pytest_twisted or something from it."""
+    if module is None:
+        return False
+    for value in vars(module).values():
+        origin = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", None)
+        if isinstance(origin, str) and origin.split(".")[0] == "pytest_twisted":
+            return True
+    return False
+
+
+@pytest.fixture(autouse=True)
+def reactor_left_clean(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a reactor test that leaves timers, sockets or processes behind.
+
+    Applies to the tests of modules that import ``pytest_twisted`` (as a
+    module, or any name from it): those are the tests that run on the
+    shared reactor; every other test never touches it, and checking them
+    would only cost time. Being autouse in conftest, this fixture is set up
+    before and torn down after the test's own fixtures, so a server fixture
+    has closed its port by the time the reactor is inspected. One reactor
+    turn runs first, so that ``callLater(0, ...)`` clean-up work is done.
+    """
+    yield
+    if not _uses_pytest_twisted(getattr(request, "module", None)):
+        return
+    import pytest_twisted
+    from reactor_hygiene import assert_reactor_clean
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    pytest_twisted.blockon(deferLater(reactor, 0, lambda: None))
+    assert_reactor_clean(reactor)
