@@ -65,3 +65,12 @@ def test_an_unfinished_body_is_refused(tmp_path):
     form = feed(body[:-10], content_type, tmp_path, 4096)
     with pytest.raises(BadRequest, match="multipart"):
         form.result()
+
+
+def test_a_legacy_register_body_with_bare_newlines_is_read(tmp_path):
+    body, content_type = multipart([(":action", "submit"), ("name", "old"), ("version", "1")])
+    legacy = b"\n" + body.replace(b"\r\n", b"\n")
+    form = feed(legacy, content_type, tmp_path, 16)
+    fields, received = form.result()
+    assert fields == {":action": ["submit"], "name": ["old"], "version": ["1"]}
+    assert received is None

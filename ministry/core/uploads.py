@@ -53,6 +53,8 @@ class ReceivedFile:
     sha256: str  # hex
     blake2b_256: str  # hex
     md5: str  # hex
+    #: Only computed for old distutils clients (see :func:`wants_blake2b_512`).
+    blake2b_512: str | None = None
 
 
 @dataclass(frozen=True)
@@ -179,12 +181,24 @@ def build_record(
     return record, metadata.name
 
 
+def wants_blake2b_512(form: UploadForm) -> bool:
+    """Whether the client sent a 512-bit blake2b under the ``blake2_256_digest`` name.
+
+    The distutils ``upload`` command of Python 3.8 to 3.11 called
+    ``hashlib.blake2b()`` with its default size, so its "blake2_256" digest
+    has 128 hex digits. Such a file is checked against blake2b-512, which is
+    computed only for these uploads.
+    """
+    return form.blake2_256_digest is not None and len(form.blake2_256_digest) == 128
+
+
 def _check_digests(form: UploadForm, received: ReceivedFile) -> None:
     """Every digest the client sent must match; twine sends sha256 and blake2."""
+    blake2 = received.blake2b_512 if wants_blake2b_512(form) else received.blake2b_256
     pairs = (
         ("md5_digest", form.md5_digest, received.md5),
         ("sha256_digest", form.sha256_digest, received.sha256),
-        ("blake2_256_digest", form.blake2_256_digest, received.blake2b_256),
+        ("blake2_256_digest", form.blake2_256_digest, blake2 or ""),
     )
     for field, given, computed in pairs:
         if given is not None and given.lower() != computed.lower():

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -26,6 +27,8 @@ from ministry.core.uploads import ReceivedFile
 
 #: The form part that carries the distribution file.
 FILE_FIELD = "content"
+#: Largest body kept for a second, lenient parse (legacy ``register`` forms).
+LENIENT_MAX = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,12 @@ class StreamingForm:
         new_staging_path: Callable[[], str],
         limits: FormLimits = FormLimits(),
     ) -> None:
+        self._boundary = boundary
         self._parser = PushMultipartParser(boundary, max_segment_count=limits.max_parts)
+        #: The body so far while it is small and holds no file: kept so that a
+        #: legacy body with bare LF line endings can be parsed again leniently.
+        self._small_body: bytearray | None = bytearray()
+        self._lenient = False
         self._new_staging_path = new_staging_path
         self._limits = limits
         self._received = 0
@@ -72,10 +80,21 @@ class StreamingForm:
         if self.error is not None:
             return
         self._received += len(data)
+        if self._small_body is not None:
+            self._small_body.extend(data)
+            if len(self._small_body) > LENIENT_MAX:
+                self._small_body = None
+        if self._lenient:
+            if self._small_body is None:
+                self.fail(BadRequest("Malformed multipart/form-data body (CRLF expected)."))
+            return
         try:
             for event in self._parser.parse(data):
                 self._handle(event)
         except ParserError as exc:
+            if self._small_body is not None and self.staging_path is None:
+                self._lenient = True  # decided in result(), once the body is whole
+                return
             self.fail(BadRequest(f"Malformed multipart/form-data body: {exc}"))
         except MinistryError as exc:
             self.fail(exc)
@@ -126,6 +145,7 @@ class StreamingForm:
             if self.staging_path is not None:
                 raise BadRequest("More than one file in the 'content' field.")
             self.staging_path = self._new_staging_path()
+            self._small_body = None
             self._file = open(self.staging_path, "wb")  # noqa: SIM115 - closed in _end/close
             self._file_name = segment.filename
             self._hashes = (
@@ -169,8 +189,27 @@ class StreamingForm:
             self.error = error
         self._close_file()
 
+    def _parse_leniently(self) -> None:
+        """Parse a small, file-less body written with bare LF line endings.
+
+        distutils' ``register`` command sent exactly that (and a newline
+        before the first boundary), which strict parsers rightly refuse.
+        """
+        body = re.sub(rb"(?<!\r)\n", b"\r\n", bytes(self._small_body or b"")).lstrip(b"\r\n")
+        self.fields = {}
+        self._parser = PushMultipartParser(self._boundary, max_segment_count=self._limits.max_parts)
+        try:
+            for event in self._parser.parse(body):
+                self._handle(event)
+        except ParserError as exc:
+            self.fail(BadRequest(f"Malformed multipart/form-data body: {exc}"))
+        except MinistryError as exc:
+            self.fail(exc)
+
     def result(self) -> tuple[dict[str, list[str]], ReceivedFile | None]:
         """The fields and the received file, or the error that stopped parsing."""
+        if self._lenient and self.error is None:
+            self._parse_leniently()
         if self.error is None:
             try:
                 self._parser.close()

@@ -10,6 +10,9 @@ behind, not even its staging file.
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
+
 from klein import Klein
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
@@ -31,6 +34,11 @@ log = Logger()
 #: The paths clients post to: twine and friends use "/" or "/legacy/",
 #: the original README used "/dist".
 UPLOAD_SEGMENTS = (b"", b"legacy", b"dist")
+
+
+def _blake2b_512(path: str) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "blake2b").hexdigest()
 
 
 def _read_metadata(path: str, parsed: ParsedFilename) -> bytes:
@@ -83,6 +91,9 @@ class Uploads:
                 f"File too large: {received.size} bytes is over the limit of "
                 f"{self.max_file_size} bytes."
             )
+        if uploads.wants_blake2b_512(form):
+            digest = await deferToThread(_blake2b_512, form_body.staging_path)
+            received = replace(received, blake2b_512=digest)
         parsed = uploads.check_file(form, received)
         metadata_bytes = await deferToThread(_read_metadata, form_body.staging_path, parsed)
         metadata = parse_core_metadata(metadata_bytes)
