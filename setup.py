@@ -27,6 +27,7 @@ setup(
         "readme_renderer[md]>=44",
         "jinja2>=3.1",
         "prometheus_client>=0.20",
+        "bcrypt>=4.1",  # htpasswd files' bcrypt entries (--htpasswd)
     ],
     extras_require={
         "test": [

@@ -9,11 +9,14 @@ so a default is never left as an unconverted string. Errors name the option.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from ministry.core.mirror_plan import MirrorConfig, MirrorConfigError, parse_mirror_table
 
 
 class ConfigError(ValueError):
@@ -63,6 +66,26 @@ def parse_url(value: Any) -> str:
     return text.rstrip("/")
 
 
+def parse_timeout(value: Any) -> float:
+    """A duration that must be more than zero (a zero timeout would fail every call)."""
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError("must be more than zero")
+    return seconds
+
+
+def parse_flag(value: Any) -> bool:
+    """A TOML boolean, or ``true``/``false``/``yes``/``no``/``on``/``off``/``1``/``0``."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(f"expected true or false, not {value!r}")
+
+
 def parse_text(value: Any) -> str:
     text = str(value).strip()
     if not text:
@@ -88,6 +111,11 @@ class Setting:
     parse: Callable[[Any], Any]
     help: str
     short: str | None = None
+    #: Given any number of times on the command line, a list in the TOML
+    #: file; each item goes through ``parse`` and the value is a tuple.
+    multiple: bool = False
+    #: Takes no value on the command line (``--offline``); a boolean in TOML.
+    flag: bool = False
 
     @property
     def attribute(self) -> str:
@@ -135,6 +163,60 @@ SETTINGS: tuple[Setting, ...] = (
         parse_text,
         "Prefix of every Redis key, so several indexes can share one Redis.",
     ),
+    Setting(
+        "private",
+        False,
+        parse_flag,
+        "Reads need credentials too (every page but /health), not only uploads.",
+        flag=True,
+    ),
+    Setting(
+        "htpasswd",
+        None,
+        parse_text,
+        "An Apache htpasswd file (bcrypt or SHA entries) whose users may log in, "
+        "besides those added with ministry-admin; re-read when it changes.",
+    ),
+    Setting(
+        "upstream",
+        (),
+        parse_url,
+        "Simple index to proxy for projects not hosted here, e.g. "
+        "https://pypi.example.test/simple/; repeat to try several in order.",
+        multiple=True,
+    ),
+    Setting(
+        "upstream-ttl",
+        600.0,
+        parse_duration,
+        "How long a fetched upstream project page is used before it is revalidated.",
+    ),
+    Setting(
+        "upstream-timeout",
+        10.0,
+        parse_timeout,
+        "Connect timeout, and longest silence while reading, of every upstream request.",
+    ),
+    Setting(
+        "upstream-min-age",
+        0.0,
+        parse_duration,
+        "Hide upstream files uploaded more recently than this, e.g. 3d (0: off).",
+    ),
+    Setting(
+        "offline",
+        False,
+        parse_flag,
+        "Never contact the upstreams: serve only what is cached.",
+        flag=True,
+    ),
+    Setting(
+        "cache-max-size",
+        None,
+        parse_size,
+        "Bound on the bytes of cached upstream files, e.g. 50G; least recently "
+        "used go first (uploads are never evicted). Default: unbounded.",
+    ),
 )
 
 
@@ -148,6 +230,14 @@ class Settings:
     base_url: str | None = None
     redis: str | None = None
     redis_prefix: str = "ministry:"
+    private: bool = False
+    htpasswd: str | None = None
+    upstream: tuple[str, ...] = ()
+    upstream_ttl: float = 600.0
+    upstream_timeout: float = 10.0
+    upstream_min_age: float = 0.0
+    offline: bool = False
+    cache_max_size: int | None = None
 
 
 def _read_toml(path: str) -> dict[str, Any]:
@@ -170,6 +260,8 @@ def load_settings(given: Mapping[str, Any], config_file: str | None = None) -> S
     from_file: dict[str, Any] = {}
     if config_file:
         for key, value in _read_toml(config_file).items():
+            if key == "mirror":  # a table of its own: see load_mirror
+                continue
             name = key.replace("_", "-")
             if name not in known:
                 raise ConfigError(f"{config_file}: unknown setting {key!r}")
@@ -183,7 +275,38 @@ def load_settings(given: Mapping[str, Any], config_file: str | None = None) -> S
             values[setting.attribute] = setting.default
             continue
         try:
-            values[setting.attribute] = setting.parse(raw)
+            values[setting.attribute] = _typed(setting, raw)
         except ValueError as exc:
             raise ConfigError(f"{source}{setting.name}: {exc}") from None
     return Settings(**values)
+
+
+def load_mirror(config_file: str | None) -> MirrorConfig | None:
+    """The config file's ``[mirror]`` table, validated; None when there is none.
+
+    TOML only (a selection does not fit on a command line), so it is kept
+    apart from the flat settings. Requirements files are relative to the
+    config file. Raises :class:`ConfigError` naming the key.
+    """
+    if not config_file:
+        return None
+    table = _read_toml(config_file).get("mirror")
+    if table is None:
+        return None
+    base = os.path.dirname(os.path.abspath(config_file))
+
+    def read_text(path: str) -> str:
+        with open(os.path.join(base, path), encoding="utf-8") as handle:
+            return handle.read()
+
+    try:
+        return parse_mirror_table(table, read_text)
+    except MirrorConfigError as exc:
+        raise ConfigError(f"{config_file}: {exc}") from None
+
+
+def _typed(setting: Setting, raw: Any) -> Any:
+    """One setting's typed value; a repeatable one takes a list (or one value)."""
+    if not setting.multiple:
+        return setting.parse(raw)
+    return tuple(setting.parse(item) for item in (raw if isinstance(raw, list) else [raw]))

@@ -54,6 +54,70 @@ class IMetadataStore(Interface):
         Fires with the updated ProjectRecord; bumps the serials.
         """
 
+    # -- yanking and deleting (each change bumps the serials and notifies) ------
+
+    def set_yanked(name: str, filenames: list[str], reason: str | None):
+        """Yank (``reason`` a string, possibly empty) or un-yank (None) files, atomically.
+
+        Files not in the project are ignored, and so are files already in
+        the asked state. Fires with the filenames that changed; if any did,
+        the serials are bumped once and subscribers told.
+        """
+
+    def delete_files(name: str, filenames: list[str]):
+        """Remove files from a project, atomically, leaving a tombstone for each.
+
+        Fires with the removed FileRecords (so that the caller can delete
+        their blobs, after this has committed). The project itself stays,
+        with its owners. A tombstoned filename can never be added again:
+        ``add_file`` fails with :class:`ministry.core.errors.FilenameReused`.
+        """
+
+    # -- users, tokens and project roles (not part of the index: no serials) -----
+
+    def add_user(user):
+        """Deferred[bool]: store a UserRecord; False if the name is taken."""
+
+    def get_user(name: str):
+        """Deferred[UserRecord | None]."""
+
+    def list_users():
+        """Deferred[list[UserRecord]], by name."""
+
+    def set_password(name: str, password_hash: str):
+        """Deferred[bool]: replace a user's password hash; False if no such user."""
+
+    def remove_user(name: str):
+        """Deferred[bool]: remove a user with their tokens and roles; False if absent."""
+
+    def add_token(token):
+        """Deferred[bool]: store a TokenRecord; False if its user does not exist."""
+
+    def get_token(token_id: str):
+        """Deferred[TokenRecord | None]."""
+
+    def list_tokens(username: str | None = None):
+        """Deferred[list[TokenRecord]]: every token, or one user's, by creation time."""
+
+    def revoke_token(token_id: str):
+        """Deferred[bool]: remove a token; False if there was none by that id."""
+
+    def get_roles(name: str):
+        """Deferred[dict[str, str]]: a project's user names -> OWNER or MAINTAINER."""
+
+    def user_roles(username: str):
+        """Deferred[dict[str, str]]: a user's project names -> role."""
+
+    def set_role(name: str, username: str, role: str | None):
+        """Deferred[None]: give a user a role in a project, or take it away (None)."""
+
+    def claim_project(name: str, username: str):
+        """Make ``username`` the owner of a project that has no roles yet, atomically.
+
+        Fires with the project's roles afterwards: whoever claimed first is
+        the owner, and a loser of a race sees the winner's roles.
+        """
+
     def subscribe(callback: Callable[[str], None]):
         """Call ``callback(project_name)`` after every change to a project.
 

@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 
 from twisted.application import strports
 from twisted.application.service import IService, MultiService
 from twisted.python import usage
 
-from ministry.config import SETTINGS, ConfigError, Settings, load_settings
+from ministry.config import SETTINGS, ConfigError, Setting, Settings, load_mirror, load_settings
+from ministry.core.mirror_plan import MirrorConfig
+from ministry.mirror import MirrorService
 from ministry.stores.blobs import FilesystemBlobStore
 from ministry.stores.redis import RedisStore
 from ministry.stores.sqlite import SQLiteStore
 from ministry.web.app import build_site
+from ministry.web.auth import Authenticator
+from ministry.web.proxy import make_proxy
 
 
 class Options(usage.Options):
@@ -34,25 +39,52 @@ class Options(usage.Options):
     optParameters = [
         [setting.name, setting.short, None, f"{setting.help} [default: {setting.default}]"]
         for setting in SETTINGS
+        if not setting.flag and not setting.multiple
     ] + [["config", "c", None, "A TOML file with any of these settings."]]
+    optFlags = [[setting.name, setting.short, setting.help] for setting in SETTINGS if setting.flag]
+    # Repeatable settings get an ``opt_<name>`` method each, added below the class.
 
     settings: Settings
+    mirror: MirrorConfig | None = None
 
     def postOptions(self) -> None:
-        given = {
-            setting.name: self[setting.name]
-            for setting in SETTINGS
-            if self[setting.name] is not None
-        }
+        given = {}
+        for setting in SETTINGS:
+            value = self.opts.get(setting.name)
+            # A flag not given is 0 and a repeatable option never given is
+            # absent; neither may hide the config file's value.
+            if value is not None and (value or not (setting.flag or setting.multiple)):
+                given[setting.name] = value
         try:
             self.settings = load_settings(given, self["config"])
+            self.mirror = load_mirror(self["config"])
         except ConfigError as exc:
             # One line, not the whole usage text: the message names the option.
             raise SystemExit(f"ministry: {exc}") from None
+        if self.mirror is not None and (not self.settings.upstream or self.settings.offline):
+            raise SystemExit(
+                "ministry: the [mirror] table needs an upstream: set upstream "
+                "(--upstream URL), and not offline"
+            )
+
+
+def _collector(setting: Setting) -> Callable[[Options, str], None]:
+    """The ``opt_`` method of a repeatable setting: each use adds one value."""
+
+    def collect(self: Options, value: str) -> None:
+        self.opts.setdefault(setting.name, []).append(value)
+
+    collect.__doc__ = f"{setting.help} [repeatable]"
+    return collect
+
+
+for _setting in SETTINGS:
+    if _setting.multiple:
+        setattr(Options, f"opt_{_setting.attribute}", _collector(_setting))
 
 
 def makeService(options: Options) -> IService:
-    """Wire the store, the blob storage and the web server into one MultiService."""
+    """Wire the store, the blob storage, the proxy and the web server into one MultiService."""
     settings = options.settings
     service = MultiService()
     service.setName("ministry")
@@ -61,10 +93,23 @@ def makeService(options: Options) -> IService:
     store.setName("store")
     store.setServiceParent(service)
     blobs = FilesystemBlobStore(os.path.join(data_dir, "files"))
-    site = build_site(settings, store, blobs)
+    proxy = make_proxy(settings, data_dir)
+    if proxy is not None:
+        proxy.client.setServiceParent(service)
+        proxy.setServiceParent(service)
+    auth = Authenticator.from_settings(settings, store)
+    auth.setName("auth")
+    auth.setServiceParent(service)  # after the store: it logs who may upload
+    mirror = None
+    if options.mirror is not None and proxy is not None:
+        mirror = MirrorService(options.mirror, proxy, store)
+        mirror.setName("mirror")
+    site = build_site(settings, store, blobs, proxy, auth, mirror)
     web = strports.service(settings.port, site)
     web.setName("web")
     web.setServiceParent(service)
+    if mirror is not None:  # last: stopped first, so its run ends before the proxy stops
+        mirror.setServiceParent(service)
     return service
 
 

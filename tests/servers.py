@@ -121,6 +121,10 @@ class MinistryProcess:
     kept across restarts, so :attr:`url` stays valid.
     """
 
+    #: What must answer 200 for the daemon to count as ready (a ``--private``
+    #: daemon answers /simple/ with 401, so its tests wait on /health).
+    ready_path = "/simple/"
+
     def __init__(
         self,
         data_dir: Path | str,
@@ -166,7 +170,7 @@ class MinistryProcess:
         return env
 
     def start(self) -> MinistryProcess:
-        """Start the daemon and wait until ``GET /simple/`` answers 200."""
+        """Start the daemon and wait until ``GET`` :attr:`ready_path` answers 200."""
         if self.process is not None and self.process.poll() is None:
             raise RuntimeError("the daemon is already running")
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -199,7 +203,7 @@ class MinistryProcess:
                     f"before answering.\n{self.log_tail()}"
                 )
             try:
-                with urllib.request.urlopen(f"{self.url}/simple/", timeout=2) as response:
+                with urllib.request.urlopen(self.url + self.ready_path, timeout=2) as response:
                     if response.status == 200:
                         return
                     last_error = f"status {response.status}"
@@ -209,7 +213,7 @@ class MinistryProcess:
                 last_error = exc
             time.sleep(0.1)
         raise RuntimeError(
-            f"twistd ministry did not answer GET /simple/ within {self.startup_timeout} s "
+            f"twistd ministry did not answer GET {self.ready_path} within {self.startup_timeout} s "
             f"(last error: {last_error}).\n{self.log_tail()}"
         )
 

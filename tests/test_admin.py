@@ -115,3 +115,87 @@ def test_the_command_line_exports_with_the_daemon_settings(tmp_path):
     assert bad.stderr.strip() == (
         "ministry-admin: --max-upload-size: expected a size such as 1G, 512M or 1048576, not 'lots'"
     )
+
+
+# -- users, tokens, roles, yank and delete (issue 4) -----------------------------------
+
+
+def admin(data, *args: str, stdin: str = "", ok: bool = True) -> subprocess.CompletedProcess:
+    """``ministry-admin --data-dir DATA ARGS`` in a subprocess, as an operator runs it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "ministry.admin", "--data-dir", str(data), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+    assert (result.returncode == 0) is ok, result.stdout + result.stderr
+    return result
+
+
+def test_the_command_line_manages_users_tokens_and_roles(tmp_path):
+    data = tmp_path / "data"
+    admin(data, "user", "add", "alice", "--password-stdin", stdin="first-pw\n")
+    admin(data, "user", "add", "root", "--admin", "--password-stdin", stdin="root-pw\n")
+    taken = admin(data, "user", "add", "alice", "--password-stdin", stdin="x\n", ok=False)
+    assert taken.stderr.strip() == "ministry-admin: alice exists already"
+    empty = admin(data, "user", "add", "bob", "--password-stdin", stdin="\n", ok=False)
+    assert "must not be empty" in empty.stderr
+    bad = admin(data, "user", "add", "__token__", "--password-stdin", stdin="x\n", ok=False)
+    assert "Invalid user name" in bad.stderr
+    admin(data, "user", "passwd", "alice", "--password-stdin", stdin="second-pw\n")
+
+    token = admin(data, "token", "create", "alice", "--project", "Demo_Pkg").stdout.strip()
+    assert token.startswith("ministry-")
+    token_id = token.split("-")[1]
+    listed = admin(data, "token", "list").stdout
+    assert token_id in listed and "demo-pkg" in listed
+    assert token.split("-")[2] not in listed  # the secret is never shown again
+    admin(data, "token", "create", "nobody", ok=False)
+
+    admin(data, "project", "add-owner", "Demo_Pkg", "alice")
+    admin(data, "project", "add-maintainer", "demo-pkg", "root")
+    admin(data, "project", "add-maintainer", "demo-pkg", "ghost", ok=False)
+    assert admin(data, "project", "owners", "demo-pkg").stdout.split("\n")[:2] == [
+        "owner\talice",
+        "maintainer\troot",
+    ]
+    users = admin(data, "user", "list").stdout
+    assert "alice\tdemo-pkg (owner)" in users and "root (admin)" in users
+
+    refused = admin(data, "user", "remove", "alice", ok=False)
+    assert "alice is the only owner of demo-pkg" in refused.stderr
+    admin(data, "user", "remove", "alice", "--force")
+    assert token_id not in admin(data, "token", "list").stdout
+    assert "alice" not in admin(data, "project", "owners", "demo-pkg").stdout
+    admin(data, "token", "revoke", token_id, ok=False)
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_command_line_yanks_and_deletes(tmp_path):
+    source = await populated(tmp_path / "index")
+    await source.stop()  # the admin command works on the same files, as another process
+    data = tmp_path / "index"
+    yanked = admin(data, "yank", "Alpha", "1.0", "--reason", "broken")
+    assert yanked.stdout.startswith("Yanked alpha 1.0: alpha-1.0-py3-none-any.whl")
+    admin(data, "unyank", "alpha", "--file", sdist_filename("alpha", "1.0"))
+    missing = admin(data, "yank", "alpha", "9.0", ok=False)
+    assert missing.stderr.strip() == "ministry-admin: No such file or release: alpha 9.0."
+    deleted = admin(data, "delete", "alpha", "1.1")
+    assert deleted.stdout.strip() == "Deleted alpha 1.1: alpha-1.1-py3-none-any.whl"
+
+    await source.start()
+    try:
+        page = json.loads((await source.request("GET", "/simple/alpha/", {"Accept": UV})).body)
+        assert {entry["filename"]: entry["yanked"] for entry in page["files"]} == {
+            wheel_filename("alpha", "1.0"): "broken",
+            sdist_filename("alpha", "1.0"): False,
+        }
+        blob = list((data / "files").rglob(wheel_filename("alpha", "1.1")))
+        assert blob == []
+        again = make_wheel("alpha", "1.1", requires_python=">=3.9")
+        response = await source.upload("alpha", "1.1", wheel_filename("alpha", "1.1"), again)
+        assert response.code == 400
+        assert response.phrase.startswith("This filename has already been used")
+    finally:
+        await source.stop()

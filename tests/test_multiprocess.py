@@ -99,7 +99,7 @@ def test_a_race_for_one_filename_has_exactly_one_winner(pair):
         with ThreadPoolExecutor(2) as pool:
             results = list(
                 pool.map(
-                    lambda job: upload(job[0], "racy", version, job[1]),
+                    lambda job, version=version: upload(job[0], "racy", version, job[1]),
                     [(first.url, bodies[0]), (second.url, bodies[1])],
                 )
             )
@@ -128,7 +128,7 @@ def test_serials_from_two_processes_never_repeat(pair):
                 enumerate(jobs),
             )
         )
-    status, _, body = call(first.url, "GET", "/simple/", headers={"Accept": JSON})
+    _, _, body = call(first.url, "GET", "/simple/", headers={"Accept": JSON})
     serials = [project["_last-serial"] for project in json.loads(body)["projects"]]
     assert len(serials) == 12 and len(set(serials)) == 12
     assert json.loads(body)["meta"]["_last-serial"] == max(serials) == 12

@@ -344,6 +344,10 @@ async def test_changes_by_another_instance_are_heard(server: RedisServer, start)
     heard_by_writer, heard_by_reader = Recorder(), Recorder()
     writer.subscribe(heard_by_writer)
     reader.subscribe(heard_by_reader)
+    # Both listening first: otherwise a catch-up and a live message may
+    # arrive in either order, which invalidation does not care about but
+    # this test's ordered assertions would.
+    await eventually(lambda: subscribers(server, reader) == 2)
 
     await writer.add_file(record(), "demo-pkg", None)
     await writer.register("other", "Other", {})

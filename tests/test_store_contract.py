@@ -37,9 +37,18 @@ from twisted.logger import globalLogPublisher
 from twisted.python import threadable
 from zope.interface.verify import verifyObject
 
-from ministry.core.errors import FileExists, StoreUnavailable
-from ministry.core.models import SDIST, WHEEL, FileRecord
+from ministry.core.errors import FileExists, FilenameReused, StoreUnavailable
+from ministry.core.models import (
+    MAINTAINER,
+    OWNER,
+    SDIST,
+    WHEEL,
+    FileRecord,
+    TokenRecord,
+    UserRecord,
+)
 from ministry.interfaces import IMetadataStore
+from ministry.stores import sqlite as sqlite_module
 from ministry.stores.sqlite import SCHEMA_VERSION, SQLiteStore
 
 
@@ -70,6 +79,12 @@ def reactor_is_left_clean() -> Iterator[None]:
     yield
     pytest_twisted.blockon(deferLater(reactor, 0, lambda: None))
     assert_reactor_clean()
+
+
+@pytest.fixture(autouse=True)
+def quick_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SQLite store looks for other processes' changes ten times as often here."""
+    monkeypatch.setattr(sqlite_module, "POLL_INTERVAL", 0.1)
 
 
 @pytest_twisted.async_yield_fixture(params=STORE_FACTORIES)
@@ -403,6 +418,237 @@ async def test_a_failing_subscriber_breaks_nothing(metadata_store: IMetadataStor
     assert await metadata_store.add_file(SDIST_RECORD, "demo-pkg", None) is True
 
 
+# -- yanking and deleting --------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_yank_and_unyank_change_records_and_serials(metadata_store: IMetadataStore) -> None:
+    await metadata_store.add_file(make_record(), "demo-pkg", b"m")
+    await metadata_store.add_file(SDIST_RECORD, "demo-pkg", None)
+    recorder = Recorder()
+    metadata_store.subscribe(recorder)
+    filenames = [make_record().filename, SDIST_RECORD.filename]
+
+    changed = await metadata_store.set_yanked("demo-pkg", [*filenames, "nope-1.0.tar.gz"], "bad")
+    assert sorted(changed) == sorted(filenames)
+    assert [r.yanked for r in await metadata_store.list_files("demo-pkg")] == ["bad", "bad"]
+    assert await metadata_store.get_file("demo-pkg", SDIST_RECORD.filename) == (
+        SDIST_RECORD.with_changes(yanked="bad")
+    )
+    assert await metadata_store.get_metadata("demo-pkg", make_record().filename) == b"m"
+    assert (await metadata_store.get_project("demo-pkg")).serial == 3
+    assert await metadata_store.last_serial() == 3
+    assert recorder.names == ["demo-pkg"]
+
+    # The same state again changes nothing and bumps nothing.
+    assert await metadata_store.set_yanked("demo-pkg", filenames, "bad") == []
+    assert await metadata_store.last_serial() == 3
+    # Another reason is a change; "" (yanked, no reason) differs from None.
+    assert await metadata_store.set_yanked("demo-pkg", filenames[:1], "") == filenames[:1]
+    assert (await metadata_store.get_file("demo-pkg", filenames[0])).yanked == ""
+    assert await metadata_store.set_yanked("demo-pkg", filenames, None) == filenames
+    assert await metadata_store.list_files("demo-pkg") == [make_record(), SDIST_RECORD]
+    assert await metadata_store.last_serial() == 5
+    assert recorder.names == ["demo-pkg"] * 3
+
+
+@pytest_twisted.ensureDeferred
+async def test_yank_keeps_unicode_and_unknown_projects_are_no_ops(
+    metadata_store: IMetadataStore,
+) -> None:
+    record = make_record(filename="Ünïcode_pkg-1.0-py3-none-any.whl", project="ünïcode-pkg")
+    await metadata_store.add_file(record, "Ünïcode", None)
+    assert await metadata_store.set_yanked(record.project, [record.filename], "café ✓") == [
+        record.filename
+    ]
+    assert await metadata_store.get_file(record.project, record.filename) == record.with_changes(
+        yanked="café ✓"
+    )
+    assert await metadata_store.set_yanked("nope", [record.filename], "x") == []
+    assert await metadata_store.delete_files("nope", [record.filename]) == []
+    assert await metadata_store.last_serial() == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_delete_removes_files_and_keeps_the_rest_in_order(
+    metadata_store: IMetadataStore,
+) -> None:
+    records = [
+        SDIST_RECORD.with_changes(filename=f"demo_pkg-{v}.tar.gz", sha256=f"{i:064x}", version=v)
+        for i, v in enumerate(["1.0", "2.0", "3.0"])
+    ]
+    for record in records:
+        await metadata_store.add_file(record, "demo-pkg", b"meta " + record.filename.encode())
+    recorder = Recorder()
+    metadata_store.subscribe(recorder)
+
+    removed = await metadata_store.delete_files("demo-pkg", [records[1].filename, "nope.tar.gz"])
+    assert removed == [records[1]]
+    assert await metadata_store.list_files("demo-pkg") == [records[0], records[2]]
+    assert await metadata_store.get_file("demo-pkg", records[1].filename) is None
+    assert await metadata_store.get_metadata("demo-pkg", records[1].filename) is None
+    assert (await metadata_store.get_project("demo-pkg")).serial == 4
+    assert recorder.names == ["demo-pkg"]
+
+    assert await metadata_store.delete_files("demo-pkg", [records[1].filename]) == []
+    assert await metadata_store.last_serial() == 4
+    assert recorder.names == ["demo-pkg"]
+
+    # Deleting every file leaves the project (and its owners) in place.
+    assert len(await metadata_store.delete_files("demo-pkg", [r.filename for r in records])) == 2
+    assert await metadata_store.list_files("demo-pkg") == []
+    assert (await metadata_store.get_project("demo-pkg")).serial == 5
+
+
+@pytest.mark.parametrize("same_bytes", [True, False], ids=["same-bytes", "other-bytes"])
+@pytest_twisted.ensureDeferred
+async def test_a_deleted_filename_is_never_reused(
+    metadata_store: IMetadataStore, same_bytes: bool
+) -> None:
+    await metadata_store.add_file(make_record(), "demo-pkg", None)
+    await metadata_store.delete_files("demo-pkg", [make_record().filename])
+    again = make_record() if same_bytes else make_record(sha256="f" * 64)
+
+    with pytest.raises(FilenameReused) as caught:
+        await metadata_store.add_file(again, "demo-pkg", None)
+    assert caught.value.status == 400
+    assert caught.value.message.startswith("This filename has already been used")
+    assert await metadata_store.list_files("demo-pkg") == []
+    assert await metadata_store.last_serial() == 2
+    # The same filename in another project is another file.
+    assert await metadata_store.add_file(again.with_changes(project="other"), "other", None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_changes_by_another_process_reach_subscribers(
+    metadata_store: IMetadataStore, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """``ministry-admin`` yanks through its own store: the daemon's pages must hear of it."""
+    other = request.node.callspec.params["metadata_store"](tmp_path)  # same data, own instance
+    await maybeDeferred(other.startService)
+    recorder = Recorder()
+    metadata_store.subscribe(recorder)
+    try:
+        await other.add_file(make_record(), "demo-pkg", None)
+        await until(lambda: recorder.names == ["demo-pkg"])
+        await other.set_yanked("demo-pkg", [make_record().filename], "broken")
+        await until(lambda: recorder.names == ["demo-pkg"] * 2)
+        await other.delete_files("demo-pkg", [make_record().filename])
+        await until(lambda: recorder.names == ["demo-pkg"] * 3)
+        # And a change made here is announced once, not again when seen from outside.
+        await metadata_store.add_file(SDIST_RECORD, "demo-pkg", None)
+        await deferLater(reactor, 0.5, lambda: None)
+        assert recorder.names == ["demo-pkg"] * 4
+    finally:
+        await maybeDeferred(other.stopService)
+
+
+async def until(condition: Any, timeout: float = 5.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return
+        await deferLater(reactor, 0.05, lambda: None)
+    assert condition()
+
+
+# -- users, tokens and roles -----------------------------------------------------
+
+CREATED = datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+
+
+def make_user(name: str = "alice", admin: bool = False) -> UserRecord:
+    return UserRecord(name, f"scrypt$hash-of-{name}", admin, CREATED)
+
+
+def make_token(token_id: str, username: str = "alice", *projects: str) -> TokenRecord:
+    return TokenRecord(token_id, username, f"digest-{token_id}", tuple(projects), CREATED)
+
+
+@pytest_twisted.ensureDeferred
+async def test_users_are_added_listed_and_changed(metadata_store: IMetadataStore) -> None:
+    assert await metadata_store.list_users() == []
+    assert await metadata_store.add_user(make_user("bob", admin=True)) is True
+    assert await metadata_store.add_user(make_user("alice")) is True
+    assert await metadata_store.add_user(make_user("alice", admin=True)) is False
+
+    assert await metadata_store.get_user("alice") == make_user("alice")
+    assert await metadata_store.get_user("Alice") is None  # names are case-sensitive
+    assert await metadata_store.list_users() == [make_user("alice"), make_user("bob", True)]
+
+    assert await metadata_store.set_password("alice", "scrypt$new") is True
+    assert await metadata_store.get_user("alice") == UserRecord(
+        "alice", "scrypt$new", False, CREATED
+    )
+    assert await metadata_store.set_password("carol", "scrypt$new") is False
+    assert await metadata_store.last_serial() == 0  # users are not part of the index
+
+
+@pytest_twisted.ensureDeferred
+async def test_tokens_are_added_listed_and_revoked(metadata_store: IMetadataStore) -> None:
+    await metadata_store.add_user(make_user("alice"))
+    await metadata_store.add_user(make_user("bob"))
+    first = make_token("00000000000000a1", "alice")
+    limited = make_token("00000000000000a2", "alice", "demo-pkg", "other")
+    bobs = make_token("00000000000000b1", "bob")
+    for token in (first, limited, bobs):
+        assert await metadata_store.add_token(token) is True
+    assert await metadata_store.add_token(make_token("00000000000000c1", "carol")) is False
+
+    assert await metadata_store.get_token(limited.id) == limited
+    assert (await metadata_store.get_token(limited.id)).projects == ("demo-pkg", "other")
+    assert await metadata_store.get_token("00000000000000c1") is None
+    assert await metadata_store.list_tokens() == [first, limited, bobs]
+    assert await metadata_store.list_tokens("alice") == [first, limited]
+
+    assert await metadata_store.revoke_token(first.id) is True
+    assert await metadata_store.revoke_token(first.id) is False
+    assert await metadata_store.get_token(first.id) is None
+    assert await metadata_store.list_tokens("alice") == [limited]
+
+
+@pytest_twisted.ensureDeferred
+async def test_roles_are_claimed_once_and_kept_both_ways(metadata_store: IMetadataStore) -> None:
+    assert await metadata_store.get_roles("demo-pkg") == {}
+    assert await metadata_store.claim_project("demo-pkg", "alice") == {"alice": OWNER}
+    assert await metadata_store.claim_project("demo-pkg", "bob") == {"alice": OWNER}
+
+    await metadata_store.set_role("demo-pkg", "bob", MAINTAINER)
+    await metadata_store.set_role("other", "bob", OWNER)
+    assert await metadata_store.get_roles("demo-pkg") == {"alice": OWNER, "bob": MAINTAINER}
+    assert await metadata_store.user_roles("bob") == {"demo-pkg": MAINTAINER, "other": OWNER}
+
+    await metadata_store.set_role("demo-pkg", "bob", OWNER)
+    await metadata_store.set_role("demo-pkg", "alice", None)
+    assert await metadata_store.get_roles("demo-pkg") == {"bob": OWNER}
+    assert await metadata_store.user_roles("alice") == {}
+    with pytest.raises(ValueError):
+        await metadata_store.set_role("demo-pkg", "alice", "emperor")
+    assert await metadata_store.last_serial() == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_removing_a_user_removes_their_tokens_and_roles(
+    metadata_store: IMetadataStore,
+) -> None:
+    for name in ("alice", "bob"):
+        await metadata_store.add_user(make_user(name))
+        await metadata_store.add_token(make_token(f"00000000000000{name[:2].encode().hex()}", name))
+    await metadata_store.claim_project("demo-pkg", "alice")
+    await metadata_store.set_role("demo-pkg", "bob", MAINTAINER)
+    await metadata_store.set_role("other", "alice", MAINTAINER)
+
+    assert await metadata_store.remove_user("alice") is True
+    assert await metadata_store.remove_user("alice") is False
+    assert await metadata_store.get_user("alice") is None
+    assert [t.username for t in await metadata_store.list_tokens()] == ["bob"]
+    assert await metadata_store.get_roles("demo-pkg") == {"bob": MAINTAINER}
+    assert await metadata_store.get_roles("other") == {}
+    assert await metadata_store.user_roles("alice") == {}
+    # A new user of the same name starts with nothing.
+    assert await metadata_store.add_user(make_user("alice")) is True
+    assert await metadata_store.list_tokens("alice") == []
+
+
 # -- the SQLite store alone ------------------------------------------------------
 
 
@@ -479,3 +725,27 @@ async def test_sqlite_queued_work_finishes_before_stop(tmp_path: Path) -> None:
     added = store.add_file(make_record(), "demo-pkg", None)
     await store.stopService()
     assert await added is True
+
+
+@pytest_twisted.ensureDeferred
+async def test_sqlite_migrates_a_version_1_database(tmp_path: Path) -> None:
+    """Indexes made before users and deletions existed open with their files intact."""
+    path = tmp_path / "ministry.sqlite"
+    store = await started(path)
+    await store.add_file(make_record(), "demo-pkg", None)
+    await store.stopService()
+    with sqlite3.connect(path) as conn:  # back to how version 1 left it
+        for table in ("tombstones", "users", "tokens", "roles"):
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("UPDATE meta SET value = 1 WHERE key = 'schema_version'")
+
+    store = await started(path)
+    try:
+        assert await store.list_files("demo-pkg") == [make_record()]
+        assert await store.add_user(make_user()) is True
+        assert await store.delete_files("demo-pkg", [make_record().filename]) == [make_record()]
+    finally:
+        await store.stopService()
+    with sqlite3.connect(path) as conn:
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    assert version == (SCHEMA_VERSION,) == (2,)

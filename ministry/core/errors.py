@@ -52,3 +52,30 @@ class StoreUnavailable(MinistryError):
     """The metadata store cannot be reached right now."""
 
     status = 503
+
+
+class Unauthorized(MinistryError):
+    """No credentials, or wrong ones: the client should ask for (other) credentials."""
+
+    status = 401
+
+
+class Forbidden(MinistryError):
+    """Known credentials that do not allow this; the message says why."""
+
+    status = 403
+
+
+class FilenameReused(BadRequest):
+    """A filename that belonged to a deleted file, which can never come back.
+
+    PyPI refuses it with 400 whatever the bytes, so that a filename seen once
+    can never be served with different bytes, even after a deletion. The
+    message starts as PyPI's does, which is what people search for.
+    """
+
+    def __init__(self, filename: str, project: str) -> None:
+        super().__init__(
+            f"This filename has already been used, use a different version: {filename} "
+            f"was deleted from {project}, and a deleted filename is never accepted again."
+        )

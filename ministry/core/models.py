@@ -115,3 +115,58 @@ class ProjectRecord:
         values = dict(data)
         values["created"] = parse_time(values["created"])
         return cls(**values)
+
+
+#: Project roles. Owners and maintainers may both upload, register and yank;
+#: an owner is also who ``ministry-admin project owners`` lists as
+#: responsible (PyPI keeps the same two roles).
+OWNER = "owner"
+MAINTAINER = "maintainer"
+ROLES = (OWNER, MAINTAINER)
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A user of the index, as the metadata store keeps it."""
+
+    name: str  # as given: user names are case-sensitive
+    #: ``ministry.core.auth.hash_password`` output: scheme, parameters, salt, hash.
+    password_hash: str
+    admin: bool
+    created: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["created"] = format_time(self.created)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UserRecord:
+        values = dict(data)
+        values["created"] = parse_time(values["created"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """An API token, kept as the digest of its secret only (shown once, at creation)."""
+
+    id: str  # the public part of the token: names it in lists and revocations
+    username: str
+    digest: str  # ``ministry.core.auth.token_digest`` of the secret part
+    #: Canonical names the token may act on; empty: every project its user may.
+    projects: tuple[str, ...]
+    created: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["projects"] = list(self.projects)
+        data["created"] = format_time(self.created)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TokenRecord:
+        values = dict(data)
+        values["projects"] = tuple(values["projects"])
+        values["created"] = parse_time(values["created"])
+        return cls(**values)

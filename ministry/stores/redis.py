@@ -16,7 +16,12 @@ share one Redis; prefixes must not be prefixes of one another::
     {p}files:{name}        hash    filename -> JSON of FileRecord.to_dict()
     {p}order:{name}        list    filenames in upload order (RPUSH)
     {p}metadata:{name}     hash    filename -> core metadata bytes (no field: None)
+    {p}tombstones:{name}   hash    filename -> sha256 of a deleted file (never reused)
     {p}changes             pub/sub channel: "<serial> <change> <name>"
+    {p}users               hash    user name -> JSON of UserRecord.to_dict()
+    {p}tokens              hash    token id -> JSON of TokenRecord.to_dict()
+    {p}roles:{name}        hash    user name -> role in the project
+    {p}user-roles:{user}   hash    project name -> role (the same roles, by user)
 
 Records are the same JSON documents the SQLite store keeps, so both stores
 agree on every field by construction. The ``projects`` zset both lists the
@@ -85,8 +90,17 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ministry.core.errors import FileExists, StoreUnavailable
-from ministry.core.models import FileRecord, ProjectRecord, format_time, parse_time, utcnow
+from ministry.core.errors import FileExists, FilenameReused, StoreUnavailable
+from ministry.core.models import (
+    ROLES,
+    FileRecord,
+    ProjectRecord,
+    TokenRecord,
+    UserRecord,
+    format_time,
+    parse_time,
+    utcnow,
+)
 from ministry.interfaces import IMetadataStore
 
 log = Logger()
@@ -290,11 +304,12 @@ local function announce(serial)
 end
 """
 
-# KEYS[4..6]: files, order, metadata; ARGV[6..10]: filename, sha256, record
-# JSON, '1' if there is metadata, metadata bytes.
+# KEYS[4..7]: files, order, metadata, tombstones; ARGV[6..10]: filename,
+# sha256, record JSON, '1' if there is metadata, metadata bytes.
 ADD_FILE = (
     _CHANGE
     + """
+if redis.call('HEXISTS', KEYS[7], ARGV[6]) == 1 then return {'reused'} end
 local taken = redis.call('HGET', KEYS[4], ARGV[6])
 if taken then
   local sha256 = cjson.decode(taken).sha256
@@ -522,6 +537,7 @@ class RedisStore(Service):
             self._key("files", name),
             self._key("order", name),
             self._key("metadata", name),
+            self._key("tombstones", name),
         ]
         args = [
             *self._change_args(name, display_name, change),
@@ -539,6 +555,8 @@ class RedisStore(Service):
         outcome = reply[0]
         if outcome == b"exists":
             return False
+        if outcome == b"reused":
+            raise FilenameReused(record.filename, record.project)
         if outcome == b"conflict":
             raise FileExists(
                 f"File already exists: {record.filename} was already uploaded to "
@@ -640,6 +658,105 @@ class RedisStore(Service):
             log.failure("Could not catch up on changes, listening again", failure)
         listener.transport.loseConnection()  # its reconnection tries again
 
+    # == Yanking, deleting, users, tokens and roles (issue 4) =======================
+    #
+    # Scripts and helpers for this section are at the end of the module. Yank
+    # and delete are changes like add_file: one script, serial bumped and
+    # PUBLISHed. Users, tokens and roles are not part of the index and bump
+    # nothing.
+
+    def set_yanked(
+        self, name: str, filenames: list[str], reason: str | None
+    ) -> Deferred[list[str]]:
+        change = _new_change_id()
+        keys = [*self._change_keys(name), self._key("files", name)]
+        args = [
+            *self._change_args(name, name, change),
+            "0" if reason is None else "1",
+            reason or "",
+            *filenames,
+        ]
+        d = self._script(SET_YANKED, keys, args)
+        d.addCallback(self._changed_files, name, change)
+        d.addCallback(lambda changed: [filename.decode() for filename in changed])
+        return d
+
+    def delete_files(self, name: str, filenames: list[str]) -> Deferred[list[FileRecord]]:
+        change = _new_change_id()
+        keys = [
+            *self._change_keys(name),
+            self._key("files", name),
+            self._key("order", name),
+            self._key("metadata", name),
+            self._key("tombstones", name),
+        ]
+        args = [*self._change_args(name, name, change), *filenames]
+        d = self._script(DELETE_FILES, keys, args)
+        d.addCallback(self._changed_files, name, change)
+        d.addCallback(lambda removed: [_file(record) for record in removed])
+        return d
+
+    def _changed_files(self, changed: list[bytes], name: str, change: str) -> list[bytes]:
+        if changed:
+            self._announce(change, name)
+        return changed
+
+    def add_user(self, user: UserRecord) -> Deferred[bool]:
+        d = self._command("HSETNX", self._key("users"), user.name, _json(user))
+        return d.addCallback(lambda added: int(added) == 1)
+
+    def get_user(self, name: str) -> Deferred[UserRecord | None]:
+        d = self._command("HGET", self._key("users"), name)
+        return d.addCallback(lambda user: None if user is None else _user(user))
+
+    def list_users(self) -> Deferred[list[UserRecord]]:
+        d = self._command("HVALS", self._key("users"))
+        return d.addCallback(lambda users: sorted(map(_user, users), key=lambda u: u.name))
+
+    def set_password(self, name: str, password_hash: str) -> Deferred[bool]:
+        d = self._script(SET_PASSWORD, [self._key("users")], [name, password_hash])
+        return d.addCallback(lambda changed: int(changed) == 1)
+
+    def remove_user(self, name: str) -> Deferred[bool]:
+        keys = [self._key("users"), self._key("tokens"), self._key("user-roles", name)]
+        d = self._script(REMOVE_USER, keys, [name, self._key("roles:")])
+        return d.addCallback(lambda removed: int(removed) == 1)
+
+    def add_token(self, token: TokenRecord) -> Deferred[bool]:
+        keys = [self._key("users"), self._key("tokens")]
+        d = self._script(ADD_TOKEN, keys, [token.username, token.id, _json(token)])
+        return d.addCallback(lambda added: int(added) == 1)
+
+    def get_token(self, token_id: str) -> Deferred[TokenRecord | None]:
+        d = self._command("HGET", self._key("tokens"), token_id)
+        return d.addCallback(lambda token: None if token is None else _token(token))
+
+    def list_tokens(self, username: str | None = None) -> Deferred[list[TokenRecord]]:
+        d = self._command("HVALS", self._key("tokens"))
+        return d.addCallback(_tokens_of, username)
+
+    def revoke_token(self, token_id: str) -> Deferred[bool]:
+        d = self._command("HDEL", self._key("tokens"), token_id)
+        return d.addCallback(lambda removed: int(removed) == 1)
+
+    def get_roles(self, name: str) -> Deferred[dict[str, str]]:
+        return self._command("HGETALL", self._key("roles", name)).addCallback(_text_pairs)
+
+    def user_roles(self, username: str) -> Deferred[dict[str, str]]:
+        d = self._command("HGETALL", self._key("user-roles", username))
+        return d.addCallback(_text_pairs)
+
+    def set_role(self, name: str, username: str, role: str | None) -> Deferred[None]:
+        if role is not None and role not in ROLES:
+            return fail(ValueError(f"unknown role {role!r}"))
+        keys = [self._key("roles", name), self._key("user-roles", username)]
+        d = self._script(SET_ROLE, keys, [name, username, role or ""])
+        return d.addCallback(lambda _: None)
+
+    def claim_project(self, name: str, username: str) -> Deferred[dict[str, str]]:
+        keys = [self._key("roles", name), self._key("user-roles", username)]
+        return self._script(CLAIM_PROJECT, keys, [name, username]).addCallback(_text_pairs)
+
 
 def _new_change_id() -> str:
     return secrets.token_hex(8)
@@ -670,3 +787,178 @@ def _projects(reply: list[list[bytes]]) -> list[ProjectRecord]:
 
 def _file(record: bytes) -> FileRecord:
     return FileRecord.from_dict(json.loads(record))
+
+
+# == Yanking, deleting, users, tokens and roles (issue 4) ===========================
+
+# KEYS[1..4]: the change keys, files; ARGV[1..5]: the change arguments;
+# ARGV[6]: '1' to yank, '0' to un-yank; ARGV[7]: the reason; ARGV[8..]:
+# filenames. Only ``yanked`` changes in each record (cjson keeps the rest:
+# records hold strings, numbers and nulls only). Fires with the filenames
+# that changed.
+SET_YANKED = (
+    _CHANGE
+    + """
+local wanted = cjson.null
+if ARGV[6] == '1' then wanted = ARGV[7] end
+local changed = {}
+for i = 8, #ARGV do
+  local record = redis.call('HGET', KEYS[4], ARGV[i])
+  if record then
+    local file = cjson.decode(record)
+    if file.yanked ~= wanted then
+      file.yanked = wanted
+      redis.call('HSET', KEYS[4], ARGV[i], cjson.encode(file))
+      changed[#changed + 1] = ARGV[i]
+    end
+  end
+end
+if #changed > 0 then announce(change()) end
+return changed
+"""
+)
+
+# KEYS[4..7]: files, order, metadata, tombstones; ARGV[6..]: filenames.
+# Fires with the removed records.
+DELETE_FILES = (
+    _CHANGE
+    + """
+local removed = {}
+for i = 6, #ARGV do
+  local record = redis.call('HGET', KEYS[4], ARGV[i])
+  if record then
+    redis.call('HDEL', KEYS[4], ARGV[i])
+    redis.call('HDEL', KEYS[6], ARGV[i])
+    redis.call('LREM', KEYS[5], 0, ARGV[i])
+    redis.call('HSET', KEYS[7], ARGV[i], cjson.decode(record).sha256)
+    removed[#removed + 1] = record
+  end
+end
+if #removed > 0 then announce(change()) end
+return removed
+"""
+)
+
+# KEYS[1]: users; ARGV[1..2]: name, password hash.
+SET_PASSWORD = """
+local record = redis.call('HGET', KEYS[1], ARGV[1])
+if not record then return 0 end
+local user = cjson.decode(record)
+user.password_hash = ARGV[2]
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(user))
+return 1
+"""
+
+# KEYS[1..3]: users, tokens, the user's roles; ARGV[1]: name; ARGV[2]: the
+# project roles key prefix. The user's tokens go too, and so do their roles.
+REMOVE_USER = """
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+local tokens = redis.call('HGETALL', KEYS[2])
+for i = 1, #tokens, 2 do
+  if cjson.decode(tokens[i + 1]).username == ARGV[1] then
+    redis.call('HDEL', KEYS[2], tokens[i])
+  end
+end
+for _, project in ipairs(redis.call('HKEYS', KEYS[3])) do
+  redis.call('HDEL', ARGV[2] .. project, ARGV[1])
+end
+redis.call('DEL', KEYS[3])
+return 1
+"""
+
+# KEYS[1..2]: users, tokens; ARGV[1..3]: user name, token id, token JSON.
+ADD_TOKEN = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return 1
+"""
+
+# KEYS[1..2]: the project's roles, the user's roles; ARGV[1..3]: project,
+# user, role ('' to remove). Both hashes always say the same.
+SET_ROLE = """
+if ARGV[3] == '' then
+  redis.call('HDEL', KEYS[1], ARGV[2])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+end
+return 1
+"""
+
+# As SET_ROLE, ARGV[1..2]: project, user; makes the user owner if nobody has
+# a role yet. Fires with the project's roles.
+CLAIM_PROJECT = """
+if redis.call('HLEN', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], ARGV[2], 'owner')
+  redis.call('HSET', KEYS[2], ARGV[1], 'owner')
+end
+return redis.call('HGETALL', KEYS[1])
+"""
+
+
+def _json(record: UserRecord | TokenRecord) -> str:
+    return json.dumps(record.to_dict(), sort_keys=True)
+
+
+def _user(data: bytes) -> UserRecord:
+    return UserRecord.from_dict(json.loads(data))
+
+
+def _token(data: bytes) -> TokenRecord:
+    return TokenRecord.from_dict(json.loads(data))
+
+
+def _tokens_of(reply: list[bytes], username: str | None) -> list[TokenRecord]:
+    tokens = [_token(data) for data in reply]
+    mine = [token for token in tokens if username is None or token.username == username]
+    return sorted(mine, key=lambda token: (token.created, token.id))
+
+
+def _text_pairs(reply: list[bytes]) -> dict[str, str]:
+    """A flat HGETALL reply (key, value, key, value...) as a dict of text."""
+    return {reply[i].decode(): reply[i + 1].decode() for i in range(0, len(reply), 2)}
+
+
+# -- leases (one mirror run across processes) ---------------------------------------------
+
+#: Extend a lease only while ``ARGV[1]`` still holds it.
+RENEW_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+#: Drop a lease only if ``ARGV[1]`` holds it (an expired one may be another's now).
+RELEASE_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def try_lease(store: RedisStore, name: str, holder: str, ttl: float) -> Deferred[bool]:
+    """Take the lease ``name`` for ``ttl`` seconds if nobody holds it, or renew ours.
+
+    ``SET NX PX``: a holder that dies stops renewing and its lease expires,
+    so another process takes over after at most ``ttl``. A free function
+    (not a RedisStore method) because it is no part of the metadata contract.
+    """
+    key = store._key("lease", name)
+    milliseconds = max(1, int(ttl * 1000))
+
+    def taken(reply: Any) -> Deferred[bool] | bool:
+        if reply is not None:
+            return True
+        renewed = store._script(RENEW_LEASE, [key], [holder, milliseconds])
+        return renewed.addCallback(lambda count: bool(count))
+
+    return store._command("SET", key, holder, "NX", "PX", milliseconds).addCallback(taken)
+
+
+def release_lease(store: RedisStore, name: str, holder: str) -> Deferred[bool]:
+    """Give the lease up at once, if ``holder`` still has it."""
+    released = store._script(RELEASE_LEASE, [store._key("lease", name)], [holder])
+    return released.addCallback(lambda count: bool(count))

@@ -11,7 +11,7 @@ the filename, then insert) cannot interleave with another claim, and work
 queued right after :meth:`SQLiteStore.startService` still runs after the
 database is open, because the queue is first in, first out.
 
-Schema (version 1)::
+Schema (version 2)::
 
     meta(key TEXT PRIMARY KEY, value INTEGER)
         'schema_version' -> 1, 'serial' -> the global serial
@@ -27,6 +27,13 @@ Schema (version 1)::
           record TEXT,                -- JSON of FileRecord.to_dict()
           metadata BLOB,              -- core metadata bytes, or NULL
           PRIMARY KEY (project, filename))
+    tombstones(project, filename, sha256)   -- deleted files: never reused
+    users(name TEXT PRIMARY KEY, record TEXT)          -- JSON of UserRecord
+    tokens(id TEXT PRIMARY KEY, username TEXT, record TEXT)  -- TokenRecord
+    roles(project, username, role, PRIMARY KEY (project, username))
+
+Roles name users without a foreign key: an htpasswd user owns projects
+too, and is not in ``users``.
 
 A file's record is one JSON document rather than a column per field because
 both stores serialise records with ``FileRecord.to_dict``, so they agree on
@@ -38,6 +45,13 @@ Durability: WAL with ``synchronous=NORMAL``. A crash of the process loses
 nothing committed; a power cut may lose the last transactions (never corrupt
 the file). The blob is fsynced before its record is claimed, so the worst
 case is an orphan blob, never a record without bytes.
+
+Other writers. ``ministry-admin`` writes to the same file from another
+process (yank, delete, import), and page caches must hear of it. Every
+``POLL_INTERVAL`` seconds the store asks which projects changed after the
+last serial it knows of and announces those that this process did not
+change itself (it remembers the serials of its own changes), so an admin
+command's change reaches the pages within a second or so.
 
 Migrations: ``MIGRATIONS[n]`` takes the schema from version n to n + 1; a
 new schema change is one more entry. A database written by a newer
@@ -51,19 +65,31 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorFromThreads
+from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from ministry.core.errors import FileExists, StoreUnavailable
-from ministry.core.models import FileRecord, ProjectRecord, format_time, parse_time, utcnow
+from ministry.core.errors import FileExists, FilenameReused, StoreUnavailable
+from ministry.core.models import (
+    OWNER,
+    ROLES,
+    FileRecord,
+    ProjectRecord,
+    TokenRecord,
+    UserRecord,
+    format_time,
+    parse_time,
+    utcnow,
+)
 from ministry.interfaces import IMetadataStore
 
 log = Logger()
@@ -91,7 +117,32 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX files_in_upload_order ON files (project, serial)",
     ),
+    (
+        """CREATE TABLE tombstones (
+            project TEXT NOT NULL,
+            filename TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            PRIMARY KEY (project, filename)
+        )""",
+        "CREATE TABLE users (name TEXT PRIMARY KEY, record TEXT NOT NULL)",
+        """CREATE TABLE tokens (
+            id TEXT PRIMARY KEY,
+            username TEXT NOT NULL,
+            record TEXT NOT NULL
+        )""",
+        "CREATE INDEX tokens_by_user ON tokens (username)",
+        """CREATE TABLE roles (
+            project TEXT NOT NULL,
+            username TEXT NOT NULL,
+            role TEXT NOT NULL,
+            PRIMARY KEY (project, username)
+        )""",
+        "CREATE INDEX roles_by_user ON roles (username)",
+    ),
 )
+
+#: Seconds between two looks for changes made by another process.
+POLL_INTERVAL = 1.0
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -108,6 +159,9 @@ class SQLiteStore(Service):
         self._conn: sqlite3.Connection | None = None
         self._open_error: str | None = None
         self._subscribers: list[Callable[[str], None]] = []
+        self._poller: LoopingCall | None = None
+        self._seen_serial = 0  # every change up to this serial has been announced
+        self._own_serials: set[int] = set()  # changes made here, after _seen_serial
 
     # -- service ---------------------------------------------------------------
 
@@ -127,12 +181,15 @@ class SQLiteStore(Service):
         self._pool = ThreadPool(1, 1, name=f"ministry-sqlite:{self.path}")
         self._pool.start()
         d = deferToThreadPool(reactor, self._pool, self._open)
-        d.addErrback(self._opening_failed)
+        d.addCallbacks(self._watch_other_writers, self._opening_failed)
         return d
 
     def stopService(self) -> Deferred[None]:
         """Close the database after the work already queued, then stop the thread."""
         super().stopService()
+        poller, self._poller = self._poller, None
+        if poller is not None and poller.running:
+            poller.stop()
         pool, self._pool = self._pool, None
         if pool is None:
             return succeed(None)
@@ -140,7 +197,7 @@ class SQLiteStore(Service):
         d.addBoth(_stop_pool_then, pool)
         return d
 
-    def _open(self) -> None:
+    def _open(self) -> int:
         try:
             self._conn = _connect(self.path)
         except Exception as error:
@@ -148,11 +205,43 @@ class SQLiteStore(Service):
             # opening already see why it failed.
             self._open_error = f"The metadata store could not be opened: {error}"
             raise
+        return _last_serial(self._conn)
 
     def _close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+    def _watch_other_writers(self, serial: int) -> None:
+        """Start looking for other processes' changes made after ``serial``.
+
+        The serial was read as the database opened, before any read that
+        could fill a cache, so no change after it can go unannounced.
+        """
+        self._seen_serial = serial
+        if self._pool is None:  # stopped while opening
+            return
+        self._poller = LoopingCall(self._look_for_other_writers)
+        self._poller.clock = self._reactor
+        self._poller.start(POLL_INTERVAL, now=False)
+
+    def _look_for_other_writers(self) -> Deferred[None]:
+        d = self._run(_changed_since, self._seen_serial)
+        d.addCallbacks(self._announce_other_writers, self._poll_failed)
+        return d
+
+    def _announce_other_writers(self, changes: tuple[int, list[tuple[str, int]]]) -> None:
+        serial, changed = changes
+        for name, project_serial in changed:
+            if project_serial not in self._own_serials:
+                self._notify(name)
+        self._seen_serial = max(self._seen_serial, serial)
+        self._own_serials = {s for s in self._own_serials if s > self._seen_serial}
+
+    def _poll_failed(self, failure: Failure) -> None:
+        # Logged, never raised: a failure would stop the LoopingCall for good.
+        if self._pool is not None:
+            log.failure("Could not look for other writers' changes", failure)
 
     def _opening_failed(self, failure: Failure) -> None:
         log.failure("Could not open the metadata store at {path}", failure, path=self.path)
@@ -194,13 +283,74 @@ class SQLiteStore(Service):
         self, record: FileRecord, display_name: str, metadata: bytes | None
     ) -> Deferred[bool]:
         d = self._run(_add_file, record, display_name, metadata)
-        d.addCallback(self._notify_if_added, record.project)
+        d.addCallback(self._notify_if_changed, record.project)
+        d.addCallback(lambda serial: serial is not None)
         return d
 
     def register(self, name: str, display_name: str, info: dict) -> Deferred[ProjectRecord]:
         d = self._run(_register, name, display_name, info)
         d.addCallback(self._notify_registered)
         return d
+
+    # -- yanking and deleting ------------------------------------------------------
+
+    def set_yanked(
+        self, name: str, filenames: list[str], reason: str | None
+    ) -> Deferred[list[str]]:
+        d = self._run(_set_yanked, name, list(filenames), reason)
+        return d.addCallback(self._changed_files, name)
+
+    def delete_files(self, name: str, filenames: list[str]) -> Deferred[list[FileRecord]]:
+        d = self._run(_delete_files, name, list(filenames))
+        return d.addCallback(self._changed_files, name)
+
+    def _changed_files(self, outcome: tuple[int | None, list[Any]], name: str) -> list[Any]:
+        serial, changed = outcome
+        self._notify_if_changed(serial, name)
+        return changed
+
+    # -- users, tokens and roles ---------------------------------------------------
+
+    def add_user(self, user: UserRecord) -> Deferred[bool]:
+        return self._run(_add_user, user)
+
+    def get_user(self, name: str) -> Deferred[UserRecord | None]:
+        return self._run(_get_user, name)
+
+    def list_users(self) -> Deferred[list[UserRecord]]:
+        return self._run(_list_users)
+
+    def set_password(self, name: str, password_hash: str) -> Deferred[bool]:
+        return self._run(_set_password, name, password_hash)
+
+    def remove_user(self, name: str) -> Deferred[bool]:
+        return self._run(_remove_user, name)
+
+    def add_token(self, token: TokenRecord) -> Deferred[bool]:
+        return self._run(_add_token, token)
+
+    def get_token(self, token_id: str) -> Deferred[TokenRecord | None]:
+        return self._run(_get_token, token_id)
+
+    def list_tokens(self, username: str | None = None) -> Deferred[list[TokenRecord]]:
+        return self._run(_list_tokens, username)
+
+    def revoke_token(self, token_id: str) -> Deferred[bool]:
+        return self._run(_revoke_token, token_id)
+
+    def get_roles(self, name: str) -> Deferred[dict[str, str]]:
+        return self._run(_get_roles, name)
+
+    def user_roles(self, username: str) -> Deferred[dict[str, str]]:
+        return self._run(_user_roles, username)
+
+    def set_role(self, name: str, username: str, role: str | None) -> Deferred[None]:
+        if role is not None and role not in ROLES:
+            return fail(ValueError(f"unknown role {role!r}"))
+        return self._run(_set_role, name, username, role)
+
+    def claim_project(self, name: str, username: str) -> Deferred[dict[str, str]]:
+        return self._run(_claim_project, name, username)
 
     # -- change notification -----------------------------------------------------
 
@@ -212,12 +362,15 @@ class SQLiteStore(Service):
         """
         self._subscribers.append(callback)
 
-    def _notify_if_added(self, added: bool, name: str) -> bool:
-        if added:
+    def _notify_if_changed(self, serial: int | None, name: str) -> int | None:
+        """Announce a change made here (``serial`` None: nothing changed)."""
+        if serial is not None:
+            self._own_serials.add(serial)
             self._notify(name)
-        return added
+        return serial
 
     def _notify_registered(self, project: ProjectRecord) -> ProjectRecord:
+        self._own_serials.add(project.serial)
         self._notify(project.name)
         return project
 
@@ -357,15 +510,18 @@ def _touch_project(conn: sqlite3.Connection, name: str, display_name: str, seria
 
 def _add_file(
     conn: sqlite3.Connection, record: FileRecord, display_name: str, metadata: bytes | None
-) -> bool:
+) -> int | None:
+    """The serial of the addition, or None when the same bytes were there already."""
     with _transaction(conn):
+        if _is_tombstoned(conn, record.project, record.filename):
+            raise FilenameReused(record.filename, record.project)
         row = conn.execute(
             "SELECT sha256 FROM files WHERE project = ? AND filename = ?",
             (record.project, record.filename),
         ).fetchone()
         if row is not None:
             if row[0] == record.sha256:
-                return False
+                return None
             raise FileExists(
                 f"File already exists: {record.filename} was already uploaded to "
                 f"{record.project} with other contents (sha256 {row[0]}). A filename "
@@ -385,7 +541,7 @@ def _add_file(
                 metadata,
             ),
         )
-    return True
+    return serial
 
 
 def _register(conn: sqlite3.Connection, name: str, display_name: str, info: dict) -> ProjectRecord:
@@ -399,3 +555,173 @@ def _register(conn: sqlite3.Connection, name: str, display_name: str, info: dict
             (name, display_name, serial, format_time(utcnow()), json.dumps(info, sort_keys=True)),
         ).fetchone()
     return _project(row)
+
+
+def _changed_since(conn: sqlite3.Connection, serial: int) -> tuple[int, list[tuple[str, int]]]:
+    """The global serial, and the projects (with their serials) changed after ``serial``."""
+    rows = conn.execute("SELECT name, serial FROM projects WHERE serial > ?", (serial,))
+    return _last_serial(conn), list(rows)
+
+
+# -- yanking and deleting ----------------------------------------------------------
+
+
+def _is_tombstoned(conn: sqlite3.Connection, name: str, filename: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM tombstones WHERE project = ? AND filename = ?", (name, filename)
+    ).fetchone()
+    return row is not None
+
+
+def _project_changed(conn: sqlite3.Connection, name: str) -> int:
+    """Bump the global serial and make it the project's; the new serial."""
+    serial = _bump_serial(conn)
+    conn.execute("UPDATE projects SET serial = ? WHERE name = ?", (serial, name))
+    return serial
+
+
+def _set_yanked(
+    conn: sqlite3.Connection, name: str, filenames: list[str], reason: str | None
+) -> tuple[int | None, list[str]]:
+    changed = []
+    with _transaction(conn):
+        for filename in dict.fromkeys(filenames):
+            record = _get_file(conn, name, filename)
+            if record is None or record.yanked == reason:
+                continue
+            conn.execute(
+                "UPDATE files SET record = ? WHERE project = ? AND filename = ?",
+                (
+                    json.dumps(record.with_changes(yanked=reason).to_dict(), sort_keys=True),
+                    name,
+                    filename,
+                ),
+            )
+            changed.append(filename)
+        serial = _project_changed(conn, name) if changed else None
+    return serial, changed
+
+
+def _delete_files(
+    conn: sqlite3.Connection, name: str, filenames: list[str]
+) -> tuple[int | None, list[FileRecord]]:
+    removed = []
+    with _transaction(conn):
+        for filename in dict.fromkeys(filenames):
+            record = _get_file(conn, name, filename)
+            if record is None:
+                continue
+            conn.execute("DELETE FROM files WHERE project = ? AND filename = ?", (name, filename))
+            conn.execute(
+                "INSERT OR REPLACE INTO tombstones (project, filename, sha256) VALUES (?, ?, ?)",
+                (name, filename, record.sha256),
+            )
+            removed.append(record)
+        serial = _project_changed(conn, name) if removed else None
+    return serial, removed
+
+
+# -- users, tokens and roles --------------------------------------------------------
+
+
+def _user_json(user: UserRecord) -> str:
+    return json.dumps(user.to_dict(), sort_keys=True)
+
+
+def _add_user(conn: sqlite3.Connection, user: UserRecord) -> bool:
+    with _transaction(conn):
+        cursor = conn.execute(
+            "INSERT OR IGNORE INTO users (name, record) VALUES (?, ?)",
+            (user.name, _user_json(user)),
+        )
+    return cursor.rowcount == 1
+
+
+def _get_user(conn: sqlite3.Connection, name: str) -> UserRecord | None:
+    row = conn.execute("SELECT record FROM users WHERE name = ?", (name,)).fetchone()
+    return UserRecord.from_dict(json.loads(row[0])) if row else None
+
+
+def _list_users(conn: sqlite3.Connection) -> list[UserRecord]:
+    rows = conn.execute("SELECT record FROM users ORDER BY name")
+    return [UserRecord.from_dict(json.loads(record)) for (record,) in rows]
+
+
+def _set_password(conn: sqlite3.Connection, name: str, password_hash: str) -> bool:
+    with _transaction(conn):
+        user = _get_user(conn, name)
+        if user is None:
+            return False
+        changed = replace(user, password_hash=password_hash)
+        conn.execute("UPDATE users SET record = ? WHERE name = ?", (_user_json(changed), name))
+    return True
+
+
+def _remove_user(conn: sqlite3.Connection, name: str) -> bool:
+    with _transaction(conn):
+        if conn.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount == 0:
+            return False
+        conn.execute("DELETE FROM tokens WHERE username = ?", (name,))
+        conn.execute("DELETE FROM roles WHERE username = ?", (name,))
+    return True
+
+
+def _add_token(conn: sqlite3.Connection, token: TokenRecord) -> bool:
+    with _transaction(conn):
+        if _get_user(conn, token.username) is None:
+            return False
+        conn.execute(
+            "INSERT INTO tokens (id, username, record) VALUES (?, ?, ?)",
+            (token.id, token.username, json.dumps(token.to_dict(), sort_keys=True)),
+        )
+    return True
+
+
+def _get_token(conn: sqlite3.Connection, token_id: str) -> TokenRecord | None:
+    row = conn.execute("SELECT record FROM tokens WHERE id = ?", (token_id,)).fetchone()
+    return TokenRecord.from_dict(json.loads(row[0])) if row else None
+
+
+def _list_tokens(conn: sqlite3.Connection, username: str | None) -> list[TokenRecord]:
+    if username is None:
+        rows = conn.execute("SELECT record FROM tokens")
+    else:
+        rows = conn.execute("SELECT record FROM tokens WHERE username = ?", (username,))
+    tokens = [TokenRecord.from_dict(json.loads(record)) for (record,) in rows]
+    return sorted(tokens, key=lambda token: (token.created, token.id))
+
+
+def _revoke_token(conn: sqlite3.Connection, token_id: str) -> bool:
+    with _transaction(conn):
+        return conn.execute("DELETE FROM tokens WHERE id = ?", (token_id,)).rowcount == 1
+
+
+def _get_roles(conn: sqlite3.Connection, name: str) -> dict[str, str]:
+    rows = conn.execute("SELECT username, role FROM roles WHERE project = ?", (name,))
+    return dict(rows)
+
+
+def _user_roles(conn: sqlite3.Connection, username: str) -> dict[str, str]:
+    rows = conn.execute("SELECT project, role FROM roles WHERE username = ?", (username,))
+    return dict(rows)
+
+
+def _set_role(conn: sqlite3.Connection, name: str, username: str, role: str | None) -> None:
+    with _transaction(conn):
+        if role is None:
+            conn.execute("DELETE FROM roles WHERE project = ? AND username = ?", (name, username))
+        else:
+            conn.execute(
+                "INSERT OR REPLACE INTO roles (project, username, role) VALUES (?, ?, ?)",
+                (name, username, role),
+            )
+
+
+def _claim_project(conn: sqlite3.Connection, name: str, username: str) -> dict[str, str]:
+    with _transaction(conn):
+        if not _get_roles(conn, name):
+            conn.execute(
+                "INSERT INTO roles (project, username, role) VALUES (?, ?, ?)",
+                (name, username, OWNER),
+            )
+        return _get_roles(conn, name)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from ministry.config import Settings
+from ministry.curation import Curator
 from ministry.interfaces import IBlobStore, IMetadataStore
+from ministry.mirror import MirrorService
 from ministry.stores.timed import TimedStore
+from ministry.web.api import CurationApi
+from ministry.web.auth import Authenticator
 from ministry.web.cache import PageCache
 from ministry.web.catalog import Catalog
 from ministry.web.form import FormLimits
@@ -12,34 +16,64 @@ from ministry.web.front import Front
 from ministry.web.jsonapi import JsonApi
 from ministry.web.listing import DirectoryListing
 from ministry.web.metrics import Metrics
+from ministry.web.mirror_status import MirrorStatusPage
 from ministry.web.packages import PackagesTree
+from ministry.web.pages import ProjectPages
+from ministry.web.proxy import ProxyCatalog
 from ministry.web.root import Root
+from ministry.web.search import ProjectList
 from ministry.web.simple import SimpleIndex
 from ministry.web.site import IndexSite
+from ministry.web.static import StaticFiles
 from ministry.web.status import Status
 from ministry.web.upload import Uploads
 from ministry.web.urls import Urls
 
 
-def build_site(settings: Settings, store: IMetadataStore, blobs: IBlobStore) -> IndexSite:
-    """The Site for these settings; nothing here does I/O."""
+def build_site(
+    settings: Settings,
+    store: IMetadataStore,
+    blobs: IBlobStore,
+    proxy: ProxyCatalog | None = None,
+    auth: Authenticator | None = None,
+    mirror: MirrorService | None = None,
+) -> IndexSite:
+    """The Site for these settings; nothing here does I/O.
+
+    ``proxy`` (from ``ministry.web.proxy.make_proxy``) serves the names the
+    store does not hold from the upstream indexes. ``auth`` is made from the
+    settings unless given (``makeService`` gives it, to start it as a service).
+    ``mirror`` (the service of a ``[mirror]`` table) is shown at ``/mirror/``.
+    """
     cache = PageCache()
-    metrics = Metrics(cache)
-    status = Status(store, blobs, cache, metrics).app.resource()
+    metrics = Metrics(cache, proxy, mirror)
+    status = Status(store, blobs, cache, metrics, proxy, mirror).app.resource()
     store = TimedStore(store, metrics.timed)
-    catalog = Catalog(store, cache)
+    catalog = Catalog(store, cache, proxy)
     urls = Urls(settings.base_url)
     packages = DirectoryListing(PackagesTree(catalog, blobs), "/packages/", cache)
+    auth = auth or Authenticator.from_settings(settings, store)
+    curator = Curator(store, blobs)
     root = Root(
         trees={
             b"simple": SimpleIndex(catalog, urls).app.resource(),
             b"packages": packages.app.resource(),
             b"pypi": JsonApi(catalog, urls).app.resource(),
+            b"project": ProjectPages(catalog, urls).app.resource(),
+            b"projects": ProjectList(catalog).app.resource(),
+            b"static": StaticFiles(),
         },
-        routes={b"health": status, b"metrics": status},
-        uploads=Uploads(store, blobs, settings.max_upload_size, metrics).app.resource(),
+        routes={
+            b"health": status,
+            b"metrics": status,
+            b"mirror": MirrorStatusPage(mirror).app.resource(),
+            b"api": CurationApi(auth, curator).app.resource(),
+        },
+        uploads=Uploads(
+            store, blobs, settings.max_upload_size, metrics, auth, curator
+        ).app.resource(),
         front=Front(catalog, urls.root).app.resource(),
     )
     # The body cap leaves room for the form's text fields around the file.
     max_body = settings.max_upload_size + FormLimits().max_fields_total
-    return IndexSite(root, max_body, blobs.staging_path, metrics)
+    return IndexSite(root, max_body, blobs.staging_path, metrics, auth.read_guard)

@@ -11,10 +11,16 @@ A render that was started before an invalidation must not be cached after
 it, or a stale page would live forever: each project has a generation number
 bumped on invalidation, and ``fill`` stores its result only if the generation
 is unchanged. Concurrent misses for one key share one computation.
+
+Projects proxied from an upstream change without the store knowing, so their
+scope can also be given a deadline (:meth:`PageCache.expire_at`): the first
+look-up at or after it drops the scope as an invalidation would. Hosted
+projects have none, and pay one dictionary miss for the check.
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -29,17 +35,22 @@ Key = tuple[Hashable, ...]
 class PageCache:
     """A bounded LRU of rendered values with per-project invalidation."""
 
-    def __init__(self, max_entries: int = 50_000) -> None:
+    def __init__(self, max_entries: int = 50_000, clock: Callable[[], float] = time.time) -> None:
         self._entries: OrderedDict[Key, Any] = OrderedDict()
         self._keys_of: dict[str, set[Key]] = {}
         self._pending: dict[Key, list[Deferred]] = {}
         self._generations: dict[str, int] = {}
+        self._deadlines: dict[str, float] = {}
         self._max_entries = max_entries
+        self._clock = clock
         self.hits = 0
         self.misses = 0
 
     def get(self, key: Key) -> Any | None:
         """The cached value, or None; a hit marks the entry recently used."""
+        deadline = self._deadlines.get(key[0])
+        if deadline is not None and self._clock() >= deadline:
+            self.drop(key[0])
         value = self._entries.get(key)
         if value is None:
             self.misses += 1
@@ -83,14 +94,27 @@ class PageCache:
         self._keys_of.setdefault(key[0], set()).add(key)
         while len(self._entries) > self._max_entries:
             old, _ = self._entries.popitem(last=False)
-            self._keys_of.get(old[0], set()).discard(old)
+            keys = self._keys_of.get(old[0], set())
+            keys.discard(old)
+            if not keys:
+                self._keys_of.pop(old[0], None)
+                self._deadlines.pop(old[0], None)
 
     def invalidate(self, project: str) -> None:
         """Drop a project's entries and every page that lists all projects."""
         for name in {project, ALL}:
-            self._generations[name] = self._generations.get(name, 0) + 1
-            for key in self._keys_of.pop(name, ()):
-                self._entries.pop(key, None)
+            self.drop(name)
+
+    def drop(self, scope: str) -> None:
+        """Drop the entries of one scope (a project, or ALL) and its deadline."""
+        self._generations[scope] = self._generations.get(scope, 0) + 1
+        self._deadlines.pop(scope, None)
+        for key in self._keys_of.pop(scope, ()):
+            self._entries.pop(key, None)
+
+    def expire_at(self, scope: str, when: float) -> None:
+        """Drop ``scope``'s entries at the first look-up at or after ``when`` (epoch seconds)."""
+        self._deadlines[scope] = when
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -4,19 +4,30 @@ Every read component (simple index, files, listing, JSON API, pages) asks the
 catalog rather than the store, so a project's records are read once per
 change, not once per request: serving a file or a page costs dictionary
 look-ups, never a store round trip.
+
+With a proxy configured, a name the store does not hold is asked of the
+upstream (``ministry.web.proxy``), and its view is cached like a hosted one
+until the deadline the proxy gives. The store is always asked first: a
+project hosted here shadows its upstream namesake entirely, never merged with
+it (the defence against dependency confusion).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred, succeed
 
 from ministry.core.metadata import CoreMetadata, parse_core_metadata
 from ministry.core.models import FileRecord, ProjectRecord
+from ministry.core.upstream_pages import UpstreamFile
 from ministry.interfaces import IMetadataStore
 from ministry.web.cache import ALL, PageCache
+
+if TYPE_CHECKING:
+    from ministry.web.proxy import ProxyCatalog
 
 
 @dataclass(frozen=True)
@@ -26,10 +37,18 @@ class ProjectView:
     project: ProjectRecord
     files: tuple[FileRecord, ...]
     by_filename: Mapping[str, FileRecord] = field(repr=False)
+    #: Where each file of a proxied project lives upstream; empty when hosted.
+    sources: Mapping[str, UpstreamFile] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def of(cls, project: ProjectRecord, files: list[FileRecord]) -> ProjectView:
-        return cls(project, tuple(files), {record.filename: record for record in files})
+    def of(
+        cls,
+        project: ProjectRecord,
+        files: list[FileRecord],
+        sources: Mapping[str, UpstreamFile] | None = None,
+    ) -> ProjectView:
+        by_filename = {record.filename: record for record in files}
+        return cls(project, tuple(files), by_filename, sources or {})
 
 
 @dataclass(frozen=True)
@@ -38,6 +57,9 @@ class IndexView:
 
     serial: int
     projects: tuple[ProjectRecord, ...]
+    #: Upstream projects cached by the proxy and not hosted here: listed by
+    #: ``/simple/`` and ``/packages/``, left out of counts and the browser pages.
+    cached: tuple[ProjectRecord, ...] = ()
 
 
 class _Absent:
@@ -50,10 +72,15 @@ ABSENT = _Absent()
 class Catalog:
     """Cached views of the metadata store for the read paths."""
 
-    def __init__(self, store: IMetadataStore, cache: PageCache) -> None:
+    def __init__(
+        self, store: IMetadataStore, cache: PageCache, proxy: ProxyCatalog | None = None
+    ) -> None:
         self.store = store
         self.cache = cache
+        self.proxy = proxy
         store.subscribe(cache.invalidate)
+        if proxy is not None:
+            proxy.subscribe(cache.drop)
 
     def project(self, name: str) -> Deferred[ProjectView | None]:
         """The view of a canonical project name, or None if it is not hosted."""
@@ -67,12 +94,18 @@ class Catalog:
 
     async def _load_project(self, name: str) -> ProjectView | _Absent:
         project = await self.store.get_project(name)
-        if project is None:
+        if project is not None:
+            return ProjectView.of(project, await self.store.list_files(name))
+        if self.proxy is None:
             return ABSENT
-        return ProjectView.of(project, await self.store.list_files(name))
+        # Only a definite "not hosted" reaches the upstream: a store error has
+        # already propagated, so an outage never exposes an upstream namesake.
+        view, expires = await self.proxy.project(name)
+        self.cache.expire_at(name, expires)
+        return ABSENT if view is None else view
 
     def index(self) -> Deferred[IndexView]:
-        """Every hosted project and the global serial."""
+        """Every hosted project, the cached upstream ones, and the global serial."""
         key = (ALL, "index-view")
         view = self.cache.get(key)
         return succeed(view) if view is not None else self.cache.fill(key, self._load_index)
@@ -80,7 +113,11 @@ class Catalog:
     async def _load_index(self) -> IndexView:
         serial = await self.store.last_serial()
         projects = await self.store.list_projects()
-        return IndexView(serial, tuple(projects))
+        if self.proxy is None:
+            return IndexView(serial, tuple(projects))
+        hosted = {project.name for project in projects}
+        cached = [project for project in self.proxy.cached_projects() if project.name not in hosted]
+        return IndexView(serial, tuple(projects), tuple(cached))
 
     def metadata(self, record: FileRecord) -> Deferred[bytes | None]:
         """The core metadata bytes of a file (immutable while the file exists)."""
@@ -92,9 +129,22 @@ class Catalog:
             key, lambda: self.store.get_metadata(record.project, record.filename)
         )
 
+    def upstream_metadata(self, record: FileRecord, source: UpstreamFile) -> Deferred[bytes]:
+        """A proxied wheel's core metadata, fetched once and kept with the project's pages."""
+        assert self.proxy is not None  # proxied records exist only with a proxy
+        key = (record.project, "upstream-metadata", record.filename)
+        data = self.cache.get(key)
+        if data is not None:
+            return succeed(data)
+        return self.cache.fill(key, lambda: self.proxy.files.metadata(record, source))
+
     async def release_metadata(self, view: ProjectView) -> dict[str, CoreMetadata]:
         """Parsed core metadata per version, from the first file of each release."""
         found: dict[str, CoreMetadata] = {}
+        if view.sources:
+            # A proxied project's metadata is upstream, one round trip per
+            # release: not worth it to fill in a JSON document.
+            return found
         for record in view.files:
             if record.version in found or record.metadata_sha256 is None:
                 continue

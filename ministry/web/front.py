@@ -1,53 +1,88 @@
-"""The front pages: the home page and ``/health``.
+"""The front pages: the home page and the upload help page.
 
-The browser interface grows here; the machine-readable status stays small.
+Whatever the root does not send elsewhere lands here (see
+:mod:`ministry.web.root`). Both pages are rendered once per change to the
+index and per server URL they print, and kept as bytes.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Awaitable, Callable
 
 from klein import Klein
+from twisted.internet.defer import ensureDeferred
 from twisted.web.iweb import IRequest
 
+from ministry.core.commands import install_commands, pip_conf, pypirc, upload_commands
 from ministry.core.errors import MinistryError
+from ministry.web.cache import ALL
 from ministry.web.catalog import Catalog
-from ministry.web.responses import refuse
-
-_HOME = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>MinistryOfPackages</title></head>
-<body><h1>MinistryOfPackages</h1>
-<p>A private Python package index holding {count} projects.</p>
-<ul>
-<li><a href="simple/">Simple index</a> (pip, uv: <code>--index-url {root}/simple/</code>)</li>
-<li><a href="packages/">All files</a></li>
-</ul>
-<p>Upload with <code>twine upload --repository-url {root}/ dist/*</code>.</p>
-</body></html>
-"""
+from ministry.web.holdings import Holdings
+from ministry.web.html import render_html, send_html
+from ministry.web.rendered import Page
+from ministry.web.responses import redirect, refuse
 
 
 class Front:
-    """``/`` and ``/health``."""
+    """``/`` and ``/help/upload/``."""
 
     app = Klein()
 
-    def __init__(self, catalog: Catalog, root_url) -> None:
+    def __init__(self, catalog: Catalog, root_url: Callable[[IRequest], str]) -> None:
         self.catalog = catalog
         self.root_url = root_url
+        self.holdings = Holdings(catalog)
 
     @app.handle_errors(MinistryError)
     def _refuse(self, request: IRequest, failure) -> bytes:
         return refuse(request, failure.value)
 
-    @app.route("/", methods=["GET", "HEAD"])
-    async def home(self, request: IRequest) -> bytes:
-        index = await self.catalog.index()
-        request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        return _HOME.format(count=len(index.projects), root=self.root_url(request)).encode()
+    def _page(self, request: IRequest, name: str, render: Callable[[str], Page | Awaitable[Page]]):
+        """Send the cached page ``name`` for this server URL, rendering it on a miss."""
+        root = self.root_url(request)
+        key = (ALL, "page", name, root)
+        page = self.catalog.cache.get(key)
+        if page is not None:
+            return send_html(request, page)
 
-    @app.route("/health", methods=["GET", "HEAD"])
-    async def health(self, request: IRequest) -> bytes:
-        serial = await self.catalog.store.last_serial()
-        request.setHeader(b"content-type", b"application/json")
-        return json.dumps({"status": "ok", "store": {"ok": True, "serial": serial}}).encode()
+        async def fill() -> bytes:
+            return send_html(request, await self.catalog.cache.fill(key, lambda: render(root)))
+
+        return ensureDeferred(fill())
+
+    @app.route("/", methods=["GET", "HEAD"])
+    def home(self, request: IRequest):
+        return self._page(request, "home", self._home)
+
+    async def _home(self, server: str) -> Page:
+        summary = await self.holdings.summary()
+        return render_html(
+            "home.html",
+            summary.serial,
+            root="./",
+            summary=summary,
+            commands=install_commands(server, "PROJECT"),
+            nav="home",
+        )
+
+    @app.route("/help/upload/", methods=["GET", "HEAD"])
+    def upload_help(self, request: IRequest):
+        return self._page(request, "help-upload", self._upload_help)
+
+    def _upload_help(self, server: str) -> Page:
+        return render_html(
+            "upload_help.html",
+            root="../../",
+            server=server,
+            snippets={
+                snippet.key: snippet
+                for snippet in [*upload_commands(server), pypirc(server), pip_conf(server)]
+            },
+            nav="upload",
+        )
+
+    @app.route("/help", methods=["GET", "HEAD"])
+    @app.route("/help/", methods=["GET", "HEAD"])
+    @app.route("/help/upload", methods=["GET", "HEAD"])
+    def to_upload_help(self, request: IRequest) -> bytes:
+        return redirect(request, "/help/upload/")

@@ -14,11 +14,15 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ministry.mirror import MirrorService
 from ministry.web.cache import PageCache
+from ministry.web.proxy import ProxyCatalog
 
 #: First path segments reported as themselves; anything else is "other",
 #: so a scan of random URLs cannot grow the label set without bound.
-ROUTES = frozenset({"", "simple", "packages", "pypi", "legacy", "dist", "health", "metrics"})
+ROUTES = frozenset(
+    {"", "simple", "packages", "pypi", "legacy", "dist", "health", "metrics", "mirror"}
+)
 
 
 class _CacheCollector(Collector):
@@ -37,10 +41,95 @@ class _CacheCollector(Collector):
         yield from (hits, misses, size)
 
 
+class _ProxyCollector(Collector):
+    """The upstream cache's size and hits, read from the proxy when scraped."""
+
+    def __init__(self, proxy: ProxyCatalog) -> None:
+        self.proxy = proxy
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        stats = self.proxy.stats()
+        size = GaugeMetricFamily("ministry_upstream_cache_bytes", "Bytes of cached upstream files.")
+        size.add_metric([], stats["cache_bytes"])
+        files = GaugeMetricFamily("ministry_upstream_cache_files", "Cached upstream files.")
+        files.add_metric([], stats["cached_files"])
+        hits = CounterMetricFamily(
+            "ministry_upstream_file_hits", "Upstream file downloads served from the cache."
+        )
+        hits.add_metric([], stats["file_hits"])
+        misses = CounterMetricFamily(
+            "ministry_upstream_file_misses", "Upstream file downloads fetched from upstream."
+        )
+        misses.add_metric([], stats["file_misses"])
+        errors = CounterMetricFamily("ministry_upstream_errors", "Failed upstream requests.")
+        errors.add_metric([], stats["upstream_errors"])
+        yield from (size, files, hits, misses, errors)
+
+
+class _MirrorCollector(Collector):
+    """The scheduled mirror's progress and totals, read from its status when scraped."""
+
+    def __init__(self, mirror: MirrorService) -> None:
+        self.mirror = mirror
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        status = self.mirror.status
+        gauges = (
+            ("ministry_mirror_running", "1 while a mirror run is going on.", int(status.running)),
+            (
+                "ministry_mirror_projects_total",
+                "Projects in the current or last run.",
+                status.projects_total,
+            ),
+            (
+                "ministry_mirror_projects_done",
+                "Projects done in the current or last run.",
+                status.projects_done,
+            ),
+            (
+                "ministry_mirror_run_errors",
+                "Errors of the current or last run.",
+                len(status.errors),
+            ),
+            (
+                "ministry_mirror_last_success_timestamp_seconds",
+                "When the last run without errors ended (0: never).",
+                status.last_success or 0,
+            ),
+        )
+        for name, text, value in gauges:
+            gauge = GaugeMetricFamily(name, text)
+            gauge.add_metric([], value)
+            yield gauge
+        counters = (
+            (
+                "ministry_mirror_files_fetched",
+                "Files the mirror fetched.",
+                status.files_fetched_total,
+            ),
+            (
+                "ministry_mirror_bytes_fetched",
+                "Bytes the mirror fetched.",
+                status.bytes_fetched_total,
+            ),
+            ("ministry_mirror_errors", "Errors the mirror met.", status.errors_total),
+            ("ministry_mirror_runs", "Mirror runs started.", status.runs),
+        )
+        for name, text, value in counters:
+            counter = CounterMetricFamily(name, text)
+            counter.add_metric([], value)
+            yield counter
+
+
 class Metrics:
     """The counters and histograms the web layer updates."""
 
-    def __init__(self, cache: PageCache) -> None:
+    def __init__(
+        self,
+        cache: PageCache,
+        proxy: ProxyCatalog | None = None,
+        mirror: MirrorService | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "ministry_http_requests",
@@ -66,6 +155,10 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_CacheCollector(cache))
+        if proxy is not None:
+            self.registry.register(_ProxyCollector(proxy))
+        if mirror is not None:
+            self.registry.register(_MirrorCollector(mirror))
 
     def request_done(self, path: bytes, method: bytes, status: int, seconds: float) -> None:
         segment = path.split(b"/", 2)[1].decode("latin-1") if path.startswith(b"/") else ""

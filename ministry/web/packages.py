@@ -3,6 +3,8 @@
 Built from the catalog's records, never by listing the disk: the listing,
 the file URLs of the simple index and ``pip --find-links`` all read this.
 ``<file>.metadata`` leaves serve a wheel's core metadata (PEP 658).
+Projects proxied from an upstream have the same layout; their files and
+metadata come through the proxy's file cache (``ministry.web.proxy_files``).
 """
 
 from __future__ import annotations
@@ -35,14 +37,19 @@ class PackagesTree:
     async def directory(self, path: tuple[str, ...]) -> list[Entry] | None:
         if not path:
             index = await self.catalog.index()
-            return [Entry(project.name, True, None, project.created) for project in index.projects]
+            return [
+                Entry(project.name, True, None, project.created)
+                for project in (*index.projects, *index.cached)
+            ]
         if len(path) != 1:
             return None
         view = await self.catalog.project(path[0])
         if view is None:
             return None
+        # A size of 0 is a proxied file whose upstream did not say (HTML pages).
         return [
-            Entry(record.filename, False, record.size, record.upload_time) for record in view.files
+            Entry(record.filename, False, record.size or None, record.upload_time)
+            for record in view.files
         ]
 
     async def leaf(self, path: tuple[str, ...]) -> IResource | None:
@@ -53,6 +60,9 @@ class PackagesTree:
             return None
         filename = path[1]
         record = view.by_filename.get(filename)
+        if record is not None and filename in view.sources:
+            assert self.catalog.proxy is not None  # proxied views exist only with a proxy
+            return self.catalog.proxy.files.resource(record, view.sources[filename])
         if record is not None:
             return StoredFile(
                 self.blobs.local_path(record.blob_key),
@@ -64,7 +74,11 @@ class PackagesTree:
         record = view.by_filename.get(filename.removesuffix(METADATA_SUFFIX))
         if record is None or not filename.endswith(METADATA_SUFFIX) or not record.serves_metadata:
             return None
-        data = await self.catalog.metadata(record)
+        source = view.sources.get(record.filename)
+        if source is not None:
+            data = await self.catalog.upstream_metadata(record, source)
+        else:
+            data = await self.catalog.metadata(record)
         if data is None:
             return None
         etag = f'"{record.metadata_sha256}"'.encode()

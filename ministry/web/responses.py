@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from twisted.web.iweb import IRequest
 
-from ministry.core.errors import MinistryError
+from ministry.core.auth import CHALLENGE
+from ministry.core.errors import MinistryError, Unauthorized
 
 
 def _status_phrase(message: str) -> bytes:
@@ -22,6 +23,8 @@ def refuse(request: IRequest, error: MinistryError) -> bytes:
     request.setResponseCode(error.status, _status_phrase(error.message))
     request.setHeader(b"content-type", b"text/plain; charset=utf-8")
     request.setHeader(b"cache-control", b"no-store")
+    if isinstance(error, Unauthorized):
+        request.setHeader(b"www-authenticate", CHALLENGE.encode())
     return (error.message + "\n").encode("utf-8")
 
 

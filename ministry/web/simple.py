@@ -56,7 +56,8 @@ class SimpleIndex:
     async def _render_index(self, request: IRequest, content_type: str) -> bytes:
         async def render() -> Page:
             view = await self.catalog.index()
-            body = simple.render_index(list(view.projects), view.serial, content_type)
+            projects = [*view.projects, *view.cached]
+            body = simple.render_index(projects, view.serial, content_type)
             return Page.of(body, content_type, view.serial)
 
         page = await self.catalog.cache.fill((ALL, "simple", content_type), render)

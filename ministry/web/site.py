@@ -83,11 +83,17 @@ class IndexRequest(server.Request):
     def _refuse_body(self, size: int) -> None:
         limit = self._site.max_body
         self.body_error = TooLarge(
-            f"Request body too large: {size} bytes is over the limit of {limit} bytes."
+            f"Request body too large: {size} bytes is over the limit of {limit} bytes "
+            "(--max-upload-size plus room for the form's fields)."
         )
         if self.content is not None:
             self.content.close()
         self.content = _DroppedBody()
+
+
+#: Given a request before traversal and the root resource: None to let it
+#: through, or a resource to answer it instead (see ``ministry.web.auth``).
+ReadGuard = Callable[[server.Request, IResource], IResource | None]
 
 
 class IndexSite(server.Site):
@@ -101,11 +107,23 @@ class IndexSite(server.Site):
         max_body: int,
         new_staging_path: Callable[[], str],
         metrics: Metrics,
+        read_guard: ReadGuard | None = None,
     ) -> None:
         super().__init__(resource, parsePOSTFormSubmission=False)
         self.max_body = max_body
         self.new_staging_path = new_staging_path
         self.metrics = metrics
+        self.read_guard = read_guard
+
+    def getResourceFor(self, request: IndexRequest) -> IResource:
+        """The resource for a request, or first the read guard's (``--private``)."""
+        if self.read_guard is not None:
+            guard = self.read_guard(request, self.resource)
+            if guard is not None:
+                request.site = self
+                request.sitepath = list(request.prepath)
+                return guard
+        return super().getResourceFor(request)
 
     def log(self, request: IndexRequest) -> None:
         """Write the access log line and count the request, once per response."""

@@ -18,8 +18,10 @@ from twisted.web.iweb import IRequest
 
 from ministry.core.errors import StoreUnavailable
 from ministry.interfaces import IBlobStore, IMetadataStore
+from ministry.mirror import MirrorService
 from ministry.web.cache import PageCache
 from ministry.web.metrics import Metrics
+from ministry.web.proxy import ProxyCatalog
 
 
 def _probe_storage(root: str) -> None:
@@ -40,12 +42,20 @@ class Status:
     app = Klein()
 
     def __init__(
-        self, store: IMetadataStore, blobs: IBlobStore, cache: PageCache, metrics: Metrics
+        self,
+        store: IMetadataStore,
+        blobs: IBlobStore,
+        cache: PageCache,
+        metrics: Metrics,
+        proxy: ProxyCatalog | None = None,
+        mirror: MirrorService | None = None,
     ) -> None:
         self.store = store
         self.blobs = blobs
         self.cache = cache
         self.metrics = metrics
+        self.proxy = proxy
+        self.mirror = mirror
 
     @app.route("/health", methods=["GET", "HEAD"])
     async def health(self, request: IRequest) -> bytes:
@@ -58,6 +68,10 @@ class Status:
                 "misses": self.cache.misses,
             },
         }
+        if self.proxy is not None:
+            report["upstream"] = self.proxy.stats()
+        if self.mirror is not None:  # informative: a failed run does not make us unhealthy
+            report["mirror"] = self.mirror.status.to_dict()
         healthy = report["store"]["ok"] and report["storage"]["ok"]
         report["status"] = "ok" if healthy else "unavailable"
         request.setResponseCode(200 if healthy else 503)

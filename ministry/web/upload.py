@@ -6,12 +6,19 @@ file with its digests. What is left is the order that keeps the invariants:
 check everything, commit the bytes durably, then claim the filename in the
 store; undo the commit if the claim is lost. A refused upload leaves nothing
 behind, not even its staging file.
+
+Who may upload is asked of ``ministry.web.auth`` as soon as the project's
+name is known, before the archive is opened; a first upload to a project
+without owners makes the uploader its owner, just before the bytes are
+committed. pypiserver's ``:action=remove_pkg`` (name, version) deletes a
+release, as an administrator, here too.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
+from urllib.parse import parse_qs
 
 from klein import Klein
 from twisted.internet.threads import deferToThread
@@ -20,11 +27,14 @@ from twisted.web.iweb import IRequest
 
 from ministry.core import uploads
 from ministry.core.archives import read_core_metadata
+from ministry.core.auth import Action
 from ministry.core.errors import BadRequest, FileExists, MinistryError, TooLarge
 from ministry.core.metadata import parse_core_metadata
 from ministry.core.models import FileRecord, utcnow
-from ministry.core.names import ParsedFilename
+from ministry.core.names import ParsedFilename, canonical
+from ministry.curation import Curator, Target
 from ministry.interfaces import IBlobStore, IMetadataStore
+from ministry.web.auth import Authenticator
 from ministry.web.form import StreamingForm
 from ministry.web.metrics import Metrics
 from ministry.web.responses import refuse
@@ -52,12 +62,20 @@ class Uploads:
     app = Klein()
 
     def __init__(
-        self, store: IMetadataStore, blobs: IBlobStore, max_file_size: int, metrics: Metrics
+        self,
+        store: IMetadataStore,
+        blobs: IBlobStore,
+        max_file_size: int,
+        metrics: Metrics,
+        auth: Authenticator,
+        curator: Curator,
     ) -> None:
         self.store = store
         self.blobs = blobs
         self.max_file_size = max_file_size
         self.metrics = metrics
+        self.auth = auth
+        self.curator = curator
 
     @app.handle_errors(MinistryError)
     def _refuse(self, request: IRequest, failure) -> bytes:
@@ -71,6 +89,9 @@ class Uploads:
             raise request.body_error
         form_body = request.content
         if not isinstance(form_body, StreamingForm):
+            fields = _urlencoded_fields(request)
+            if fields.get(":action") == [REMOVE_PKG]:
+                return await self._remove_release(request, fields)
             raise BadRequest("Uploads must be sent as multipart/form-data.")
         # Whatever happens, twisted.web closes request.content when the
         # request ends, and that removes the staging file if it is still there.
@@ -78,14 +99,20 @@ class Uploads:
 
     async def _handle(self, request: IRequest, form_body: StreamingForm) -> bytes:
         fields, received = form_body.result()
+        if fields.get(":action") == [REMOVE_PKG]:
+            return await self._remove_release(request, fields)
         form = uploads.parse_form(fields)
         if form.action == "submit":
             name, display_name, info = uploads.registration(form)
+            identity = await self.auth.authorize(request, Action.REGISTER, name, open_ok=True)
+            await self.auth.claim(identity, Action.REGISTER, name)
             await self.store.register(name, display_name, info)
             log.info("Registered {name}", name=name)
             return b"OK\n"
         if received is None or form_body.staging_path is None:
             raise BadRequest("No file was sent in the 'content' field.")
+        project = canonical(form.name)
+        identity = await self.auth.authorize(request, Action.UPLOAD, project, open_ok=True)
         if received.size > self.max_file_size:
             raise TooLarge(
                 f"File too large: {received.size} bytes is over the limit of "
@@ -102,6 +129,7 @@ class Uploads:
         )
         existing = await self.store.get_file(record.project, record.filename)
         if existing is None:
+            await self.auth.claim(identity, Action.UPLOAD, record.project)
             await self._commit(form_body.staging_path, record, display_name, metadata_bytes)
             self.metrics.upload_bytes.inc(record.size)
         elif existing.sha256 != record.sha256:
@@ -124,6 +152,31 @@ class Uploads:
             raise
         if not added:
             log.info("{filename} was stored by a concurrent upload", filename=record.filename)
+
+    async def _remove_release(self, request: IRequest, fields: dict[str, list[str]]) -> bytes:
+        """pypiserver's ``:action=remove_pkg``: delete every file of name and version."""
+        name, version = fields.get("name", [""])[0], fields.get("version", [""])[0]
+        if not name or not version:
+            raise BadRequest("':action' remove_pkg needs a 'name' and a 'version'.")
+        target = Target.of(name, version, None)
+        await self.auth.authorize(request, Action.DELETE, target.project)
+        await self.curator.delete(target)
+        return b"OK\n"
+
+
+#: pypiserver's action for deleting a release.
+REMOVE_PKG = "remove_pkg"
+
+
+def _urlencoded_fields(request: IRequest) -> dict[str, list[str]]:
+    """The fields of an ``application/x-www-form-urlencoded`` body (pypiserver's
+    ``remove_pkg`` is often sent so); empty for any other body."""
+    content_type = request.getHeader(b"content-type") or b""
+    if not content_type.lower().startswith(b"application/x-www-form-urlencoded"):
+        return {}
+    request.content.seek(0)
+    body = request.content.read().decode("utf-8", errors="replace")
+    return parse_qs(body, keep_blank_values=True)
 
 
 def _conflict(record: FileRecord) -> FileExists:

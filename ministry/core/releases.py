@@ -1,0 +1,117 @@
+"""A project's files seen as releases, for the project and release pages.
+
+A release is the set of files sharing a version string, as in the JSON API
+(:mod:`ministry.core.jsonapi`), whose rule for the release a project page
+shows (:func:`~ministry.core.jsonapi.latest_version`) is reused so both agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from packaging.version import InvalidVersion, Version
+
+from ministry.core.jsonapi import latest_version
+from ministry.core.metadata import CoreMetadata
+from ministry.core.models import FileRecord, ProjectRecord
+from ministry.core.simple import version_key
+
+
+@dataclass(frozen=True)
+class Release:
+    """One version of a project and its files, in upload order."""
+
+    version: str
+    files: tuple[FileRecord, ...]
+
+    @property
+    def yanked(self) -> bool:
+        """A release is yanked when every one of its files is (PEP 592)."""
+        return all(record.yanked is not None for record in self.files)
+
+    @property
+    def yank_reason(self) -> str:
+        return next((record.yanked for record in self.files if record.yanked), "")
+
+    @property
+    def uploaded(self) -> datetime:
+        return min(record.upload_time for record in self.files)
+
+    @property
+    def prerelease(self) -> bool:
+        try:
+            return Version(self.version).is_prerelease
+        except InvalidVersion:
+            return False
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """Where the files came from (``FileRecord.origin``), each once, in file order."""
+        return tuple(dict.fromkeys(record.origin for record in self.files))
+
+
+def group_releases(files: Iterable[FileRecord]) -> list[Release]:
+    """The releases of a project's files, newest version first."""
+    grouped: dict[str, list[FileRecord]] = {}
+    for record in files:
+        grouped.setdefault(record.version, []).append(record)
+    ordered = sorted(grouped, key=version_key, reverse=True)
+    return [Release(version, tuple(grouped[version])) for version in ordered]
+
+
+def current_release(releases: list[Release]) -> Release | None:
+    """The release a project page shows: the JSON API's choice (latest final, not yanked)."""
+    if not releases:
+        return None
+    chosen = latest_version({release.version: list(release.files) for release in releases})
+    return next(release for release in releases if release.version == chosen)
+
+
+def find_release(releases: list[Release], version: str) -> Release | None:
+    """The release named ``version``: its exact string, else an equal PEP 440 version.
+
+    ``1.0.0`` finds a release uploaded as ``1.0``, as on PyPI; the page then
+    redirects to the spelling the release was uploaded with.
+    """
+    for release in releases:
+        if release.version == version:
+            return release
+    try:
+        wanted = Version(version)
+    except InvalidVersion:
+        return None
+    for release in releases:
+        try:
+            if Version(release.version) == wanted:
+                return release
+        except InvalidVersion:
+            continue
+    return None
+
+
+def registered_metadata(project: ProjectRecord) -> CoreMetadata:
+    """What a project registered without files (``:action=submit``) says about itself."""
+
+    def first(key: str) -> str:
+        values = project.info.get(key) or [""]
+        return values[0]
+
+    urls = {}
+    for entry in project.info.get("project_urls", []):
+        label, _, url = entry.partition(",")
+        urls[label.strip()] = url.strip()
+    return CoreMetadata(
+        name=project.display_name,
+        version="",
+        summary=first("summary"),
+        description=first("description"),
+        description_content_type=first("description_content_type"),
+        home_page=first("home_page"),
+        download_url=first("download_url"),
+        requires_python=first("requires_python") or None,
+        license=first("license"),
+        author=first("author"),
+        project_urls=urls,
+    )

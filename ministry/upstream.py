@@ -1,0 +1,398 @@
+"""The HTTP client for upstream indexes: project pages and file bodies.
+
+A :class:`twisted.application.service.Service` owning one ``treq.HTTPClient``
+over a connection pool of its own: treq's module-level functions share a
+global pool that outlives the service, so connections would survive
+``stopService``. Nothing connects before ``startService``; ``stopService``
+cancels what is in flight and closes the pool.
+
+Every request is bounded in time, so an upstream that hangs cannot hang a
+client of ours: the connect timeout (the Agent's), a timeout on the response
+headers, and an idle timeout while a body is read (reset by every chunk, so
+a large file that keeps arriving is never cut off). Every body is read to
+the end or the connection is closed, or a pooled connection would stay
+pinned.
+
+Pages go through treq (gzip-decoded: simple pages compress well); files go
+through the same pool without content decoding, because their sha256 is over
+the bytes as served, and a static server may well label a ``.tar.gz`` with
+``Content-Encoding: gzip``.
+
+Several upstreams are tried in order for a page; a 404 or 410 moves on to
+the next one, but any other failure ends the search with an error: taking
+the project from a later upstream because an earlier one is down could serve
+a different project of the same name (the earlier one may be the company
+mirror holding the real one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from hyperlink import EncodedURL
+from treq.client import HTTPClient
+from twisted.application.service import Service
+from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime
+from twisted.internet.protocol import Protocol
+from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.client import Agent, HTTPConnectionPool, RedirectAgent, ResponseDone
+from twisted.web.http import PotentialDataLoss
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import UNKNOWN_LENGTH, IResponse
+
+import ministry
+from ministry.core.errors import MinistryError
+from ministry.core.upstream_pages import PageError, UpstreamPage, parse_page
+
+log = Logger()
+
+#: PEP 691 negotiation preferring JSON, as pip and uv ask.
+ACCEPT = (
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, "
+    "text/html;q=0.01"
+)
+USER_AGENT = f"MinistryOfPackages/{ministry.__version__} (proxy)"
+
+#: The largest project page read (the public index's biggest JSON pages are
+#: tens of megabytes); a bigger one is treated as garbage.
+PAGE_LIMIT = 256 * 1024**2
+#: How much of an error response is read before the connection is dropped.
+_ERROR_BODY_LIMIT = 64 * 1024
+
+
+class UpstreamError(Exception):
+    """An upstream failed, timed out or answered something unusable."""
+
+
+class UpstreamUnavailable(MinistryError):
+    """What a client sees when the upstream failed and nothing cached can stand in."""
+
+    status = 502
+
+
+class FileBody:
+    """An upstream file response whose headers are in and whose body is not read yet.
+
+    Exactly one of :meth:`read` or :meth:`abandon` must be called.
+    """
+
+    def __init__(self, client: UpstreamClient, response: IResponse, url: str) -> None:
+        self._client = client
+        self._response = response
+        self.url = url
+        #: The upstream's Content-Length, or None when it did not send one.
+        self.length: int | None = None if response.length is UNKNOWN_LENGTH else response.length
+
+    def read(self, sink: Callable[[bytes], None], limit: int | None = None) -> Deferred[None]:
+        """Hand every chunk to ``sink``; fires at the end, or fails with UpstreamError.
+
+        If ``sink`` raises, reading stops, the connection is closed and the
+        Deferred fails with that exception.
+        """
+        return self._client._read(self._response, self.url, sink, limit)
+
+    def abandon(self) -> None:
+        """Close the connection without reading the body."""
+        self._client._read(self._response, self.url, _refuse_all, None).addErrback(lambda _: None)
+
+
+class _Abandoned(Exception):
+    """Raised by the sink of a body nobody wants, to close its connection."""
+
+
+def _refuse_all(data: bytes) -> None:
+    raise _Abandoned()
+
+
+class _BodyReader(Protocol):
+    """Feeds a response body to a sink, with an idle timeout and a size limit."""
+
+    def __init__(
+        self,
+        sink: Callable[[bytes], None],
+        limit: int | None,
+        timeout: float,
+        clock: IReactorTime,
+        url: str,
+    ) -> None:
+        self.sink = sink
+        self.limit = limit
+        self.timeout = timeout
+        self.clock = clock
+        self.url = url
+        self.received = 0
+        self.done: Deferred[None] = Deferred(lambda _: self._stop(CancelledError()))
+        self._timer: IDelayedCall | None = None
+
+    def connectionMade(self) -> None:
+        self._timer = self.clock.callLater(self.timeout, self._timed_out)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.done.called:
+            return
+        if self._timer is not None:
+            self._timer.reset(self.timeout)
+        self.received += len(data)
+        if self.limit is not None and self.received > self.limit:
+            self._stop(UpstreamError(f"{self.url}: body larger than {self.limit} bytes"))
+            return
+        try:
+            self.sink(data)
+        except Exception as exc:  # the sink's refusal ends the read, with its reason
+            self._stop(exc)
+
+    def connectionLost(self, reason: Failure) -> None:
+        self._cancel_timer()
+        if self.done.called:
+            return
+        if reason.check(ResponseDone, PotentialDataLoss):
+            self.done.callback(None)
+        else:
+            message = reason.getErrorMessage()
+            self.done.errback(UpstreamError(f"{self.url}: connection lost reading body: {message}"))
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        self._stop(UpstreamError(f"{self.url}: no data for {self.timeout:g} s"))
+
+    def _stop(self, error: BaseException) -> None:
+        self._cancel_timer()
+        if self.transport is not None:
+            self.transport.stopProducing()
+        if not self.done.called:
+            self.done.errback(error)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+
+class UpstreamClient(Service):
+    """Fetches project pages and file bodies from the ``--upstream`` indexes."""
+
+    def __init__(self, urls: Sequence[str], timeout: float, reactor: Any = None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor
+        self.urls = tuple(url.rstrip("/") for url in urls)
+        self.timeout = timeout
+        self._reactor: IReactorTCP = reactor
+        self._pool: HTTPConnectionPool | None = None
+        self._http: HTTPClient | None = None
+        self._files: RedirectAgent | None = None
+        self._in_flight: set[Deferred[Any]] = set()
+        self.pages_fetched = 0
+        self.pages_not_modified = 0
+        self.errors = 0
+
+    def startService(self) -> None:
+        super().startService()
+        self._pool = HTTPConnectionPool(self._reactor, persistent=True)
+        self._pool.maxPersistentPerHost = 8
+        agent = Agent(self._reactor, connectTimeout=self.timeout, pool=self._pool)
+        self._http = HTTPClient(agent)
+        self._files = RedirectAgent(agent)
+
+    def stopService(self) -> Deferred[Any]:
+        super().stopService()
+        for waiting in list(self._in_flight):
+            waiting.cancel()
+        pool, self._pool = self._pool, None
+        self._http = self._files = None
+        return pool.closeCachedConnections() if pool is not None else succeed(None)
+
+    # -- pages ------------------------------------------------------------------
+
+    async def fetch_page(self, project: str, cached: UpstreamPage | None) -> UpstreamPage | None:
+        """The page of ``project`` from the first upstream that has it, or None.
+
+        With ``cached`` from the same upstream and an ETag, asks with
+        ``If-None-Match`` and returns ``cached`` with a new fetch time on a
+        304. Raises :class:`UpstreamError` on any failure (see the module
+        docstring for why a failure does not fall through to the next upstream).
+        """
+        for upstream in self.urls:
+            url = f"{upstream}/{project}/"
+            headers = {"Accept": [ACCEPT], "User-Agent": [USER_AGENT]}
+            revalidating = cached is not None and cached.upstream == upstream and cached.etag
+            if revalidating:
+                headers["If-None-Match"] = [cached.etag]
+            response = await self._send(
+                self._client().get(
+                    url,
+                    headers=headers,
+                    timeout=self.timeout,
+                    unbuffered=True,
+                    reactor=self._reactor,
+                ),
+                url,
+            )
+            if response.code == 304 and revalidating:
+                await self._discard(response, url)
+                self.pages_not_modified += 1
+                return replace(cached, fetched=self._reactor.seconds())
+            if response.code in (404, 410):
+                await self._discard(response, url)
+                continue
+            if response.code != 200:
+                await self._discard(response, url)
+                raise self._error(f"{url} answered {response.code} {_phrase(response)}")
+            return await self._page(project, upstream, url, response, cached)
+        return None
+
+    async def _page(
+        self,
+        project: str,
+        upstream: str,
+        url: str,
+        response: IResponse,
+        cached: UpstreamPage | None,
+    ) -> UpstreamPage:
+        chunks: list[bytes] = []
+        await self._guard(self._read(response, url, chunks.append, PAGE_LIMIT))
+        page_url = response.request.absoluteURI.decode("ascii", "replace")
+        content_type = _header(response, b"content-type") or ""
+        now = self._reactor.seconds()
+        try:
+            parsed = await deferToThread(
+                parse_page,
+                b"".join(chunks),
+                content_type,
+                page_url,
+                project,
+                datetime.fromtimestamp(now, UTC),
+                cached,
+            )
+        except PageError as exc:
+            raise self._error(f"{page_url}: unusable page: {exc}") from None
+        if parsed.skipped:
+            log.info(
+                "{url}: left out {count} files without a sha256 or a usable name",
+                url=page_url,
+                count=parsed.skipped,
+            )
+        self.pages_fetched += 1
+        etag = _header(response, b"etag")
+        return UpstreamPage(project, upstream, page_url, etag, now, parsed.files)
+
+    # -- files ------------------------------------------------------------------
+
+    async def open_file(self, url: str) -> FileBody:
+        """Request a file; returns once a 200's headers are in (the body is not read)."""
+        agent = self._files
+        if agent is None:
+            raise self._error("the upstream client is not running")
+        sent = agent.request(
+            b"GET",
+            EncodedURL.from_text(url).to_uri().to_text().encode("ascii"),
+            Headers({"User-Agent": [USER_AGENT]}),
+        )
+        timer = self._reactor.callLater(self.timeout, sent.cancel)
+        sent.addBoth(_cancelling(timer))
+        response = await self._send(sent, url)
+        if response.code != 200:
+            await self._discard(response, url)
+            raise self._error(f"{url} answered {response.code} {_phrase(response)}")
+        return FileBody(self, response, url)
+
+    async def fetch_bytes(self, url: str, limit: int) -> bytes:
+        """A small file (a ``.metadata``) whole, at most ``limit`` bytes."""
+        body = await self.open_file(url)
+        chunks: list[bytes] = []
+        await self._guard(body.read(chunks.append, limit))
+        return b"".join(chunks)
+
+    # -- plumbing ---------------------------------------------------------------
+
+    def _client(self) -> HTTPClient:
+        if self._http is None:
+            raise self._error("the upstream client is not running")
+        return self._http
+
+    async def _send(self, sent: Deferred[IResponse], url: str) -> IResponse:
+        """The response, or UpstreamError naming the URL (timeouts included)."""
+        try:
+            return await self._track(sent)
+        except Exception as exc:
+            reasons = [exc, *(failure.value for failure in getattr(exc, "reasons", ()))]
+            if any(isinstance(reason, CancelledError) for reason in reasons):
+                raise self._error(f"{url}: no response within {self.timeout:g} s") from None
+            raise self._error(f"{url}: {_describe(exc)}") from None
+
+    def _read(
+        self,
+        response: IResponse,
+        url: str,
+        sink: Callable[[bytes], None],
+        limit: int | None,
+    ) -> Deferred[None]:
+        reader = _BodyReader(sink, limit, self.timeout, self._reactor, url)
+        response.deliverBody(reader)
+
+        def count(failure: Failure) -> Failure:
+            if failure.check(UpstreamError):
+                self.errors += 1
+            return failure
+
+        return self._track(reader.done).addErrback(count)
+
+    async def _discard(self, response: IResponse, url: str) -> None:
+        """Read and drop an unwanted body, so its connection can be reused."""
+        # On an error the connection was closed instead: nothing stays pinned.
+        with contextlib.suppress(UpstreamError, CancelledError):
+            await self._read(response, url, lambda data: None, _ERROR_BODY_LIMIT)
+
+    @staticmethod
+    async def _guard(reading: Deferred[None]) -> None:
+        """Await a body; a cancellation (the service stopping) becomes an UpstreamError."""
+        try:
+            await reading
+        except CancelledError:
+            raise UpstreamError("the upstream client stopped") from None
+
+    def _track(self, waiting: Deferred[Any]) -> Deferred[Any]:
+        """Remember ``waiting`` until it fires, so stopService can cancel it."""
+        self._in_flight.add(waiting)
+
+        def forget(result: Any) -> Any:
+            self._in_flight.discard(waiting)
+            return result
+
+        return waiting.addBoth(forget)
+
+    def _error(self, message: str) -> UpstreamError:
+        self.errors += 1
+        return UpstreamError(message)
+
+
+def _cancelling(timer: IDelayedCall) -> Callable[[Any], Any]:
+    def cancel(result: Any) -> Any:
+        if timer.active():
+            timer.cancel()
+        return result
+
+    return cancel
+
+
+def _header(response: IResponse, name: bytes) -> str | None:
+    values = response.headers.getRawHeaders(name)
+    return values[-1].decode("latin-1") if values else None
+
+
+def _phrase(response: IResponse) -> str:
+    return response.phrase.decode("latin-1", "replace")
+
+
+def _describe(exc: Exception) -> str:
+    """A one-line reason from Twisted's nested client errors."""
+    reasons = getattr(exc, "reasons", None)
+    if reasons:
+        return "; ".join(reason.getErrorMessage() or reason.type.__name__ for reason in reasons)
+    return str(exc) or type(exc).__name__

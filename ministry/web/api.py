@@ -1,0 +1,108 @@
+"""``POST /api/yank``, ``/api/unyank`` and ``/api/delete``: curation over HTTP.
+
+A small JSON API for scripts and CI, authenticated like uploads (HTTP Basic,
+or ``__token__`` and a token)::
+
+    curl -u alice -H 'Content-Type: application/json' \\
+         -d '{"project": "demo", "version": "1.0", "reason": "broken build"}' \\
+         https://index.example/api/yank
+
+The body names a ``project`` and either a ``version`` (every file of the
+release) or a ``filename``; ``reason`` is for yanking only. Owners,
+maintainers and administrators may yank and un-yank; only administrators
+may delete. The answer lists the files acted on and those whose state
+changed. Refusals are 4xx with the reason, as everywhere else.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from klein import Klein
+from twisted.web.iweb import IRequest
+
+from ministry.core.auth import Action
+from ministry.core.errors import BadRequest, MinistryError, TooLarge
+from ministry.curation import Curator, Target
+from ministry.web.auth import Authenticator
+from ministry.web.form import StreamingForm
+from ministry.web.responses import refuse
+
+#: A request body is a few names; anything bigger is a mistake.
+MAX_BODY = 64 * 1024
+
+
+class CurationApi:
+    """The ``/api/`` routes."""
+
+    app = Klein()
+
+    def __init__(self, auth: Authenticator, curator: Curator) -> None:
+        self.auth = auth
+        self.curator = curator
+
+    @app.handle_errors(MinistryError)
+    def _refuse(self, request: IRequest, failure) -> bytes:
+        return refuse(request, failure.value)
+
+    @app.route("/api/yank", methods=["POST"])
+    async def yank(self, request: IRequest) -> bytes:
+        body = _json_body(request)
+        target = await self._allowed(request, body, Action.YANK)
+        reason = _text(body, "reason") or ""
+        files = [record.filename for record in await self.curator.select(target)]
+        return _answer(request, target, files, await self.curator.yank(target, reason))
+
+    @app.route("/api/unyank", methods=["POST"])
+    async def unyank(self, request: IRequest) -> bytes:
+        target = await self._allowed(request, _json_body(request), Action.YANK)
+        files = [record.filename for record in await self.curator.select(target)]
+        return _answer(request, target, files, await self.curator.unyank(target))
+
+    @app.route("/api/delete", methods=["POST"])
+    async def delete(self, request: IRequest) -> bytes:
+        target = await self._allowed(request, _json_body(request), Action.DELETE)
+        deleted = await self.curator.delete(target)
+        return _answer(request, target, deleted, deleted)
+
+    async def _allowed(self, request: IRequest, body: dict[str, Any], action: Action) -> Target:
+        project = _text(body, "project")
+        if project is None:
+            raise BadRequest("The JSON body needs a 'project'.")
+        target = Target.of(project, _text(body, "version"), _text(body, "filename"))
+        await self.auth.authorize(request, action, target.project)
+        return target
+
+
+def _json_body(request: IRequest) -> dict[str, Any]:
+    if request.body_error is not None:
+        raise request.body_error
+    content = request.content
+    if isinstance(content, StreamingForm):
+        raise BadRequest("Send the request as JSON (Content-Type: application/json).")
+    content.seek(0)
+    data = content.read(MAX_BODY + 1)
+    if len(data) > MAX_BODY:
+        raise TooLarge(f"The JSON body is over {MAX_BODY} bytes.")
+    try:
+        body = json.loads(data)
+    except ValueError as error:
+        raise BadRequest(f"The body is not valid JSON: {error}.") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The JSON body must be an object.")
+    return body
+
+
+def _text(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise BadRequest(f"'{key}' must be a string.")
+    return value
+
+
+def _answer(request: IRequest, target: Target, files: list[str], changed: list[str]) -> bytes:
+    request.setHeader(b"content-type", b"application/json")
+    request.setHeader(b"cache-control", b"no-store")
+    answer = {"project": target.project, "files": files, "changed": changed}
+    return json.dumps(answer).encode() + b"\n"

@@ -1,0 +1,353 @@
+"""Credentials checked and permissions enforced, for every web component.
+
+The rules are pure and live in ``ministry.core.auth``; this is where they
+meet requests, the store and time:
+
+- :meth:`Authenticator.authenticate` turns an ``Authorization`` header into
+  an :class:`Identity` (store users, tokens, or an htpasswd file), running the
+  slow hashes on a thread, after making an address that keeps failing wait;
+- :meth:`Authenticator.authorize` answers 401 or 403, or lets an upload
+  through unchecked while the index is still open (no users, no htpasswd);
+- :meth:`Authenticator.read_guard` protects every page but ``/health`` when
+  the index is ``--private``.
+
+A successful check is remembered for :data:`REMEMBER_SECONDS` under the
+sha256 of its header, so the read hot path costs a hash and a dictionary
+look-up, not 50 ms of scrypt, per request. The price: a removed user, a new
+password or a revoked token takes effect within that time, not at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from twisted.application.service import Service
+from twisted.internet.defer import ensureDeferred
+from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource, Resource, getChildForRequest
+from twisted.web.server import NOT_DONE_YET
+
+from ministry.config import Settings
+from ministry.core.auth import (
+    DUMMY_HASH,
+    TOKEN_USERNAME,
+    Action,
+    FailureThrottle,
+    Htpasswd,
+    Identity,
+    decide,
+    parse_basic,
+    parse_htpasswd,
+    parse_token,
+    token_matches,
+    verify_htpasswd,
+    verify_password,
+)
+from ministry.core.errors import Forbidden, MinistryError, StoreUnavailable, Unauthorized
+from ministry.interfaces import IMetadataStore
+from ministry.web.responses import refuse
+
+log = Logger()
+
+#: How long a successful credential check is reused (see the module docstring).
+REMEMBER_SECONDS = 30.0
+#: How many distinct successful headers are remembered at most.
+REMEMBER_ENTRIES = 1024
+#: How often, at most, the htpasswd file is looked at for changes.
+HTPASSWD_CHECK_SECONDS = 3.0
+
+#: The paths that stay open on a private index: probes carry no credentials.
+OPEN_PATHS = frozenset({b"health"})
+
+
+class HtpasswdFile:
+    """An Apache htpasswd file, read again when it changes.
+
+    Its modification time and size are looked at on use, at most every
+    :data:`HTPASSWD_CHECK_SECONDS`: a request never waits on more than one
+    ``stat``, and an edited file is picked up within seconds, with no
+    restart. A file that cannot be read keeps the entries last read (none
+    at first), and says why in the log.
+    """
+
+    def __init__(self, path: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = path
+        self._clock = clock
+        self._checked: float | None = None
+        self._signature: tuple[int, int] | None = None
+        self._current = Htpasswd({})
+
+    def entries(self) -> Htpasswd:
+        now = self._clock()
+        if self._checked is None or now - self._checked >= HTPASSWD_CHECK_SECONDS:
+            self._checked = now
+            self._reload_if_changed()
+        return self._current
+
+    def _reload_if_changed(self) -> None:
+        try:
+            status = os.stat(self.path)
+            signature = (status.st_mtime_ns, status.st_size)
+            if signature == self._signature:
+                return
+            with open(self.path, encoding="utf-8") as handle:
+                text = handle.read()
+        except (OSError, UnicodeDecodeError) as error:
+            if self._signature != (-1, -1):
+                log.error("Cannot read --htpasswd {path}: {error}", path=self.path, error=error)
+            self._signature = (-1, -1)
+            return
+        self._signature = signature
+        self._current = parse_htpasswd(text)
+        log.info("Read {count} users from {path}", count=len(self._current.entries), path=self.path)
+        for problem in self._current.problems:
+            log.warn("{path}: {problem}; ignored", path=self.path, problem=problem)
+
+
+class Authenticator(Service):
+    """Who a request is from, and whether they may do what it asks."""
+
+    def __init__(
+        self,
+        store: IMetadataStore,
+        htpasswd: HtpasswdFile | None = None,
+        private: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.htpasswd = htpasswd
+        self.private = private
+        self.throttle = FailureThrottle()
+        self._clock = clock
+        self._remembered: OrderedDict[bytes, tuple[Identity, float]] = OrderedDict()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, store: IMetadataStore) -> Authenticator:
+        """The authenticator ``--private`` and ``--htpasswd`` ask for (no I/O yet)."""
+        path = settings.htpasswd
+        return cls(store, HtpasswdFile(os.path.abspath(path)) if path else None, settings.private)
+
+    # -- start-up ----------------------------------------------------------------
+
+    def startService(self) -> None:
+        """Say in the log, once the store answers, who may upload and read."""
+        super().startService()
+        d = ensureDeferred(self._report_configuration())
+        d.addErrback(_log_unchecked)
+
+    async def _report_configuration(self) -> None:
+        if self.htpasswd is not None:
+            self.htpasswd.entries()
+        if await self.is_open():
+            log.warn(
+                "No users exist and no --htpasswd is set: anyone who can reach this index "
+                "may upload to it. Add a user with 'ministry-admin user add NAME'."
+            )
+            if self.private:
+                log.error(
+                    "--private is set but no users exist: every request but /health is "
+                    "refused until a user is added."
+                )
+
+    async def is_open(self) -> bool:
+        """Whether uploads need no credentials: no users, and no htpasswd file named."""
+        return self.htpasswd is None and not await self.store.list_users()
+
+    # -- authentication ------------------------------------------------------------
+
+    def remembered(self, request: IRequest) -> Identity | None:
+        """The identity of a header checked successfully a moment ago, or None."""
+        header = request.getHeader(b"authorization")
+        if header is None:
+            return None
+        key = hashlib.sha256(header).digest()
+        found = self._remembered.get(key)
+        if found is None:
+            return None
+        identity, until = found
+        if self._clock() >= until:
+            del self._remembered[key]
+            return None
+        return identity
+
+    def _remember(self, header: bytes, identity: Identity) -> None:
+        key = hashlib.sha256(header).digest()
+        self._remembered[key] = (identity, self._clock() + REMEMBER_SECONDS)
+        self._remembered.move_to_end(key)
+        while len(self._remembered) > REMEMBER_ENTRIES:
+            self._remembered.popitem(last=False)
+
+    async def authenticate(self, request: IRequest) -> Identity | None:
+        """The identity behind the request's credentials; None if it sent none.
+
+        Wrong credentials are a 401, after a delay that grows with the
+        address's recent failures.
+        """
+        header = request.getHeader(b"authorization")
+        credentials = parse_basic(header)
+        if credentials is None:
+            return None
+        identity = self.remembered(request)
+        if identity is not None:
+            return identity
+        address = _address(request)
+        delay = self.throttle.delay(address, self._clock())
+        if delay:
+            from twisted.internet import reactor
+
+            await deferLater(reactor, delay, lambda: None)
+        if credentials.username == TOKEN_USERNAME:
+            identity = await self._token_identity(credentials.password)
+            failure = "The token is not valid: it is malformed, unknown or revoked."
+        else:
+            identity = await self._password_identity(credentials.username, credentials.password)
+            failure = "Wrong username or password."
+        if identity is None:
+            self.throttle.failed(address, self._clock())
+            log.info("Failed login from {address}", address=address)
+            raise Unauthorized(failure)
+        self._remember(header, identity)
+        return identity
+
+    async def _token_identity(self, text: str) -> Identity | None:
+        parsed = parse_token(text)
+        if parsed is None:
+            return None
+        token_id, secret = parsed
+        token = await self.store.get_token(token_id)
+        if token is None or not token_matches(secret, token.digest):
+            return None
+        user = await self.store.get_user(token.username)
+        if user is None:
+            return None
+        return Identity(user.name, user.admin, token.id, frozenset(token.projects))
+
+    async def _password_identity(self, username: str, password: str) -> Identity | None:
+        user = await self.store.get_user(username)
+        if user is not None:
+            if await deferToThread(verify_password, password, user.password_hash):
+                return Identity(user.name, user.admin)
+            return None
+        entries = self.htpasswd.entries().entries if self.htpasswd is not None else {}
+        hashed = entries.get(username)
+        if hashed is not None:
+            if await deferToThread(verify_htpasswd, password, hashed):
+                return Identity(username)
+            return None
+        # As slow as a real check, so the answer's timing tells no names.
+        await deferToThread(verify_password, password, DUMMY_HASH)
+        return None
+
+    async def require(self, request: IRequest) -> Identity:
+        """The request's identity; a 401 if it sent no credentials."""
+        identity = await self.authenticate(request)
+        if identity is None:
+            raise Unauthorized("This needs credentials: a username and password, or a token.")
+        return identity
+
+    # -- authorisation -------------------------------------------------------------
+
+    async def authorize(
+        self, request: IRequest, action: Action, project: str, *, open_ok: bool = False
+    ) -> Identity | None:
+        """The identity allowed to do ``action`` to ``project``, or a 401 or 403.
+
+        With ``open_ok`` (uploads and registrations) an open index lets
+        anyone through, and this fires with None.
+        """
+        if open_ok and await self.is_open():
+            return None
+        identity = await self.require(request)
+        await self._check(identity, action, project, await self.store.get_roles(project))
+        return identity
+
+    async def claim(self, identity: Identity | None, action: Action, project: str) -> None:
+        """Make ``identity`` owner of ``project`` if it has none, atomically.
+
+        If another user claimed it first, in a race, this is a 403.
+        """
+        if identity is None:
+            return
+        roles = await self.store.get_roles(project)
+        if roles:
+            return
+        roles = await self.store.claim_project(project, identity.username)
+        await self._check(identity, action, project, roles)
+        if roles.get(identity.username):
+            log.info("{user} now owns {project}", user=identity.username, project=project)
+
+    async def _check(
+        self, identity: Identity, action: Action, project: str, roles: dict[str, str]
+    ) -> None:
+        decision = decide(identity, action, project, roles)
+        if not decision.allowed:
+            raise Forbidden(decision.reason)
+
+    # -- read protection ---------------------------------------------------------
+
+    def read_guard(self, request: IRequest, root: IResource) -> IResource | None:
+        """For a private index: None if the request may go on at once, else a
+        resource that checks its credentials and then serves it.
+
+        Called before traversal, so ``request.postpath`` is the whole path.
+        """
+        first = request.postpath[0] if request.postpath else b""
+        if not self.private or first in OPEN_PATHS:
+            return None
+        if self.remembered(request) is not None:
+            return None
+        return _CheckThenServe(self, root)
+
+
+class _CheckThenServe(Resource):
+    """Checks a request's credentials, then serves it from the root as usual."""
+
+    isLeaf = True
+
+    def __init__(self, authenticator: Authenticator, root: IResource) -> None:
+        super().__init__()
+        self.authenticator = authenticator
+        self.root = root
+
+    def render(self, request: IRequest) -> object:
+        lost: list[object] = []
+        request.notifyFinish().addErrback(lost.append)
+        d = ensureDeferred(self.authenticator.require(request))
+        d.addCallbacks(
+            lambda _: self._serve(request, lost), lambda f: self._refuse(request, f, lost)
+        )
+        return NOT_DONE_YET
+
+    def _serve(self, request: IRequest, lost: list[object]) -> None:
+        if not lost:
+            request.render(getChildForRequest(self.root, request))
+
+    def _refuse(self, request: IRequest, failure: Failure, lost: list[object]) -> None:
+        if lost:
+            return
+        if failure.check(MinistryError):
+            request.write(refuse(request, failure.value))
+        else:
+            log.failure("Checking credentials failed", failure)
+            request.setResponseCode(500)
+        request.finish()
+
+
+def _log_unchecked(failure: Failure) -> None:
+    if failure.check(StoreUnavailable):
+        log.warn("Could not check the users at start-up: {why}", why=failure.value.message)
+    else:
+        log.failure("Could not check the users at start-up", failure)
+
+
+def _address(request: IRequest) -> str:
+    client = request.getClientAddress()
+    return getattr(client, "host", None) or str(client)

@@ -1,0 +1,101 @@
+"""``/mirror/``: the scheduled mirror's progress, as a page for people and JSON for tools.
+
+JSON when the client asks for it (``Accept: application/json`` preferred
+over HTML, or ``?format=json``); HTML otherwise. Never cached: it changes
+with every file a run fetches. Without a ``[mirror]`` table it is a 404 that
+says so.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from typing import Any
+
+from klein import Klein
+from twisted.web.iweb import IRequest
+
+from ministry.mirror import MirrorService
+
+
+def _wants_json(request: IRequest) -> bool:
+    if request.args.get(b"format") == [b"json"]:
+        return True
+    accept = (request.getHeader(b"accept") or "").lower()
+    for item in accept.split(","):
+        media = item.split(";", 1)[0].strip()
+        if media == "application/json":
+            return True
+        if media in ("text/html", "application/xhtml+xml"):
+            return False
+    return False
+
+
+def _row(label: str, value: Any) -> str:
+    return (
+        f"<tr><th>{escape(label)}</th><td>{escape('—' if value is None else str(value))}</td></tr>"
+    )
+
+
+def render_html(report: dict[str, Any]) -> bytes:
+    """A plain page: the facts in a table, then the errors with their project."""
+    done, total = report["projects_done"], report["projects_total"]
+    rows = [
+        _row("State", report["state"]),
+        _row("Projects", f"{done} of {total}"),
+        _row("Current project", report["current_project"]),
+        _row("Files fetched", report["files_fetched"]),
+        _row("Bytes fetched", report["bytes_fetched"]),
+        _row("Files already here", report["files_present"]),
+        _row("Run started", report["run_started"]),
+        _row("Run finished", report["run_finished"]),
+        _row("Last success", report["last_success"]),
+        _row("Next run", report["next_run"]),
+        _row(
+            "Runs (failed, skipped)",
+            f"{report['runs']} ({report['failed_runs']}, {report['skipped_runs']})",
+        ),
+    ]
+    errors = "".join(
+        f"<li><strong>{escape(item['project'])}</strong>: {escape(item['error'])}</li>"
+        for item in report["errors"]
+    )
+    body = (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Mirror</title>'
+        '<link rel="stylesheet" href="/static/style.css"></head><body><main>'
+        "<h1>Mirror</h1><table>" + "".join(rows) + "</table>"
+        f"<h2>Errors of the last run ({len(report['errors'])})</h2>"
+        + (f"<ul>{errors}</ul>" if errors else "<p>None.</p>")
+        + "</main></body></html>\n"
+    )
+    return body.encode()
+
+
+class MirrorStatusPage:
+    """The ``/mirror/`` component."""
+
+    app = Klein()
+
+    def __init__(self, mirror: MirrorService | None) -> None:
+        self.mirror = mirror
+
+    @app.route("/mirror", methods=["GET", "HEAD"])
+    def bare(self, request: IRequest) -> bytes:
+        request.redirect(b"/mirror/")
+        return b""
+
+    @app.route("/mirror/", methods=["GET", "HEAD"])
+    def status(self, request: IRequest) -> bytes:
+        request.setHeader(b"cache-control", b"no-store")
+        request.setHeader(b"vary", b"Accept")
+        as_json = _wants_json(request)
+        if self.mirror is None:
+            request.setResponseCode(404)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"No mirror is configured (no [mirror] table in the config file).\n"
+        report = self.mirror.status.to_dict()
+        if as_json:
+            request.setHeader(b"content-type", b"application/json")
+            return json.dumps(report, indent=2).encode() + b"\n"
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        return render_html(report)

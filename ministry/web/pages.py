@@ -1,0 +1,135 @@
+"""``/project/<name>/`` and ``/project/<name>/<version>/``: a project and its releases.
+
+The project page is where the JSON API's ``package_url`` points. Pages are
+rendered once per project change (the README through readme_renderer, the
+install commands with the server's URL) and kept as bytes under the
+project's cache scope, so an upload to the project drops them.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from klein import Klein
+from markupsafe import Markup
+from twisted.internet.defer import ensureDeferred
+from twisted.web.iweb import IRequest
+
+from ministry.core.commands import install_commands
+from ministry.core.errors import BadRequest, MinistryError, NotFound
+from ministry.core.metadata import CoreMetadata, parse_core_metadata
+from ministry.core.names import canonical
+from ministry.core.project_links import project_links
+from ministry.core.readme import render_readme
+from ministry.core.releases import (
+    Release,
+    current_release,
+    find_release,
+    group_releases,
+    registered_metadata,
+)
+from ministry.web.catalog import Catalog, ProjectView
+from ministry.web.html import render_html, send_html
+from ministry.web.rendered import Page
+from ministry.web.responses import redirect, refuse
+from ministry.web.urls import Urls
+
+#: README headings start at h3: the page has the h1, its sections the h2s.
+README_HEADING_OFFSET = 2
+
+
+class ProjectPages:
+    """The ``/project/`` tree."""
+
+    app = Klein()
+
+    def __init__(self, catalog: Catalog, urls: Urls) -> None:
+        self.catalog = catalog
+        self.urls = urls
+
+    @app.handle_errors(MinistryError)
+    def _refuse(self, request: IRequest, failure) -> bytes:
+        return refuse(request, failure.value)
+
+    @app.route("/", methods=["GET", "HEAD"])
+    def to_list(self, request: IRequest) -> bytes:
+        return redirect(request, "/projects/")
+
+    @app.route("/<name>", methods=["GET", "HEAD"])
+    @app.route("/<name>/", methods=["GET", "HEAD"])
+    @app.route("/<name>/<version>", methods=["GET", "HEAD"])
+    @app.route("/<name>/<version>/", methods=["GET", "HEAD"])
+    def page(self, request: IRequest, name: str, version: str | None = None):
+        normal = canonical(name)
+        if normal != name or not request.path.endswith(b"/"):
+            tail = f"{quote(version, safe='')}/" if version else ""
+            return redirect(request, f"/project/{normal}/{tail}")
+        root = self.urls.root(request)
+        key = (normal, "page", version, root)
+        page = self.catalog.cache.get(key)
+        if page is not None:
+            return send_html(request, page)
+        return ensureDeferred(self._serve(request, key, normal, version, root))
+
+    async def _serve(
+        self, request: IRequest, key, name: str, version: str | None, root: str
+    ) -> bytes:
+        view = await self.catalog.project(name)
+        if view is None:
+            raise NotFound(f"No such project: {name}")
+        if version is not None:
+            release = find_release(group_releases(view.files), version)
+            if release is None:
+                raise NotFound(f"{view.project.display_name} has no release {version!r}.")
+            if release.version != version:
+                return redirect(request, f"/project/{name}/{quote(release.version, safe='')}/")
+        page = await self.catalog.cache.fill(key, lambda: self._render(name, version, root))
+        if page is None:
+            raise NotFound(f"No such page: /project/{name}/{version or ''}")
+        return send_html(request, page)
+
+    async def _render(self, name: str, version: str | None, server: str) -> Page | None:
+        # The view is read again inside the fill, so an upload landing while
+        # the page renders makes the cache discard it rather than keep it.
+        view = await self.catalog.project(name)
+        if view is None:
+            return None
+        releases = group_releases(view.files)
+        release = current_release(releases) if version is None else find_release(releases, version)
+        if version is not None and (release is None or release.version != version):
+            return None
+        meta = await self._metadata(view, release)
+        return render_html(
+            "project.html",
+            view.project.serial,
+            root="../../" if version is None else "../../../",
+            project=view.project,
+            meta=meta,
+            release=release,
+            releases=releases,
+            is_release_page=version is not None,
+            readme=Markup(
+                render_readme(
+                    meta.description, meta.description_content_type, README_HEADING_OFFSET
+                )
+            ),
+            links=project_links(meta),
+            commands=install_commands(server, view.project.name, version),
+            nav="projects",
+        )
+
+    async def _metadata(self, view: ProjectView, release: Release | None) -> CoreMetadata:
+        """The release's core metadata, from its first file that has some."""
+        if release is None:
+            return registered_metadata(view.project)
+        for record in release.files:
+            if record.metadata_sha256 is None:
+                continue
+            data = await self.catalog.metadata(record)
+            if data is not None:
+                try:
+                    return parse_core_metadata(data)
+                except BadRequest:
+                    continue
+        python = next((r.requires_python for r in release.files if r.requires_python), None)
+        return CoreMetadata(view.project.display_name, release.version, requires_python=python)

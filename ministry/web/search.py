@@ -1,0 +1,88 @@
+"""``/projects/?q=...&page=N``: every project, searched by name, 50 to a page.
+
+The sorted name list is built once per change to the index and kept in the
+page cache under the all-projects scope, so any upload drops it; a search
+is a pure function over it (:mod:`ministry.core.search`) and costs no store
+call. Each rendered page of results is cached the same way.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from klein import Klein
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.web.iweb import IRequest
+
+from ministry.core.errors import BadRequest, MinistryError
+from ministry.core.search import NameIndex, ResultPage, normalise_query, search
+from ministry.web.cache import ALL
+from ministry.web.catalog import Catalog
+from ministry.web.html import render_html, send_html
+from ministry.web.rendered import Page
+from ministry.web.responses import refuse
+
+
+def _argument(request: IRequest, name: bytes) -> str:
+    values = request.args.get(name)
+    return values[0].decode("utf-8", "replace") if values else ""
+
+
+def page_number(text: str) -> int:
+    """The ``page`` parameter: a positive whole number, 1 when absent."""
+    if not text:
+        return 1
+    if not text.isdigit() or len(text) > 9 or int(text) < 1:
+        raise BadRequest(f"Invalid page {text[:20]!r}: use a whole number from 1.")
+    return int(text)
+
+
+def page_link(result: ResultPage, number: int) -> str:
+    """The query string of another page of the same search."""
+    params = {"q": result.query} if result.query else {}
+    if number > 1:
+        params["page"] = str(number)
+    return "?" + urlencode(params) if params else "./"
+
+
+class ProjectList:
+    """The ``/projects/`` page."""
+
+    app = Klein()
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    @app.handle_errors(MinistryError)
+    def _refuse(self, request: IRequest, failure) -> bytes:
+        return refuse(request, failure.value)
+
+    @app.route("/", methods=["GET", "HEAD"])
+    def projects(self, request: IRequest):
+        query = normalise_query(_argument(request, b"q"))
+        number = page_number(_argument(request, b"page"))
+        key = (ALL, "page", "projects", query, number)
+        page = self.catalog.cache.get(key)
+        if page is not None:
+            return send_html(request, page)
+        return ensureDeferred(self._render(request, key, query, number))
+
+    async def _render(self, request: IRequest, key, query: str, number: int) -> bytes:
+        async def render() -> Page:
+            result = search(await self.names(), query, number)
+            return render_html(
+                "projects.html", root="../", result=result, page_link=page_link, nav="projects"
+            )
+
+        return send_html(request, await self.catalog.cache.fill(key, render))
+
+    def names(self) -> Deferred[NameIndex]:
+        """The sorted name list, built at most once per change to the index."""
+        key = (ALL, "names")
+        found = self.catalog.cache.get(key)
+        if found is not None:
+            return succeed(found)
+        return self.catalog.cache.fill(key, self._build_names)
+
+    async def _build_names(self) -> NameIndex:
+        return NameIndex.of((await self.catalog.index()).projects)

@@ -1,0 +1,190 @@
+"""The browser pages in a real browser: headless Chromium driven by Playwright.
+
+A real ``twistd ministry`` runs in a subprocess (``tests/servers.py``) with a
+few projects uploaded over HTTP; Playwright's sync API drives Debian's
+Chromium from this test's main thread. Nothing here uses pytest-twisted:
+Playwright runs its own event loop.
+
+What a person does: search from the home page, open the project, read the
+rendered README, copy the install command, page through the project list
+with the keyboard alone, and read it all on a phone without scrolling
+sideways. Screenshots go to ``test-artifacts/`` for a human to look at.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from archive_factory import make_wheel, wheel_filename
+from http_harness import multipart, upload_fields
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from servers import REPO_ROOT, MinistryProcess
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+
+README = "# Demo heading\n\nThe **demo** project, for browser tests.\n\n## Usage\n\nImport it.\n"
+#: One more than a page of the project list holds, so there is a second page.
+FILLERS = 55
+
+
+def upload(server: MinistryProcess, name: str, version: str, description: str) -> None:
+    """POST a wheel as twine does."""
+    filename = wheel_filename(name, version)
+    data = make_wheel(name, version, description=description, requires_python=">=3.9")
+    body, content_type = multipart(
+        upload_fields(name, version, filename, data), [("content", filename, data)]
+    )
+    request = urllib.request.Request(
+        server.url + "/", data=body, headers={"Content-Type": content_type}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinistryProcess]:
+    with MinistryProcess(tmp_path_factory.mktemp("browser") / "data") as running:
+        upload(running, "Demo.Pkg", "1.0", README)
+        for number in range(FILLERS):
+            upload(running, f"filler-{number:03d}", "0.1", f"Filler number {number}.\n")
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    # CI installs Debian's chromium; a missing one is a failure, never a skip.
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: apt-get install chromium"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def context(browser: Browser, server: MinistryProcess) -> Iterator[BrowserContext]:
+    opened = browser.new_context(
+        base_url=server.url,
+        permissions=["clipboard-read", "clipboard-write"],
+        viewport={"width": 1280, "height": 900},
+    )
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Iterator[Page]:
+    """A tab that fails the test on any console error (a CSP violation, a script error)."""
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    yield opened
+    assert errors == []
+
+
+def screenshot(page: Page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def test_search_open_read_and_copy(page: Page, server: MinistryProcess):
+    page.goto("/")
+    expect(page.get_by_role("heading", level=1)).to_have_text("MinistryOfPackages")
+    expect(page.get_by_text("holding 56 projects and 56 files")).to_be_visible()
+    screenshot(page, "home")
+
+    page.get_by_label("Search projects by name").fill("Demo_Pkg")
+    page.get_by_label("Search projects by name").press("Enter")
+    expect(page).to_have_url(re.compile(r"/projects/\?q=Demo_Pkg$"))
+    expect(page.get_by_text("1 project matching “demo-pkg”.")).to_be_visible()
+
+    page.get_by_role("link", name="Demo.Pkg").click()
+    expect(page).to_have_url(f"{server.url}/project/demo-pkg/")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Demo.Pkg 1.0")
+    readme = page.locator(".readme")
+    expect(readme.get_by_role("heading", name="Demo heading")).to_be_visible()
+    expect(readme.locator("h3")).to_have_text("Demo heading")
+    expect(readme.locator("strong")).to_have_text("demo")
+
+    command = f"pip install --index-url {server.url}/simple/ demo-pkg"
+    expect(page.locator("#cmd-pip")).to_have_text(command)
+    copy = page.locator('button[data-copy="cmd-pip"]')
+    expect(copy).to_be_visible()
+    copy.click()
+    expect(copy).to_have_attribute("data-state", "copied")
+    expect(copy).to_have_text("Copied")
+    expect(page.get_by_role("status")).to_have_text("pip: copied to the clipboard.")
+    assert page.evaluate("navigator.clipboard.readText()") == command
+    screenshot(page, "project")
+
+
+def test_keyboard_pages_through_the_project_list(page: Page):
+    page.goto("/projects/")
+    expect(page.get_by_text("Page 1 of 2")).to_be_visible()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    next_link = page.get_by_role("link", name="Next")
+    for _ in range(150):
+        page.keyboard.press("Tab")
+        if next_link.evaluate("link => link === document.activeElement"):
+            break
+    else:
+        pytest.fail("Tab never reached the Next link")
+    screenshot(page, "projects-next-focused")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/projects/\?page=2$"))
+    expect(page.get_by_text("Page 2 of 2")).to_be_visible()
+    expect(page.get_by_role("link", name="Previous")).to_be_visible()
+    expect(page.locator("ul.projects li")).to_have_count(FILLERS + 1 - 50)
+
+
+@pytest.mark.parametrize("path", ["/", "/projects/", "/project/demo-pkg/", "/help/upload/"])
+def test_phone_width_never_scrolls_sideways(browser: Browser, server: MinistryProcess, path):
+    phone = browser.new_context(
+        base_url=server.url, viewport={"width": 360, "height": 740}, is_mobile=True
+    )
+    try:
+        tab = phone.new_page()
+        tab.goto(path)
+        overflow = tab.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{path} is {overflow}px wider than a phone screen"
+        name = path.strip("/").replace("/", "-") or "home"
+        screenshot(tab, f"phone-{name}")
+    finally:
+        phone.close()
+
+
+def test_pages_work_without_javascript(browser: Browser, server: MinistryProcess):
+    plain = browser.new_context(base_url=server.url, java_script_enabled=False)
+    try:
+        tab = plain.new_page()
+        tab.goto("/")
+        tab.get_by_label("Search projects by name").fill("filler-01")
+        tab.get_by_role("button", name="Search").click()
+        expect(tab.locator("ul.projects li")).to_have_count(10)
+        tab.goto("/project/demo-pkg/")
+        expect(tab.locator("#cmd-pip")).to_be_visible()
+        expect(tab.locator("button.copy").first).to_be_hidden()
+    finally:
+        plain.close()
