@@ -6,16 +6,18 @@ A flat layout: ``ministry/`` and the twistd plugin file in ``twisted/plugins/``.
 plugin package and ``twistd ministry`` finds it.
 """
 
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 setup(
     name="ministry",
     version="0.1.0",
     description="A private Python package index in one Twisted daemon.",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=find_packages(include=["ministry", "ministry.*"]) + ["twisted.plugins"],
+    packages=[*find_packages(include=["ministry", "ministry.*"]), "twisted.plugins"],
     package_data={"ministry": ["templates/*.html", "static/*"]},
     install_requires=[
         "twisted>=25.5",

@@ -26,10 +26,8 @@ from http_harness import multipart, upload_fields  # noqa: E402
 JSON_ACCEPT = "application/vnd.pypi.simple.v1+json"
 
 
-def post_wheel(url: str, name: str, version: str) -> None:
-    """Upload one small valid wheel with a plain HTTP POST."""
-    data = make_wheel(name, version)
-    filename = wheel_filename(name, version)
+def post_file(url: str, name: str, version: str, filename: str, data: bytes) -> None:
+    """Upload one distribution with a plain HTTP POST, as twine would."""
     body, content_type = multipart(
         upload_fields(name, version, filename, data), [("content", filename, data)]
     )
@@ -38,6 +36,11 @@ def post_wheel(url: str, name: str, version: str) -> None:
     )
     with urllib.request.urlopen(request) as response:
         response.read()
+
+
+def post_wheel(url: str, name: str, version: str) -> None:
+    """Upload one small valid wheel."""
+    post_file(url, name, version, wheel_filename(name, version), make_wheel(name, version))
 
 
 def seed(url: str, projects: int, versions: int = 3, workers: int = 4, first: int = 0) -> None:
@@ -57,6 +60,8 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int
+    #: Connect, read, write errors and timeouts wrk counted (not in ``errors``).
+    socket_errors: int = 0
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -67,16 +72,40 @@ def _millis(text: str) -> float:
     return float(value) * _UNITS[unit]
 
 
-def wrk(url: str, connections: int = 32, seconds: int = 10, accept: str | None = None) -> Load:
-    """Load ``url`` from a separate wrk process (Debian's package) and read its summary."""
+def wrk(
+    url: str,
+    connections: int = 32,
+    seconds: int = 10,
+    accept: str | None = None,
+    timeout: int = 2,
+) -> Load:
+    """Load ``url`` from a separate wrk process (Debian's package) and read its summary.
+
+    ``timeout`` is wrk's per-request timeout in seconds: a request slower
+    than that is counted as a socket error and left out of the latencies,
+    so give slow servers a longer one rather than flatter their p99.
+    """
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", f"--timeout={timeout}s"]
+    command += ["--latency", url]
     if accept:
         command[1:1] = ["-H", f"Accept: {accept}"]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    p50 = _millis(re.search(r"\s50%\s+(\S+)", output).group(1))
-    p99 = _millis(re.search(r"\s99%\s+(\S+)", output).group(1))
+    # No latency distribution when every request failed: no figure, not a crash.
+    p50_found = re.search(r"\s50%\s+(\S+)", output)
+    p99_found = re.search(r"\s99%\s+(\S+)", output)
+    p50 = _millis(p50_found.group(1)) if p50_found else float("nan")
+    p99 = _millis(p99_found.group(1)) if p99_found else float("nan")
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return Load(rate, p50, p99, int(errors.group(1)) if errors else 0)
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    return Load(
+        rate,
+        p50,
+        p99,
+        int(errors.group(1)) if errors else 0,
+        sum(int(n) for n in sockets.groups()) if sockets else 0,
+    )

@@ -27,12 +27,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from common import REPO, make_wheel, wheel_filename
-from http_harness import multipart, upload_fields
+from common import REPO, make_wheel, post_file, wheel_filename
 from servers import MinistryProcess, client_env
 
 
@@ -43,15 +41,7 @@ def upload(url: str, name: str, version: str, requires: list[str], padding: int)
         requires_dist=requires,
         extra_members={f"{name.replace('-', '_')}/blob.bin": os.urandom(padding)},
     )
-    filename = wheel_filename(name, version)
-    body, content_type = multipart(
-        upload_fields(name, version, filename, data), [("content", filename, data)]
-    )
-    request = urllib.request.Request(
-        url + "/", data=body, headers={"Content-Type": content_type}, method="POST"
-    )
-    with urllib.request.urlopen(request) as response:
-        response.read()
+    post_file(url, name, version, wheel_filename(name, version), data)
 
 
 def seed_tree(url: str, fanout: int, leaves: int, padding: int) -> int:

@@ -20,6 +20,8 @@ import pytest
 import pytest_twisted
 from archive_factory import make_wheel, metadata_text, wheel_filename
 from http_harness import InMemoryIndex
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
 
 from ministry.core.commands import install_commands
 from ministry.core.metadata import CoreMetadata
@@ -27,6 +29,7 @@ from ministry.core.models import WHEEL, FileRecord, ProjectRecord, utcnow
 from ministry.core.project_links import project_links, web_link
 from ministry.core.readme import render_readme, shift_headings
 from ministry.core.search import NameIndex, normalise_query, search
+from ministry.web import holdings
 
 SERVER = "http://index.test"
 
@@ -194,6 +197,24 @@ async def test_recent_uploads_are_the_ten_newest_files(index):
     page = Page((await index.request("GET", "/")).body)
     shown = re.findall(r"project/(proj\d+)/1\.0/", " ".join(page.hrefs()))
     assert shown == [f"proj{number}" for number in range(13, 3, -1)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_large_first_count_runs_in_the_background(index, monkeypatch):
+    monkeypatch.setattr(holdings, "INLINE_LIMIT", 2)
+    for number in range(5):
+        await add_record(index.store, f"proj{number}", "1.0")
+    first = Page((await index.request("GET", "/")).body)
+    assert "holding 5 projects (their files are still being counted)" in first.text
+    assert len(re.findall(r"project/proj\d/1\.0/", " ".join(first.hrefs()))) == 5
+    for _ in range(200):
+        text = Page((await index.request("GET", "/")).body).text
+        if "still being counted" not in text:
+            break
+        await deferLater(reactor, 0.01, lambda: None)
+    assert "holding 5 projects and 5 files" in text
+    await add_record(index.store, "proj5", "1.0")  # one more: counted inline
+    assert "holding 6 projects and 6 files" in Page((await index.request("GET", "/")).body).text
 
 
 @pytest_twisted.ensureDeferred

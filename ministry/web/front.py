@@ -7,7 +7,7 @@ index and per server URL they print, and kept as bytes.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 
 from klein import Klein
 from twisted.internet.defer import ensureDeferred
@@ -37,7 +37,12 @@ class Front:
     def _refuse(self, request: IRequest, failure) -> bytes:
         return refuse(request, failure.value)
 
-    def _page(self, request: IRequest, name: str, render: Callable[[str], Page | Awaitable[Page]]):
+    def _page(
+        self,
+        request: IRequest,
+        name: Hashable,
+        render: Callable[[str], Page | Awaitable[Page]],
+    ):
         """Send the cached page ``name`` for this server URL, rendering it on a miss."""
         root = self.root_url(request)
         key = (ALL, "page", name, root)
@@ -52,7 +57,7 @@ class Front:
 
     @app.route("/", methods=["GET", "HEAD"])
     def home(self, request: IRequest):
-        return self._page(request, "home", self._home)
+        return self._page(request, ("home", self.holdings.epoch), self._home)
 
     async def _home(self, server: str) -> Page:
         summary = await self.holdings.summary()

@@ -1,11 +1,13 @@
 """What the index holds, for the home page: counts and the latest uploads.
 
-The store can list projects but not count files, and reading every project's
-files on each change would cost one store call per project. So the file
-count is a tally kept per project with the project serial it was read at:
-after a change, only projects whose serial moved are read again (through
-the catalog, whose views the simple pages share). The first tally reads
-every project once.
+The store can list projects but not count files, so the file count is a
+tally kept per project with the project serial it was read at: after a
+change, only the projects whose serial moved are read again. The first
+tally has to read every project once (about 25 s at 100,000 projects on
+SQLite); so that no page waits for that, a tally of more than
+``INLINE_LIMIT`` projects runs in the background and the summary says the
+files are still being counted until it is done. (A ``count_files`` in the
+store interface would make the first tally instant.)
 
 Recent files come from the projects changed last: each change bumps the
 changed project's serial, so the projects holding the newest files are among
@@ -16,18 +18,29 @@ adding a file, which at worst drops an older file off the list).
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from twisted.internet.defer import Deferred, FirstError, gatherResults, succeed
+from twisted.internet.defer import Deferred, FirstError, ensureDeferred, gatherResults, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from ministry.core.models import FileRecord, ProjectRecord
 from ministry.web.cache import ALL
-from ministry.web.catalog import Catalog, ProjectView
+from ministry.web.catalog import Catalog
+
+log = Logger()
+
+T = TypeVar("T")
 
 RECENT = 10
 
-#: Project views read at once while tallying, so a first tally of a large
-#: index neither waits on one round trip per project nor floods the store.
+#: Stale projects counted while a summary waits; more are counted in the background.
+INLINE_LIMIT = 1000
+
+#: Store reads issued at once while counting: enough to keep the store busy,
+#: few enough not to queue a hundred thousand calls at once.
 _BATCH = 200
 
 
@@ -37,9 +50,19 @@ class Summary:
 
     serial: int
     projects: int
-    files: int
+    #: None while a background count is under way.
+    files: int | None
     #: The newest files with their project, newest first.
     recent: tuple[tuple[ProjectRecord, FileRecord], ...]
+
+
+async def _gather(waiting: Iterable[Deferred[T]]) -> list[T]:
+    """Results of Deferreds run concurrently; the first failure is raised as itself."""
+    try:
+        return await gatherResults(list(waiting), consumeErrors=True)
+    except FirstError as error:
+        error.subFailure.raiseException()
+        raise  # pragma: no cover - raiseException always raises
 
 
 class Holdings:
@@ -47,51 +70,62 @@ class Holdings:
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
-        #: canonical name -> (project serial when read, number of files)
+        #: canonical name -> (project serial when counted, number of files)
         self._tally: dict[str, tuple[int, int]] = {}
+        self._background: Deferred[None] | None = None
+        #: Bumped when a background count ends. Part of the cache keys of the
+        #: summary and of the home page, so that what was cached while
+        #: counting is not served once the count is done.
+        self.epoch = 0
 
     def summary(self) -> Deferred[Summary]:
-        """The summary, computed at most once per change to the index."""
-        key = (ALL, "holdings")
+        """The summary, computed at most once per change to the index (and per epoch)."""
+        key = (ALL, "holdings", self.epoch)
         found = self.catalog.cache.get(key)
         return succeed(found) if found is not None else self.catalog.cache.fill(key, self._sum)
 
     async def _sum(self) -> Summary:
         index = await self.catalog.index()
         stale = [
-            project.name
+            project
             for project in index.projects
             if self._tally.get(project.name, (None, 0))[0] != project.serial
         ]
-        for start in range(0, len(stale), _BATCH):
-            for view in await self._views(stale[start : start + _BATCH]):
-                if view is not None:
-                    # The view's own serial: if it is newer than the index
-                    # view, the next summary simply reads the project again.
-                    self._tally[view.project.name] = (view.project.serial, len(view.files))
-        self._tally = {
-            project.name: self._tally.get(project.name, (-1, 0)) for project in index.projects
-        }
-        files = sum(count for _serial, count in self._tally.values())
+        if self._background is None and len(stale) > INLINE_LIMIT:
+            self._background = ensureDeferred(self._count(stale))
+            self._background.addBoth(self._counted)
+        files = None
+        if self._background is None:
+            await self._count(stale)
+            files = sum(self._tally.get(project.name, (0, 0))[1] for project in index.projects)
         return Summary(index.serial, len(index.projects), files, await self._recent(index.projects))
+
+    async def _count(self, projects: list[ProjectRecord]) -> None:
+        """Count the files of ``projects``, straight from the store.
+
+        Not through the catalog: its cached views are for serving, and a first
+        tally would push every served page out of the cache. A file added
+        after the index view was read is counted under the older serial, so
+        the project is simply counted again next time.
+        """
+        for start in range(0, len(projects), _BATCH):
+            batch = projects[start : start + _BATCH]
+            found = await _gather(self.catalog.store.list_files(project.name) for project in batch)
+            for project, files in zip(batch, found, strict=True):
+                self._tally[project.name] = (project.serial, len(files))
+
+    def _counted(self, result: Any) -> None:
+        self._background = None
+        self.epoch += 1
+        if isinstance(result, Failure):
+            log.failure("Counting the files of every project failed; will retry", result)
 
     async def _recent(
         self, projects: tuple[ProjectRecord, ...]
     ) -> tuple[tuple[ProjectRecord, FileRecord], ...]:
         latest = heapq.nlargest(RECENT, projects, key=lambda project: project.serial)
-        views = await self._views([project.name for project in latest])
+        views = await _gather(self.catalog.project(project.name) for project in latest)
         candidates = [
             (view.project, record) for view in views if view is not None for record in view.files
         ]
-        newest = heapq.nlargest(RECENT, candidates, key=lambda pair: pair[1].upload_time)
-        return tuple(newest)
-
-    async def _views(self, names: list[str]) -> list[ProjectView | None]:
-        """The views of several projects, read concurrently; the first failure is raised."""
-        try:
-            return await gatherResults(
-                [self.catalog.project(name) for name in names], consumeErrors=True
-            )
-        except FirstError as error:
-            error.subFailure.raiseException()
-            raise  # pragma: no cover - raiseException always raises
+        return tuple(heapq.nlargest(RECENT, candidates, key=lambda pair: pair[1].upload_time))
