@@ -20,6 +20,9 @@ import pytest
 import pytest_twisted
 from archive_factory import make_wheel, metadata_text, wheel_filename
 from http_harness import InMemoryIndex
+from test_http_proxy import WHEEL as PROXIED_WHEEL_BYTES
+from test_http_proxy import WHEEL_NAME as PROXIED_WHEEL
+from test_http_proxy import entry, start_proxy, upstream  # noqa: F401 - fixtures too
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
@@ -458,6 +461,24 @@ async def test_yanked_files_and_other_origins_are_marked(index):
     assert "Reason: Broken build" in page.text
     assert "Yanked Broken build" in page.text
     assert "Origin cached from upstream" in page.text
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_proxied_project_has_a_page_with_its_upstream_metadata(
+    upstream,  # noqa: F811 - the fixture imported above
+    start_proxy,  # noqa: F811
+):
+    upstream.publish("demo", [entry(upstream, PROXIED_WHEEL, PROXIED_WHEEL_BYTES)])
+    proxy = await start_proxy([f"{upstream.url}/simple/"])
+    page = assert_html_page(await proxy.request("GET", "/project/demo/"))
+    assert "demo 1.0" in page.text
+    assert "Origin cached from upstream" in page.text
+    assert "A package built by the test suite" in page.text  # from the upstream's .metadata
+    assert "Requires other" in page.text
+    assert upstream.asked(f"/files/{PROXIED_WHEEL}.metadata")
+    # Proxied projects are shown on request, not listed or counted as hosted.
+    assert "holding 0 projects" in Page((await proxy.request("GET", "/")).body).text
+    assert "0 projects." in Page((await proxy.request("GET", "/projects/")).body).text
 
 
 @pytest_twisted.ensureDeferred

@@ -119,17 +119,30 @@ class ProjectPages:
         )
 
     async def _metadata(self, view: ProjectView, release: Release | None) -> CoreMetadata:
-        """The release's core metadata, from its first file that has some."""
+        """The release's core metadata, from its first file that has some.
+
+        A proxied project's comes from the upstream's ``.metadata`` file
+        (PEP 658), fetched once and kept by the proxy; if the upstream cannot
+        give it, the page shows what the file records say rather than fail.
+        """
         if release is None:
             return registered_metadata(view.project)
         for record in release.files:
             if record.metadata_sha256 is None:
                 continue
-            data = await self.catalog.metadata(record)
-            if data is not None:
+            source = view.sources.get(record.filename)
+            if source is None:
+                data = await self.catalog.metadata(record)
+            else:
                 try:
-                    return parse_core_metadata(data)
-                except BadRequest:
+                    data = await self.catalog.upstream_metadata(record, source)
+                except MinistryError:
                     continue
+            if data is None:
+                continue
+            try:
+                return parse_core_metadata(data)
+            except BadRequest:
+                continue
         python = next((r.requires_python for r in release.files if r.requires_python), None)
         return CoreMetadata(view.project.display_name, release.version, requires_python=python)
