@@ -319,10 +319,10 @@ def _check(result: UploadResult, what: str) -> None:
         )
 
 
-#: The option ministry is expected to grow for handing file delivery to
-#: nginx (issue 8); measured as soon as ``twistd ministry --help`` lists it.
+#: ministry's option for handing file delivery to nginx; measured when
+#: ``twistd ministry --help`` lists it (so older checkouts can be compared).
 ACCEL_OPTION = "--x-accel-redirect"
-ACCEL_PREFIX = "/_ministry_files/"
+ACCEL_PREFIX = "/_ministry/"
 
 
 def accel_supported(ministry: Ministry) -> bool:
@@ -359,7 +359,7 @@ def nginx_figures(ministry: Ministry, extras: Extras, plan: Plan, work: Path) ->
             )
             accel.start()
             proxies["/accel/"] = accel.port
-            internal[ACCEL_PREFIX] = ministry.files_dir
+            internal[ACCEL_PREFIX] = ministry.daemon.data_dir
         else:
             log(f"  ministry has no {ACCEL_OPTION} option: X-Accel-Redirect not measured")
         nginx = stack.enter_context(Nginx(work / "nginx", proxies=proxies, internal=internal))

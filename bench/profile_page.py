@@ -1,6 +1,7 @@
 """Where ministry spends its time on ``/simple/<project>/`` (or a file) under load.
 
-    python bench/profile_page.py [--projects 1000] [--seconds 15] [--target html|json|index|file]
+    python bench/profile_page.py [--projects 1000] [--seconds 15]
+                                 [--target html|json|index|file|accel]
 
 Starts ministry, seeds it with synthetic projects, loads one project page
 with wrk (32 connections) and samples the daemon with py-spy meanwhile
@@ -79,7 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--projects", type=int, default=1000)
     parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--target", choices=("html", "json", "index", "file"), default="html")
+    parser.add_argument("--target", choices=("html", "json", "index", "file", "accel"), default="html")
     args = parser.parse_args()
     if shutil.which("py-spy") is None:
         raise SystemExit("py-spy is not installed: pip install py-spy")
@@ -87,15 +88,16 @@ def main() -> None:
     folded = RESULTS / f"profile-{args.target}.txt"
     svg = RESULTS / f"profile-{args.target}.svg"
     accept = JSON_ACCEPT if args.target == "json" else None
+    extra = ("--x-accel-redirect", "/_ministry/") if args.target == "accel" else ()
     with (
         tempfile.TemporaryDirectory() as scratch,
-        MinistryProcess(Path(scratch) / "data") as server,
+        MinistryProcess(Path(scratch) / "data", *extra) as server,
     ):
         seed(server.url, args.projects, workers=8)
         url = f"{server.url}/simple/{PAGE_PROJECT}/"
         if args.target == "index":
             url = f"{server.url}/simple/"
-        if args.target == "file":
+        if args.target in ("file", "accel"):
             upload_many(server.url + "/", [one_meg_wheel()], dist_upload)
             wheel = one_meg_wheel().filename
             url = f"{server.url}/packages/{ONE_MEG_PROJECT}/{wheel}"

@@ -233,11 +233,6 @@ class Ministry(Server):
         self.daemon = MinistryProcess(data_dir or work / "data", *extra, port=self.port)
         self.log = self.daemon.log_path
 
-    @property
-    def files_dir(self) -> Path:
-        """Where the filesystem blob store keeps the bytes (``<data-dir>/files``)."""
-        return self.daemon.data_dir / "files"
-
     def command(self) -> list[str]:
         return self.daemon.command()
 

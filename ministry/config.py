@@ -93,6 +93,14 @@ def parse_text(value: Any) -> str:
     return text
 
 
+def parse_uri_prefix(value: Any) -> str:
+    """A path prefix such as ``/_ministry/``; the closing slash is added if missing."""
+    text = parse_text(value)
+    if not re.fullmatch(r"/[A-Za-z0-9._~/-]*", text) or "//" in text or "/../" in f"{text}/":
+        raise ValueError(f"expected a path such as /_ministry/, not {text!r}")
+    return text.rstrip("/") + "/"
+
+
 def parse_redis(value: Any) -> str:
     """A Redis URL, checked now so that a typo stops start-up, not the first request."""
     from ministry.stores.redis import parse_redis_url
@@ -217,6 +225,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Bound on the bytes of cached upstream files, e.g. 50G; least recently "
         "used go first (uploads are never evicted). Default: unbounded.",
     ),
+    Setting(
+        "x-accel-redirect",
+        None,
+        parse_uri_prefix,
+        "Behind nginx: answer file downloads with X-Accel-Redirect: PREFIX<path below "
+        "the data directory> and no body, for an internal nginx location at PREFIX "
+        "aliased to the data directory, e.g. /_ministry/.",
+    ),
 )
 
 
@@ -238,6 +254,7 @@ class Settings:
     upstream_min_age: float = 0.0
     offline: bool = False
     cache_max_size: int | None = None
+    x_accel_redirect: str | None = None
 
 
 def _read_toml(path: str) -> dict[str, Any]:

@@ -116,3 +116,19 @@ def test_redis_urls_are_accepted(url):
 def test_bad_redis_urls_stop_start_up(url):
     with pytest.raises(ConfigError, match="--redis: "):
         load_settings({"redis": url})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("/_ministry/", "/_ministry/"), ("/_ministry", "/_ministry/"), ("/a/b-c.d/", "/a/b-c.d/")],
+)
+def test_the_x_accel_prefix_is_a_path_ending_in_a_slash(text, expected):
+    assert load_settings({"x-accel-redirect": text}).x_accel_redirect == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["_ministry/", "http://host/_ministry/", "/a//b/", "/a/../b/", "/a b/", "/a?x"]
+)
+def test_bad_x_accel_prefixes_are_refused(text):
+    with pytest.raises(ConfigError, match="--x-accel-redirect: expected a path"):
+        load_settings({"x-accel-redirect": text})

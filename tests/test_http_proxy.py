@@ -526,6 +526,7 @@ async def test_offline_serves_only_what_is_cached(upstream, start_proxy):
     online = await start_proxy([upstream.url + "/simple"], "shared")
     await files_of(online)
     await online.request("GET", f"/packages/demo/{WHEEL_NAME}")
+    await kept(online)
     await online.stop()
     upstream.requests.clear()
     offline = await start_proxy([], "shared", offline=True)
@@ -591,3 +592,19 @@ async def test_a_file_that_stalls_upstream_is_cut_off_after_the_timeout(upstream
     assert time.monotonic() - started < 3
     assert index.cached_blobs() == []
     assert index.staged() == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_cached_files_are_handed_to_nginx_with_x_accel_redirect(upstream, start_proxy):
+    upstream.publish("demo", [entry(upstream, WHEEL_NAME, WHEEL)])
+    options = {"x-accel-redirect": "/_ministry/"}
+    index = await start_proxy([upstream.url + "/simple"], **options)
+    first = await index.request("GET", f"/packages/demo/{WHEEL_NAME}")
+    assert first.body == WHEEL  # not cached yet: streamed from the upstream as it arrives
+    await kept(index)
+    second = await index.request("GET", f"/packages/demo/{WHEEL_NAME}")
+    location = second.header("x-accel-redirect")
+    assert second.code == 200 and second.body == b""
+    assert location.startswith("/_ministry/upstream/files/")
+    blob = Path(index.settings.data_dir, location.removeprefix("/_ministry/"))
+    assert blob.read_bytes() == WHEEL

@@ -16,6 +16,7 @@ import pytest
 import pytest_twisted
 from archive_factory import make_sdist, make_wheel, sdist_filename, wheel_filename
 from http_harness import InMemoryIndex
+from twisted.web.resource import Resource
 
 PIP = (
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
@@ -306,3 +307,76 @@ async def test_base_url_makes_links_absolute(tmp_path):
         )
     finally:
         await served.stop()
+
+
+CANONICAL = "demo-pkg"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers"),
+    [
+        ("GET", "/simple/", {"Accept": PIP}),
+        ("GET", "/simple/", {}),
+        ("GET", f"/simple/{CANONICAL}/", {"Accept": UV}),
+        ("GET", f"/simple/{CANONICAL}/", {"Accept": BROWSER}),
+        ("GET", f"/simple/{CANONICAL}/?format={quote(JSON_V1)}", {}),
+        ("HEAD", f"/simple/{CANONICAL}/", {"Accept": PIP}),
+        ("GET", "/simple/Demo.Pkg/", {}),
+        ("GET", f"/simple/{CANONICAL}", {}),
+        ("GET", f"/simple/{CANONICAL}/", {"Accept": "application/json"}),
+        ("GET", "/simple/no-such/", {}),
+        ("GET", "/packages/", {}),
+        ("GET", f"/packages/{CANONICAL}/", {}),
+        ("GET", f"/packages/{CANONICAL}/?C=S;O=D", {}),
+        ("GET", "/packages/Demo.Pkg/", {}),
+        ("GET", f"/packages/{CANONICAL}/{WHEEL_NAME}", {}),
+        ("HEAD", f"/packages/{CANONICAL}/{WHEEL_NAME}", {}),
+        ("GET", f"/packages/{CANONICAL}/{WHEEL_NAME}", {"Range": "bytes=10-19"}),
+        ("GET", f"/packages/{CANONICAL}/{WHEEL_NAME}.metadata", {}),
+        ("GET", f"/packages/{CANONICAL}/{WHEEL_NAME}/", {}),
+        ("GET", f"/packages/{CANONICAL}/nothing.whl", {}),
+        ("GET", f"/packages/{CANONICAL}/../{CANONICAL}/", {}),
+        ("POST", f"/simple/{CANONICAL}/", {}),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_cached_answers_are_the_answers_of_the_routes(index, method, path, headers):
+    """The second request is answered from the cache before routing (``web/shortcut``)."""
+    first = await index.request(method, path, headers)
+    second = await index.request(method, path, headers)
+    first.headers.pop("date", None)
+    second.headers.pop("date", None)
+    assert (second.code, second.phrase, second.headers, second.body) == (
+        first.code,
+        first.phrase,
+        first.headers,
+        first.body,
+    )
+    assert first.code != 500
+
+
+@pytest_twisted.ensureDeferred
+async def test_cached_pages_and_hosted_files_are_answered_without_routing(index):
+    paths = ["/simple/", f"/simple/{CANONICAL}/", f"/packages/{CANONICAL}/"]
+    paths.append(f"/packages/{CANONICAL}/{WHEEL_NAME}")
+    for path in paths:
+        assert (await index.request("GET", path)).code == 200
+    children = index.site.resource.children
+    routes = {name: children[name].routes for name in (b"simple", b"packages")}
+
+    class Refuse(Resource):
+        isLeaf = True
+
+        def render(self, request):
+            request.setResponseCode(599)
+            return b"routed"
+
+    for name in routes:
+        children[name].routes = Refuse()
+    try:
+        for path in paths:
+            assert (await index.request("GET", path)).code == 200, path
+        assert (await index.request("GET", "/simple/no-such/")).code == 599
+    finally:
+        for name, resource in routes.items():
+            children[name].routes = resource

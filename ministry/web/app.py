@@ -11,6 +11,7 @@ from ministry.web.api import CurationApi
 from ministry.web.auth import Authenticator
 from ministry.web.cache import PageCache
 from ministry.web.catalog import Catalog
+from ministry.web.files import Delivery
 from ministry.web.form import FormLimits
 from ministry.web.front import Front
 from ministry.web.jsonapi import JsonApi
@@ -22,6 +23,7 @@ from ministry.web.pages import ProjectPages
 from ministry.web.proxy import ProxyCatalog
 from ministry.web.root import Root
 from ministry.web.search import ProjectList
+from ministry.web.shortcut import Shortcut
 from ministry.web.simple import SimpleIndex
 from ministry.web.site import IndexSite
 from ministry.web.static import StaticFiles
@@ -51,13 +53,15 @@ def build_site(
     store = TimedStore(store, metrics.timed)
     catalog = Catalog(store, cache, proxy)
     urls = Urls(settings.base_url)
-    packages = DirectoryListing(PackagesTree(catalog, blobs), "/packages/", cache)
+    tree = PackagesTree(catalog, blobs, Delivery.from_settings(settings))
+    packages = DirectoryListing(tree, "/packages/", cache)
+    simple = SimpleIndex(catalog, urls)
     auth = auth or Authenticator.from_settings(settings, store)
     curator = Curator(store, blobs)
     root = Root(
         trees={
-            b"simple": SimpleIndex(catalog, urls).app.resource(),
-            b"packages": packages.app.resource(),
+            b"simple": Shortcut(simple.cached, simple.app.resource()),
+            b"packages": Shortcut(packages.cached, packages.app.resource()),
             b"pypi": JsonApi(catalog, urls).app.resource(),
             b"project": ProjectPages(catalog, urls).app.resource(),
             b"projects": ProjectList(catalog).app.resource(),

@@ -92,6 +92,11 @@ class Catalog:
             view = succeed(view)
         return view.addCallback(lambda found: None if found is ABSENT else found)
 
+    def cached_project(self, name: str) -> ProjectView | None:
+        """The view of a canonical project name if it is cached now, else None."""
+        view = self.cache.get((name, "view"))
+        return None if view is None or view is ABSENT else view
+
     async def _load_project(self, name: str) -> ProjectView | _Absent:
         project = await self.store.get_project(name)
         if project is not None:

@@ -5,21 +5,30 @@
 unpack it and then fail the hash check), and it stats the disk to build its
 validators. Here everything comes from the file record: the type from the
 extension we accepted, the ETag from the sha256, the length from the size.
-One ``open`` is the only disk work on this path.
+One ``open`` is the only disk work on this path; the bytes go out through
+``ministry.web.sending`` (sendfile where it can).
+
+Behind nginx, ``--x-accel-redirect PREFIX`` hands the sending to it: the
+answer carries the headers and ``X-Accel-Redirect: PREFIX<path below the data
+directory>`` with no body, and nginx sends the file from an ``internal``
+location aliased to the data directory (see the README).
 """
 
 from __future__ import annotations
 
+import os
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from urllib.parse import quote
 
 from twisted.web import resource
 from twisted.web.iweb import IRequest
-from twisted.web.server import NOT_DONE_YET
-from twisted.web.static import NoRangeStaticProducer, SingleRangeStaticProducer
 
+from ministry.config import Settings
 from ministry.web.rendered import etag_matches
+from ministry.web.sending import send_file
 
 IMMUTABLE = b"public, max-age=31536000, immutable"
 
@@ -64,16 +73,60 @@ def parse_range(header: bytes, size: int) -> tuple[int, int] | None:
     return start, end
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """How stored files leave: sent by this process, or handed to nginx.
+
+    ``accel_prefix`` is ``--x-accel-redirect``; ``data_dir`` the directory
+    its nginx location is aliased to, which holds every blob directory.
+    """
+
+    accel_prefix: str | None = None
+    data_dir: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Delivery:
+        return cls(settings.x_accel_redirect, os.path.abspath(settings.data_dir))
+
+    def file(
+        self, path: str, size: int, content_type: bytes, etag: bytes, modified: datetime
+    ) -> StoredFile:
+        """The resource of one stored file at ``path``."""
+        accel = None
+        if self.accel_prefix is not None:
+            inside = self.data_dir + os.sep
+            below = (
+                path[len(inside) :] if path.startswith(inside) else os.path.relpath(path, inside)
+            )
+            accel = (self.accel_prefix + quote(below.replace(os.sep, "/"))).encode()
+        return StoredFile(path, size, content_type, etag, modified, accel)
+
+
+#: Files sent by this process (no ``--x-accel-redirect``).
+SEND_DIRECTLY = Delivery()
+
+
 class StoredFile(resource.Resource):
-    """One immutable stored file, answering GET, HEAD, Range and validators."""
+    """One immutable stored file, answering GET, HEAD, Range and validators.
+
+    With ``accel`` (the ``X-Accel-Redirect`` URI), nginx sends the bytes and
+    answers Range itself; a matching ``If-None-Match`` is still a 304 here.
+    """
 
     isLeaf = True
 
     def __init__(
-        self, path: str, size: int, content_type: bytes, etag: bytes, modified: datetime
+        self,
+        path: str,
+        size: int,
+        content_type: bytes,
+        etag: bytes,
+        modified: datetime,
+        accel: bytes | None = None,
     ) -> None:
         super().__init__()
         self.path = path
+        self.accel = accel
         self.size = size
         self.content_type = content_type
         self.etag = etag
@@ -103,7 +156,10 @@ class StoredFile(resource.Resource):
 
     def render_HEAD(self, request: IRequest) -> bytes:
         self._headers(request)
-        request.setHeader(b"content-length", str(self.size).encode())
+        if self.accel is not None:
+            request.setHeader(b"x-accel-redirect", self.accel)
+        else:
+            request.setHeader(b"content-length", b"%d" % self.size)
         return b""
 
     def render_GET(self, request: IRequest) -> bytes | int:
@@ -111,6 +167,9 @@ class StoredFile(resource.Resource):
         if_none_match = request.getHeader(b"if-none-match")
         if if_none_match is not None and etag_matches(if_none_match, self.etag):
             request.setResponseCode(304)
+            return b""
+        if self.accel is not None:
+            request.setHeader(b"x-accel-redirect", self.accel)
             return b""
         span = None
         header = request.getHeader(b"range")
@@ -128,15 +187,11 @@ class StoredFile(resource.Resource):
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
             return b"The file is listed but its bytes are missing from storage.\n"
         if span is None:
-            request.setHeader(b"content-length", str(self.size).encode())
-            NoRangeStaticProducer(request, handle).start()
-        else:
-            first, last = span
-            request.setResponseCode(206)
-            request.setHeader(b"content-range", f"bytes {first}-{last}/{self.size}".encode())
-            request.setHeader(b"content-length", str(last - first + 1).encode())
-            SingleRangeStaticProducer(request, handle, first, last - first + 1).start()
-        return NOT_DONE_YET
+            return send_file(request, handle, 0, self.size)
+        first, last = span
+        request.setResponseCode(206)
+        request.setHeader(b"content-range", f"bytes {first}-{last}/{self.size}".encode())
+        return send_file(request, handle, first, last - first + 1)
 
 
 class InlineBytes(resource.Resource):

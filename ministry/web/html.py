@@ -21,7 +21,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from twisted.web.iweb import IRequest
 
 from ministry.core.models import format_time
-from ministry.web.rendered import Page, send_page
+from ministry.web.rendered import Page, PageResponse
 from ministry.web.static import static_url
 
 SECURITY_HEADERS = {
@@ -69,8 +69,8 @@ def render_html(template: str, serial: int | None = None, **context: Any) -> Pag
     return Page.of(body.encode("utf-8"), "text/html; charset=utf-8", serial)
 
 
-def send_html(request: IRequest, page: Page) -> bytes:
+def send_html(request: IRequest, page: Page) -> PageResponse:
     """Send a rendered page with the security headers (ETag and 304 as usual)."""
     for name, value in SECURITY_HEADERS.items():
         request.setHeader(name, value)
-    return send_page(request, page, vary_accept=False)
+    return PageResponse(page, vary_accept=False)

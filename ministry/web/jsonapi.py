@@ -17,7 +17,7 @@ from ministry.core import jsonapi
 from ministry.core.errors import MinistryError, NotFound
 from ministry.core.names import canonical
 from ministry.web.catalog import Catalog
-from ministry.web.rendered import Page, send_page
+from ministry.web.rendered import Page, PageResponse
 from ministry.web.responses import redirect, refuse
 from ministry.web.urls import Urls, file_path
 
@@ -46,7 +46,7 @@ class JsonApi:
         key = (normal, "json", version, root)
         page = self.catalog.cache.get(key)
         if page is not None:
-            return send_page(request, page, vary_accept=False)
+            return PageResponse(page, vary_accept=False)
         return ensureDeferred(self._render(request, key, normal, version, root))
 
     async def _render(self, request: IRequest, key, name: str, version: str | None, root: str):
@@ -69,4 +69,4 @@ class JsonApi:
         page = await self.catalog.cache.fill(key, render)
         if page is None:
             raise NotFound(f"No such project: {name}")
-        return send_page(request, page, vary_accept=False)
+        return PageResponse(page, vary_accept=False)

@@ -21,7 +21,7 @@ from twisted.web.resource import IResource
 from ministry.core import listing
 from ministry.core.errors import MinistryError, NotFound
 from ministry.web.cache import PageCache
-from ministry.web.rendered import Page, send_page
+from ministry.web.rendered import Page, PageResponse
 from ministry.web.responses import redirect, refuse
 
 Path = tuple[str, ...]
@@ -35,6 +35,9 @@ class Tree(Protocol):
 
     async def leaf(self, path: Path) -> IResource | None:
         """The resource of a file, or None when ``path`` is not one."""
+
+    def cached_leaf(self, path: Path) -> IResource | None:
+        """The resource of a file when it is known without waiting, else None."""
 
     def scope(self, path: Path) -> str:
         """The cache scope (project name, or "" for all) a directory depends on."""
@@ -57,11 +60,29 @@ class DirectoryListing:
     def _refuse(self, request: IRequest, failure) -> bytes:
         return refuse(request, failure.value)
 
-    @app.route("/", methods=["GET", "HEAD"], branch=True)
-    def serve(self, request: IRequest):
+    def _path(self, request: IRequest) -> tuple[Path, bool]:
+        """The path below the mount, and whether it names a directory (ends in "/")."""
         segments = [segment.decode("utf-8", "replace") for segment in request.postpath]
         is_directory = not segments or segments[-1] == ""
-        path: Path = tuple(segment for segment in segments if segment)
+        return tuple(segment for segment in segments if segment), is_directory
+
+    def _key(self, request: IRequest, path: Path) -> tuple:
+        column, order = listing.parse_sort(request.uri.partition(b"?")[2].decode("latin-1"))
+        return (self.tree.scope(path), "listing", path, column, order)
+
+    def cached(self, request: IRequest) -> IResource | None:
+        """A cached listing or a file for a GET or HEAD (``ministry.web.shortcut``)."""
+        path, is_directory = self._path(request)
+        if ".." in path or self.tree.canonical(path) != path:
+            return None
+        if not is_directory:
+            return self.tree.cached_leaf(path)
+        page = self.cache.get(self._key(request, path))
+        return None if page is None else PageResponse(page, vary_accept=False)
+
+    @app.route("/", methods=["GET", "HEAD"], branch=True)
+    def serve(self, request: IRequest):
+        path, is_directory = self._path(request)
         if ".." in path:
             raise NotFound("No such path.")
         canonical = self.tree.canonical(path)
@@ -69,15 +90,16 @@ class DirectoryListing:
             suffix = "/" if is_directory else ""
             return redirect(request, self.mount + "/".join(canonical) + suffix)
         if is_directory:
-            column, order = listing.parse_sort(request.uri.partition(b"?")[2].decode("latin-1"))
-            key = (self.tree.scope(path), "listing", path, column, order)
+            key = self._key(request, path)
             page = self.cache.get(key)
             if page is not None:
-                return send_page(request, page, vary_accept=False)
-            return ensureDeferred(self._render(request, path, key, column, order))
+                return PageResponse(page, vary_accept=False)
+            return ensureDeferred(self._render(request, path, key))
         return ensureDeferred(self._leaf(request, path))
 
-    async def _render(self, request: IRequest, path: Path, key, column: str, order: str):
+    async def _render(self, request: IRequest, path: Path, key: tuple):
+        _, _, _, column, order = key
+
         async def render() -> Page | None:
             entries = await self.tree.directory(path)
             if entries is None:
@@ -93,7 +115,7 @@ class DirectoryListing:
             if await self.tree.leaf(path) is not None:
                 return redirect(request, self.mount + "/".join(path))
             raise NotFound(f"No such directory: {self.mount}{'/'.join(path)}/")
-        return send_page(request, page, vary_accept=False)
+        return PageResponse(page, vary_accept=False)
 
     async def _leaf(self, request: IRequest, path: Path):
         found = await self.tree.leaf(path)

@@ -15,8 +15,8 @@ from ministry.core.listing import Entry
 from ministry.core.names import canonical
 from ministry.interfaces import IBlobStore
 from ministry.web.cache import ALL
-from ministry.web.catalog import Catalog
-from ministry.web.files import InlineBytes, StoredFile, content_type_for
+from ministry.web.catalog import Catalog, ProjectView
+from ministry.web.files import Delivery, InlineBytes, content_type_for
 
 METADATA_SUFFIX = ".metadata"
 
@@ -24,9 +24,10 @@ METADATA_SUFFIX = ".metadata"
 class PackagesTree:
     """A :class:`ministry.web.listing.Tree` over the hosted projects."""
 
-    def __init__(self, catalog: Catalog, blobs: IBlobStore) -> None:
+    def __init__(self, catalog: Catalog, blobs: IBlobStore, delivery: Delivery) -> None:
         self.catalog = catalog
         self.blobs = blobs
+        self.delivery = delivery
 
     def scope(self, path: tuple[str, ...]) -> str:
         return path[0] if path else ALL
@@ -58,19 +59,10 @@ class PackagesTree:
         view = await self.catalog.project(path[0])
         if view is None:
             return None
+        found = self._file(view, path[1])
+        if found is not None:
+            return found
         filename = path[1]
-        record = view.by_filename.get(filename)
-        if record is not None and filename in view.sources:
-            assert self.catalog.proxy is not None  # proxied views exist only with a proxy
-            return self.catalog.proxy.files.resource(record, view.sources[filename])
-        if record is not None:
-            return StoredFile(
-                self.blobs.local_path(record.blob_key),
-                record.size,
-                content_type_for(filename),
-                f'"{record.sha256}"'.encode(),
-                record.upload_time,
-            )
         record = view.by_filename.get(filename.removesuffix(METADATA_SUFFIX))
         if record is None or not filename.endswith(METADATA_SUFFIX) or not record.serves_metadata:
             return None
@@ -83,3 +75,24 @@ class PackagesTree:
             return None
         etag = f'"{record.metadata_sha256}"'.encode()
         return InlineBytes(data, b"text/plain; charset=utf-8", etag)
+
+    def cached_leaf(self, path: tuple[str, ...]) -> IResource | None:
+        view = self.catalog.cached_project(path[0]) if len(path) == 2 else None
+        return None if view is None else self._file(view, path[1])
+
+    def _file(self, view: ProjectView, filename: str) -> IResource | None:
+        """A distribution file of the view (not its ``.metadata``), or None."""
+        record = view.by_filename.get(filename)
+        if record is None:
+            return None
+        source = view.sources.get(filename)
+        if source is not None:
+            assert self.catalog.proxy is not None  # proxied views exist only with a proxy
+            return self.catalog.proxy.files.resource(record, source)
+        return self.delivery.file(
+            self.blobs.local_path(record.blob_key),
+            record.size,
+            content_type_for(filename),
+            f'"{record.sha256}"'.encode(),
+            record.upload_time,
+        )

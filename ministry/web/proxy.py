@@ -50,6 +50,7 @@ from ministry.stores.blobs import FilesystemBlobStore
 from ministry.upstream import UpstreamClient, UpstreamError, UpstreamUnavailable
 from ministry.web.cache import ALL
 from ministry.web.catalog import ProjectView
+from ministry.web.files import SEND_DIRECTLY, Delivery
 from ministry.web.proxy_files import ProxyFiles
 
 log = Logger()
@@ -74,6 +75,7 @@ def make_proxy(settings: Settings, data_dir: str) -> ProxyCatalog | None:
         min_age=settings.upstream_min_age,
         offline=settings.offline,
         max_size=settings.cache_max_size,
+        delivery=Delivery.from_settings(settings),
     )
     proxy.setName("proxy")
     return proxy
@@ -134,6 +136,7 @@ class ProxyCatalog(Service):
         min_age: float,
         offline: bool,
         max_size: int | None,
+        delivery: Delivery = SEND_DIRECTLY,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
@@ -147,6 +150,7 @@ class ProxyCatalog(Service):
             FilesystemBlobStore(os.path.join(root, "files")),
             max_size=max_size,
             offline=offline,
+            delivery=delivery,
             clock=clock,
         )
         self.files.on_sized = self._notify

@@ -55,7 +55,7 @@ from ministry.core.models import FileRecord
 from ministry.core.upstream_pages import UpstreamFile
 from ministry.stores.blobs import FilesystemBlobStore
 from ministry.upstream import UpstreamClient, UpstreamError, UpstreamUnavailable
-from ministry.web.files import IMMUTABLE, StoredFile, content_type_for
+from ministry.web.files import IMMUTABLE, SEND_DIRECTLY, Delivery, StoredFile, content_type_for
 from ministry.web.rendered import etag_matches
 from ministry.web.responses import refuse
 
@@ -122,9 +122,11 @@ class ProxyFiles:
         *,
         max_size: int | None,
         offline: bool,
+        delivery: Delivery = SEND_DIRECTLY,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
+        self.delivery = delivery
         self.blobs = blobs
         self.max_size = max_size
         self.offline = offline
@@ -238,7 +240,7 @@ class ProxyFiles:
         if count:
             self.hits += 1
         self._used(record.blob_key, size, path)
-        return StoredFile(
+        return self.delivery.file(
             path,
             size,
             content_type_for(record.filename),

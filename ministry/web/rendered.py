@@ -6,6 +6,9 @@ import hashlib
 from dataclasses import dataclass
 
 from twisted.web.iweb import IRequest
+from twisted.web.resource import Resource
+
+from ministry.web.sending import send_bytes
 
 
 @dataclass(frozen=True)
@@ -23,26 +26,51 @@ class Page:
         return cls(body, content_type.encode(), f'"{tag}"'.encode(), serial)
 
 
-def send_page(
-    request: IRequest, page: Page, cache_control: bytes = b"no-cache", vary_accept: bool = True
-) -> bytes:
-    """Write a cached page's headers and return its body (or nothing, for a 304).
+class PageResponse(Resource):
+    """The answer with a cached page, as a leaf resource for any router.
 
-    ``no-cache`` lets clients keep the page but revalidate every time, which
-    is one cheap 304 here and means a fresh upload is seen at once.
+    A resource rather than bytes so that a big page can be produced in
+    chunks (``ministry.web.sending``) from Klein routes, the fast path and
+    plain resources alike. ``no-cache`` lets clients keep the page but
+    revalidate every time, which is one cheap 304 here and means a fresh
+    upload is seen at once.
     """
-    request.setHeader(b"content-type", page.content_type)
-    request.setHeader(b"etag", page.etag)
-    request.setHeader(b"cache-control", cache_control)
-    if vary_accept:
-        request.setHeader(b"vary", b"Accept")
-    if page.serial is not None:
-        request.setHeader(b"x-pypi-last-serial", str(page.serial).encode())
-    if_none_match = request.getHeader(b"if-none-match")
-    if if_none_match is not None and etag_matches(if_none_match, page.etag):
-        request.setResponseCode(304)
+
+    isLeaf = True
+
+    def __init__(
+        self, page: Page, cache_control: bytes = b"no-cache", vary_accept: bool = True
+    ) -> None:
+        super().__init__()
+        self.page = page
+        self.cache_control = cache_control
+        self.vary_accept = vary_accept
+
+    def _headers(self, request: IRequest) -> bool:
+        """Set the headers; True when the client's copy is current (304)."""
+        page = self.page
+        request.setHeader(b"content-type", page.content_type)
+        request.setHeader(b"etag", page.etag)
+        request.setHeader(b"cache-control", self.cache_control)
+        if self.vary_accept:
+            request.setHeader(b"vary", b"Accept")
+        if page.serial is not None:
+            request.setHeader(b"x-pypi-last-serial", b"%d" % page.serial)
+        if_none_match = request.getHeader(b"if-none-match")
+        if if_none_match is not None and etag_matches(if_none_match, page.etag):
+            request.setResponseCode(304)
+            return True
+        return False
+
+    def render_GET(self, request: IRequest) -> bytes | int:
+        if self._headers(request):
+            return b""
+        return send_bytes(request, self.page.body)
+
+    def render_HEAD(self, request: IRequest) -> bytes:
+        if not self._headers(request):
+            request.setHeader(b"content-length", b"%d" % len(self.page.body))
         return b""
-    return page.body
 
 
 def etag_matches(header: bytes, etag: bytes) -> bool:

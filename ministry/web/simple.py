@@ -16,7 +16,7 @@ from ministry.core.errors import MinistryError, NotFound
 from ministry.core.names import canonical
 from ministry.web.cache import ALL
 from ministry.web.catalog import Catalog
-from ministry.web.rendered import Page, send_page
+from ministry.web.rendered import Page, PageResponse
 from ministry.web.responses import redirect, refuse
 from ministry.web.urls import Urls
 
@@ -45,12 +45,33 @@ class SimpleIndex:
             accept.decode("latin-1") if accept else None, _format_param(request)
         )
 
+    def cached(self, request: IRequest) -> PageResponse | None:
+        """A cached page for a GET or HEAD that needs no routing (``ministry.web.shortcut``)."""
+        postpath = request.postpath
+        if postpath == [b""]:
+            scope = ALL
+        elif len(postpath) == 2 and not postpath[1] and postpath[0]:
+            try:
+                scope = postpath[0].decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+            if canonical(scope) != scope:
+                return None
+        else:
+            return None
+        try:
+            content_type = self._content_type(request)
+        except MinistryError:  # 406: the routes say why
+            return None
+        page = self.catalog.cache.get((scope, "simple", content_type))
+        return None if page is None else PageResponse(page)
+
     @app.route("/", methods=["GET", "HEAD"])
     def index(self, request: IRequest):
         content_type = self._content_type(request)
         page = self.catalog.cache.get((ALL, "simple", content_type))
         if page is not None:
-            return send_page(request, page)
+            return PageResponse(page)
         return ensureDeferred(self._render_index(request, content_type))
 
     async def _render_index(self, request: IRequest, content_type: str) -> bytes:
@@ -61,7 +82,7 @@ class SimpleIndex:
             return Page.of(body, content_type, view.serial)
 
         page = await self.catalog.cache.fill((ALL, "simple", content_type), render)
-        return send_page(request, page)
+        return PageResponse(page)
 
     @app.route("/<path:name>", methods=["GET", "HEAD"])
     def project(self, request: IRequest, name: str):
@@ -74,7 +95,7 @@ class SimpleIndex:
         content_type = self._content_type(request)
         page = self.catalog.cache.get((normal, "simple", content_type))
         if page is not None:
-            return send_page(request, page)
+            return PageResponse(page)
         return ensureDeferred(self._render_project(request, normal, content_type))
 
     async def _render_project(self, request: IRequest, name: str, content_type: str) -> bytes:
@@ -92,4 +113,4 @@ class SimpleIndex:
         page = await self.catalog.cache.fill((name, "simple", content_type), render)
         if page is None:
             raise NotFound(f"No such project: {name}")
-        return send_page(request, page)
+        return PageResponse(page)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from multipart import parse_options_header
-from twisted.web import server
+from twisted.web import http, server
 from twisted.web.resource import IResource
 
 from ministry.core.errors import MinistryError, TooLarge
@@ -67,12 +67,15 @@ class IndexRequest(server.Request):
         if length is not None and length > site.max_body:
             self._refuse_body(length)
             return
-        content_type = self.requestHeaders.getRawHeaders(b"content-type", [b""])[0]
-        kind, options = parse_options_header(content_type.decode("latin-1"))
-        if kind == "multipart/form-data" and options.get("boundary"):
-            self.content = StreamingForm(options["boundary"], site.new_staging_path)
-        else:
-            super().gotLength(length)
+        content_type = self.requestHeaders.getRawHeaders(b"content-type")
+        if content_type is not None:
+            kind, options = parse_options_header(content_type[0].decode("latin-1"))
+            if kind == "multipart/form-data" and options.get("boundary"):
+                self.content = StreamingForm(options["boundary"], site.new_staging_path)
+                return
+        # twisted.web.http's own choice (memory, or a temporary file for a
+        # big body), without server.Request's look-up of a Site hook we lack.
+        http.Request.gotLength(self, length)
 
     def handleContentChunk(self, data: bytes) -> None:
         self._body_received += len(data)

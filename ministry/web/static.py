@@ -16,7 +16,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
 from ministry.core.errors import NotFound
-from ministry.web.rendered import Page, send_page
+from ministry.web.rendered import Page, PageResponse
 from ministry.web.responses import refuse
 
 #: The types of the files we ship; nothing else lives in ``ministry/static/``.
@@ -52,9 +52,10 @@ class StaticFiles(Resource):
 
     isLeaf = True
 
-    def render_GET(self, request: IRequest) -> bytes:
+    def render_GET(self, request: IRequest) -> bytes | int:
         name = b"/".join(request.postpath).decode("utf-8", "replace")
         page = assets().get(name)
         if page is None:
             return refuse(request, NotFound(f"No such static file: {name}"))
-        return send_page(request, page, cache_control=CACHE_CONTROL, vary_accept=False)
+        answer = PageResponse(page, cache_control=CACHE_CONTROL, vary_accept=False)
+        return answer.render(request)
