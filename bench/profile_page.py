@@ -80,7 +80,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--projects", type=int, default=1000)
     parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--target", choices=("html", "json", "index", "file", "accel"), default="html")
+    parser.add_argument(
+        "--target", choices=("html", "json", "index", "file", "accel"), default="html"
+    )
     args = parser.parse_args()
     if shutil.which("py-spy") is None:
         raise SystemExit("py-spy is not installed: pip install py-spy")

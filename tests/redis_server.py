@@ -30,19 +30,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from servers import free_port
+
 REDIS_SERVER = "redis-server"
 
 
 def find_redis_server() -> str | None:
     """The path of the ``redis-server`` binary, or None if it is not installed."""
     return shutil.which(REDIS_SERVER) or shutil.which(REDIS_SERVER, path="/usr/sbin:/usr/bin")
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now (the kernel's choice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class RedisServer:

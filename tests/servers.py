@@ -3,7 +3,8 @@
 Plain functions and classes, not fixtures, so any test module (or a
 benchmark script) can use them:
 
-- :func:`free_port` picks a loopback port;
+- :func:`free_port` picks a loopback port, :func:`wait_listening` waits for
+  a peer server to listen on it;
 - :class:`MinistryProcess` runs ``twistd -n ministry`` in a subprocess,
   waits until ``/simple/`` answers, and stops, restarts and cleans up;
 - :func:`build_sample_project` builds a tiny setuptools project into a
@@ -74,6 +75,21 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port``."""
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_listening(port: int, process: subprocess.Popen, what: str, timeout: float = 20) -> None:
+    """Wait until a peer server we started listens; fail if it exits or takes too long."""
+    deadline = time.monotonic() + timeout
+    while not listening(port):
+        assert process.poll() is None, f"{what} exited"
+        assert time.monotonic() < deadline, f"{what} did not start"
+        time.sleep(0.05)
 
 
 def client_env(home: Path | None = None, extra: Mapping[str, str] | None = None) -> dict[str, str]:

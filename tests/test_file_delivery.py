@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 from archive_factory import make_wheel, wheel_filename
 from http_harness import multipart, upload_fields
-from servers import MinistryProcess, free_port
+from servers import MinistryProcess, free_port, wait_listening
 
 pytestmark = pytest.mark.e2e
 
@@ -277,15 +277,7 @@ def behind_nginx(
         )
         nginx = subprocess.Popen([binary, "-p", str(work), "-c", str(conf), "-e", "stderr"])
         try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    assert nginx.poll() is None, "nginx exited"
-                    assert time.monotonic() < deadline, "nginx did not start"
-                    time.sleep(0.05)
+            wait_listening(port, nginx, "nginx")
             yield port, accel
         finally:
             nginx.terminate()
@@ -330,3 +322,28 @@ def test_pages_pass_through_nginx_unchanged(behind_nginx, server):
     through = get(port, f"/simple/{PROJECT}/", {"Accept": "text/html"})
     assert through[0] == 200
     assert through[2] == direct[2]
+
+
+def test_a_file_cut_short_on_disk_is_never_sent_as_whole(server):
+    """The record says 1 MiB, the disk holds less: the client sees a broken transfer."""
+    data = make_wheel(
+        "shrunk",
+        "1.0",
+        extra_members={"shrunk/blob.bin": os.urandom(1024 * 1024)},
+        compression=zipfile.ZIP_STORED,
+    )
+    upload(server, "shrunk", "1.0", data)
+    name = wheel_filename("shrunk", "1.0")
+    (blob,) = Path(server.data_dir, "files").rglob(name)
+    with open(blob, "r+b") as handle:
+        handle.truncate(len(data) // 2)
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        connection.request("GET", f"/packages/shrunk/{name}")
+        response = connection.getresponse()
+        assert response.status == 200
+        with pytest.raises((http.client.IncompleteRead, ConnectionResetError)):
+            response.read()
+    finally:
+        connection.close()
+    assert get(server.port, "/simple/shrunk/")[0] == 200  # the daemon carries on

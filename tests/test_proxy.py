@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 from archive_factory import make_wheel, wheel_filename
 from http_harness import multipart, upload_fields
-from servers import MinistryProcess, client_env, free_port
+from servers import MinistryProcess, client_env, free_port, wait_listening
 
 pytestmark = pytest.mark.e2e
 
@@ -171,20 +171,12 @@ def pypiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while get(f"{url}/simple/", timeout=2)[0] != 200 if _listening(port) else True:
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "pypiserver did not start"
-            time.sleep(0.1)
+        wait_listening(port, process, "pypiserver")
+        assert get(f"{url}/simple/", timeout=5)[0] == 200, log.read_text()
         yield url, log
     finally:
         process.terminate()
         process.wait(10)
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_pip_and_uv_install_through_an_html_only_upstream(tmp_path, pypiserver):

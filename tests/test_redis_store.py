@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from redis_server import RedisServer, free_port, shared_server
+from redis_server import RedisServer, shared_server
+from servers import free_port
 from twisted.internet import reactor
 from twisted.internet.defer import DeferredList
 from twisted.internet.task import deferLater

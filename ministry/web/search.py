@@ -19,7 +19,7 @@ from ministry.core.search import NameIndex, ResultPage, normalise_query, search
 from ministry.web.cache import ALL
 from ministry.web.catalog import Catalog
 from ministry.web.html import render_html, send_html
-from ministry.web.rendered import Page
+from ministry.web.rendered import Page, PageResponse
 from ministry.web.responses import refuse
 
 
@@ -67,7 +67,7 @@ class ProjectList:
             return send_html(request, page)
         return ensureDeferred(self._render(request, key, query, number))
 
-    async def _render(self, request: IRequest, key, query: str, number: int) -> bytes:
+    async def _render(self, request: IRequest, key, query: str, number: int) -> PageResponse:
         async def render() -> Page:
             result = search(await self.names(), query, number)
             return render_html(

@@ -9,14 +9,16 @@ written when the transport has drained the last (a push producer), so one
 connection holds at most about one chunk.
 
 Twisted has no sendfile(2) (its static producers read 64 KiB at a time and
-are pulled by a cooperator). :class:`BodyProducer` uses ``os.sendfile`` when
-the connection is a plain TCP socket: every time the transport resumes us its
-buffer is empty (the ``IPushProducer`` contract of ``HTTPChannel``), so the
-kernel may copy straight from the file to the socket until the socket is
-full; one chunk then goes through the transport's buffer, which pauses us
-until it drains. The first chunk always goes through the transport, behind
-the response headers. Over TLS, or the in-memory transports of the tests,
-every chunk goes through the transport.
+are pulled by a cooperator), and its transports copy what they are given
+into their own buffer and send it 128 KiB per call. When the connection is a
+plain TCP socket, :class:`BodyProducer` writes to the socket itself: every
+time the transport resumes us its buffer is empty (the ``IPushProducer``
+contract of ``HTTPChannel``), so a file goes with ``os.sendfile`` and a page
+with one ``os.write`` of a memoryview, as much as the socket takes, without
+a copy in Python; when the socket is full, one chunk goes through the
+transport's buffer, which pauses us until it drains. The first chunk always
+goes through the transport, behind the response headers. Over TLS, or the
+in-memory transports of the tests, every chunk goes through the transport.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ class BodyProducer:
         #: resumed and have not written to it since): sendfile may go ahead.
         self.drained = False
         self._file_fd = None if isinstance(source, bytes) else source.fileno()
-        self._socket_fd = None if self._file_fd is None else _socket_fd(request)
+        self._socket_fd = _socket_fd(request)
 
     def start(self) -> int:
         """Begin sending; returns ``NOT_DONE_YET`` for the resource's render."""
@@ -88,7 +90,7 @@ class BodyProducer:
 
     def _produce(self) -> None:
         while not self.paused and not self.stopped and self.remaining:
-            if self.drained and self._socket_fd is not None and self._sendfile():
+            if self.drained and self._socket_fd is not None and self._send_direct():
                 continue
             if self.stopped:
                 return
@@ -106,11 +108,15 @@ class BodyProducer:
             self.request.unregisterProducer()
             self.request.finish()
 
-    def _sendfile(self) -> bool:
-        """Send what the socket takes; False when it takes nothing now."""
-        assert self._socket_fd is not None and self._file_fd is not None
+    def _send_direct(self) -> bool:
+        """Send what the socket takes, past the transport; False when it takes nothing now."""
+        assert self._socket_fd is not None
         try:
-            sent = os.sendfile(self._socket_fd, self._file_fd, self.offset, self.remaining)
+            if self._file_fd is None:
+                span = memoryview(self.source)[self.offset : self.offset + self.remaining]
+                sent = os.write(self._socket_fd, span)
+            else:
+                sent = os.sendfile(self._socket_fd, self._file_fd, self.offset, self.remaining)
         except BlockingIOError:
             return False
         except OSError:
@@ -133,8 +139,10 @@ class BodyProducer:
         """Cut the connection: the client must not take a short body as whole."""
         self.stopped = True
         self._close()
-        self.request.unregisterProducer()
-        self.request.channel.transport.abortConnection()
+        channel = self.request.channel
+        if channel is not None:  # None: the connection is already gone
+            self.request.unregisterProducer()
+            channel.transport.abortConnection()
 
     def _close(self) -> None:
         if not isinstance(self.source, bytes):

@@ -74,7 +74,7 @@ class SimpleIndex:
             return PageResponse(page)
         return ensureDeferred(self._render_index(request, content_type))
 
-    async def _render_index(self, request: IRequest, content_type: str) -> bytes:
+    async def _render_index(self, request: IRequest, content_type: str) -> PageResponse:
         async def render() -> Page:
             view = await self.catalog.index()
             projects = [*view.projects, *view.cached]
@@ -98,7 +98,9 @@ class SimpleIndex:
             return PageResponse(page)
         return ensureDeferred(self._render_project(request, normal, content_type))
 
-    async def _render_project(self, request: IRequest, name: str, content_type: str) -> bytes:
+    async def _render_project(
+        self, request: IRequest, name: str, content_type: str
+    ) -> PageResponse:
         async def render() -> Page | None:
             # The view is read inside the fill, so an upload that lands while
             # this page renders makes the fill discard it instead of caching it.
