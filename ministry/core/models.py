@@ -7,6 +7,7 @@ with ``==``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -31,10 +32,17 @@ def format_time(moment: datetime) -> str:
 
 def parse_time(text: str) -> datetime:
     """Inverse of :func:`format_time`; accepts any ISO 8601 form."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is UTC:  # what format_time writes: 100,000 of them at start-up
+        return moment
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+def parse_info(text: str | bytes) -> dict[str, Any]:
+    """A project's stored ``info`` JSON; most are empty, and start-up reads them all."""
+    return {} if text in ("{}", b"{}") else json.loads(text)
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import re
 
-from readme_renderer import markdown, rst, txt
-
 #: A heading tag in sanitised HTML. Text content cannot match: the sanitiser
 #: escapes every ``<`` that does not start a real tag.
 _HEADING = re.compile(r"<(/?)h([1-6])(?=[\s/>])", re.IGNORECASE)
@@ -42,6 +40,10 @@ def render_readme(text: str, content_type: str = "", heading_offset: int = 0) ->
     """
     if not text.strip():
         return ""
+    # Imported on the first README, not at start-up: docutils, Pygments and
+    # the Markdown parser take a tenth of a second that the first answer waits for.
+    from readme_renderer import markdown, rst, txt
+
     kind, options = content_type_parts(content_type or "text/x-rst")
     rendered: str | None = None
     if kind == "text/markdown":

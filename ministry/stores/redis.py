@@ -98,6 +98,7 @@ from ministry.core.models import (
     TokenRecord,
     UserRecord,
     format_time,
+    parse_info,
     parse_time,
     utcnow,
 )
@@ -776,7 +777,7 @@ def _project(name: str, fields: list[bytes | None]) -> ProjectRecord | None:
         display_name=display_name.decode(),
         serial=int(serial),
         created=parse_time(created.decode()),
-        info=json.loads(info),
+        info=parse_info(info),
     )
 
 

@@ -87,6 +87,7 @@ from ministry.core.models import (
     TokenRecord,
     UserRecord,
     format_time,
+    parse_info,
     parse_time,
     utcnow,
 )
@@ -464,7 +465,7 @@ def _project(row: tuple[Any, ...]) -> ProjectRecord:
         display_name=display_name,
         serial=serial,
         created=parse_time(created),
-        info=json.loads(info),
+        info=parse_info(info),
     )
 
 

@@ -35,13 +35,10 @@ from twisted.web.server import NOT_DONE_YET
 CHUNK = 256 * 1024
 
 
-def _socket_fd(request: IRequest) -> int | None:
-    """The socket of a plain TCP connection (not TLS, not in memory), or None."""
-    channel = getattr(request, "channel", None)
-    transport = getattr(channel, "transport", None)
-    if isinstance(transport, tcp.Connection):
-        return transport.fileno()
-    return None
+def _plain_tcp(request: IRequest) -> tcp.Connection | None:
+    """The transport of a plain TCP connection (not TLS, not in memory), or None."""
+    transport = getattr(getattr(request, "channel", None), "transport", None)
+    return transport if isinstance(transport, tcp.Connection) else None
 
 
 class BodyProducer:
@@ -67,7 +64,12 @@ class BodyProducer:
         #: resumed and have not written to it since): sendfile may go ahead.
         self.drained = False
         self._file_fd = None if isinstance(source, bytes) else source.fileno()
-        self._socket_fd = _socket_fd(request)
+        transport = _plain_tcp(request)
+        self._socket_fd = None if transport is None else transport.fileno()
+        #: Bytes per write through the transport. Writing past the socket, a
+        #: write only needs to be big enough to pause us (just over the
+        #: transport's buffer mark): the rest goes straight to the socket.
+        self._chunk = CHUNK if transport is None else min(CHUNK, transport.bufferSize + 1)
 
     def start(self) -> int:
         """Begin sending; returns ``NOT_DONE_YET`` for the resource's render."""
@@ -95,7 +97,7 @@ class BodyProducer:
             if self.stopped:
                 return
             self.drained = False
-            data = self._read(min(CHUNK, self.remaining))
+            data = self._read(min(self._chunk, self.remaining))
             if not data:  # the file shrank under us: end the connection
                 self._abort()
                 return
