@@ -4,9 +4,9 @@ Two kinds of large body leave the index: stored files (a wheel, a 1 GiB
 sdist) and big cached pages (``/simple/`` at 100,000 projects is 4 MB).
 Writing either in one piece would make the transport keep its own copy per
 connection until the client has read it all, so 32 clients of ``/simple/``
-cost 32 copies. Here a body goes out in :data:`CHUNK`-sized pieces, each
-written when the transport has drained the last (a push producer), so one
-connection holds at most about one chunk.
+cost 32 copies. Here a body goes out piece by piece as the socket takes it
+(a push producer), so one connection holds at most about one
+:data:`CHUNK` of its own.
 
 Twisted has no sendfile(2) (its static producers read 64 KiB at a time and
 are pulled by a cooperator), and its transports copy what they are given
@@ -61,7 +61,7 @@ class BodyProducer:
         self.paused = False
         self.stopped = False
         #: Whether the transport's buffer is known to be empty (we were
-        #: resumed and have not written to it since): sendfile may go ahead.
+        #: resumed and have not written to it since): direct writes may go ahead.
         self.drained = False
         self._file_fd = None if isinstance(source, bytes) else source.fileno()
         transport = _plain_tcp(request)
