@@ -23,7 +23,6 @@ from ministry.web.pages import ProjectPages
 from ministry.web.proxy import ProxyCatalog
 from ministry.web.root import Root
 from ministry.web.search import ProjectList
-from ministry.web.shortcut import Shortcut
 from ministry.web.simple import SimpleIndex
 from ministry.web.site import IndexSite
 from ministry.web.static import StaticFiles
@@ -55,13 +54,12 @@ def build_site(
     urls = Urls(settings.base_url)
     tree = PackagesTree(catalog, blobs, Delivery.from_settings(settings))
     packages = DirectoryListing(tree, "/packages/", cache)
-    simple = SimpleIndex(catalog, urls)
     auth = auth or Authenticator.from_settings(settings, store)
     curator = Curator(store, blobs)
     root = Root(
         trees={
-            b"simple": Shortcut(simple.cached, simple.app.resource()),
-            b"packages": Shortcut(packages.cached, packages.app.resource()),
+            b"simple": SimpleIndex(catalog, urls).resource(),
+            b"packages": packages.resource(),
             b"pypi": JsonApi(catalog, urls).app.resource(),
             b"project": ProjectPages(catalog, urls).app.resource(),
             b"projects": ProjectList(catalog).app.resource(),

@@ -23,6 +23,7 @@ from ministry.core.errors import MinistryError, NotFound
 from ministry.web.cache import PageCache
 from ministry.web.rendered import Page, PageResponse
 from ministry.web.responses import redirect, refuse
+from ministry.web.shortcut import Shortcut
 
 Path = tuple[str, ...]
 
@@ -70,6 +71,14 @@ class DirectoryListing:
         column, order = listing.parse_sort(request.uri.partition(b"?")[2].decode("latin-1"))
         return (self.tree.scope(path), "listing", path, column, order)
 
+    def resource(self) -> IResource:
+        """The tree: cached listings and files answered by :meth:`cached`, the rest routed.
+
+        The routes only see misses (and redirects and errors), so they render
+        without looking in the cache again.
+        """
+        return Shortcut(self.cached, self.app.resource())
+
     def cached(self, request: IRequest) -> IResource | None:
         """A cached listing or a file for a GET or HEAD (``ministry.web.shortcut``)."""
         path, is_directory = self._path(request)
@@ -90,11 +99,7 @@ class DirectoryListing:
             suffix = "/" if is_directory else ""
             return redirect(request, self.mount + "/".join(canonical) + suffix)
         if is_directory:
-            key = self._key(request, path)
-            page = self.cache.get(key)
-            if page is not None:
-                return PageResponse(page, vary_accept=False)
-            return ensureDeferred(self._render(request, path, key))
+            return ensureDeferred(self._render(request, path, self._key(request, path)))
         return ensureDeferred(self._leaf(request, path))
 
     async def _render(self, request: IRequest, path: Path, key: tuple):

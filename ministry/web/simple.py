@@ -10,6 +10,7 @@ from __future__ import annotations
 from klein import Klein
 from twisted.internet.defer import ensureDeferred
 from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource
 
 from ministry.core import negotiate, simple
 from ministry.core.errors import MinistryError, NotFound
@@ -18,6 +19,7 @@ from ministry.web.cache import ALL
 from ministry.web.catalog import Catalog
 from ministry.web.rendered import Page, PageResponse
 from ministry.web.responses import redirect, refuse
+from ministry.web.shortcut import Shortcut
 from ministry.web.urls import Urls
 
 
@@ -45,6 +47,14 @@ class SimpleIndex:
             accept.decode("latin-1") if accept else None, _format_param(request)
         )
 
+    def resource(self) -> IResource:
+        """The tree: cached pages answered by :meth:`cached`, the rest by the routes.
+
+        The routes only see misses (and redirects and errors), so they render
+        without looking in the cache again.
+        """
+        return Shortcut(self.cached, self.app.resource())
+
     def cached(self, request: IRequest) -> PageResponse | None:
         """A cached page for a GET or HEAD that needs no routing (``ministry.web.shortcut``)."""
         postpath = request.postpath
@@ -68,11 +78,7 @@ class SimpleIndex:
 
     @app.route("/", methods=["GET", "HEAD"])
     def index(self, request: IRequest):
-        content_type = self._content_type(request)
-        page = self.catalog.cache.get((ALL, "simple", content_type))
-        if page is not None:
-            return PageResponse(page)
-        return ensureDeferred(self._render_index(request, content_type))
+        return ensureDeferred(self._render_index(request, self._content_type(request)))
 
     async def _render_index(self, request: IRequest, content_type: str) -> PageResponse:
         async def render() -> Page:
@@ -93,9 +99,6 @@ class SimpleIndex:
                 raise NotFound(f"No such page: /simple/{name}/")
             return redirect(request, f"/simple/{normal}/")
         content_type = self._content_type(request)
-        page = self.catalog.cache.get((normal, "simple", content_type))
-        if page is not None:
-            return PageResponse(page)
         return ensureDeferred(self._render_project(request, normal, content_type))
 
     async def _render_project(
