@@ -101,6 +101,16 @@ def parse_uri_prefix(value: Any) -> str:
     return text.rstrip("/") + "/"
 
 
+#: ``--access-log off``: no access log at all.
+ACCESS_LOG_OFF = "off"
+
+
+def parse_access_log(value: Any) -> str:
+    """``off``, or the path of a file to append the access log to."""
+    text = parse_text(value)
+    return ACCESS_LOG_OFF if text.lower() == ACCESS_LOG_OFF else text
+
+
 def parse_redis(value: Any) -> str:
     """A Redis URL, checked now so that a typo stops start-up, not the first request."""
     from ministry.stores.redis import parse_redis_url
@@ -233,6 +243,14 @@ SETTINGS: tuple[Setting, ...] = (
         "the data directory> and no body, for an internal nginx location at PREFIX "
         "aliased to the data directory, e.g. /_ministry/.",
     ),
+    Setting(
+        "access-log",
+        None,
+        parse_access_log,
+        "Append the access log (combined format) to this file instead of twistd's log, "
+        "or 'off' for none (behind nginx, which keeps its own). Either is cheaper per "
+        "request than twistd's log. Default: twistd's log.",
+    ),
 )
 
 
@@ -255,6 +273,7 @@ class Settings:
     offline: bool = False
     cache_max_size: int | None = None
     x_accel_redirect: str | None = None
+    access_log: str | None = None
 
 
 def _read_toml(path: str) -> dict[str, Any]:

@@ -132,3 +132,22 @@ def test_the_x_accel_prefix_is_a_path_ending_in_a_slash(text, expected):
 def test_bad_x_accel_prefixes_are_refused(text):
     with pytest.raises(ConfigError, match="--x-accel-redirect: expected a path"):
         load_settings({"x-accel-redirect": text})
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ({}, None),
+        ({"access-log": "off"}, "off"),
+        ({"access-log": "OFF"}, "off"),
+        ({"access-log": "/var/log/ministry/access.log"}, "/var/log/ministry/access.log"),
+        ({"access-log": "access.log"}, "access.log"),
+    ],
+)
+def test_the_access_log_is_twistds_a_file_or_off(given, expected):
+    assert load_settings(given).access_log == expected
+
+
+def test_an_empty_access_log_is_refused():
+    with pytest.raises(ConfigError, match="--access-log: must not be empty"):
+        load_settings({"access-log": " "})

@@ -75,7 +75,7 @@ def get(port: int, path: str, headers: dict[str, str] | None = None, method: str
     try:
         connection.request(method, path, headers=headers or {})
         response = connection.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
+        return response.status, response.msg, response.read()
     finally:
         connection.close()
 
@@ -238,10 +238,16 @@ http {{
     fastcgi_temp_path {work}/tmp;
     uwsgi_temp_path {work}/tmp;
     scgi_temp_path {work}/tmp;
+    upstream ministry {{
+        server 127.0.0.1:{upstream};
+        keepalive 8;
+    }}
     server {{
         listen 127.0.0.1:{port};
         location / {{
-            proxy_pass http://127.0.0.1:{upstream};
+            proxy_pass http://ministry;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
             proxy_set_header Host $http_host;
         }}
         location {prefix} {{
@@ -304,9 +310,31 @@ def test_nginx_sends_the_file_itself(behind_nginx, big_wheel):
     assert headers["Content-Type"] == "application/zip"
     assert headers["Cache-Control"] == "public, max-age=31536000, immutable"
     assert "X-Accel-Redirect" not in headers
+    assert headers.get_all("Accept-Ranges") == ["bytes"]
     assert f"GET {file_path()}" in accel.log_since(mark)
     status, _, part = get(port, file_path(), {"Range": "bytes=100-199"})
     assert (status, part) == (206, big_wheel[100:200])
+
+
+def lane_answers(daemon: MinistryProcess) -> float:
+    _, _, body = get(daemon.port, "/metrics")
+    (line,) = [x for x in body.decode().splitlines() if x.startswith("ministry_fast_lane_answers")]
+    return float(line.split()[-1])
+
+
+def test_downloads_through_nginx_take_the_fast_lane(behind_nginx, big_wheel):
+    """nginx's keep-alive requests are plain GETs: ministry answers them from memory."""
+    port, accel = behind_nginx
+    get(port, file_path())  # the project's view is cached after the first
+    before = lane_answers(accel)
+    for _ in range(3):
+        status, _, body = get(port, file_path())
+        assert (status, body) == (200, big_wheel)
+    assert lane_answers(accel) == before + 3
+    # A range request carries a header the lane leaves to twisted.web.
+    status, _, part = get(port, file_path(), {"Range": "bytes=0-9"})
+    assert (status, part) == (206, big_wheel[:10])
+    assert lane_answers(accel) == before + 3
 
 
 def test_the_internal_location_is_not_reachable_from_outside(behind_nginx):

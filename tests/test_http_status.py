@@ -72,3 +72,13 @@ async def test_metrics_count_requests_uploads_and_cache_hits(index):
     assert "ministry_page_cache_hits_total 2.0" in text
     assert 'ministry_store_call_duration_seconds_count{call="add_file"} 1.0' in text
     assert 'ministry_http_request_duration_seconds_count{route="simple"} 4.0' in text
+
+
+@pytest_twisted.ensureDeferred
+async def test_metrics_count_unknown_methods_under_one_label(index):
+    """A client inventing methods must not grow the number of series."""
+    for method in ("BREW", "WHEN", "BREW"):
+        await index.request(method, "/simple/")
+    text = (await index.request("GET", "/metrics")).body.decode()
+    assert 'ministry_http_requests_total{method="other",route="simple",status="405"} 3.0' in text
+    assert "BREW" not in text and "WHEN" not in text

@@ -56,10 +56,12 @@ def build_site(
     packages = DirectoryListing(tree, "/packages/", cache)
     auth = auth or Authenticator.from_settings(settings, store)
     curator = Curator(store, blobs)
+    simple_tree = SimpleIndex(catalog, urls).resource()
+    packages_tree = packages.resource()
     root = Root(
         trees={
-            b"simple": SimpleIndex(catalog, urls).resource(),
-            b"packages": packages.resource(),
+            b"simple": simple_tree,
+            b"packages": packages_tree,
             b"pypi": JsonApi(catalog, urls).app.resource(),
             b"project": ProjectPages(catalog, urls).app.resource(),
             b"projects": ProjectList(catalog).app.resource(),
@@ -78,4 +80,12 @@ def build_site(
     )
     # The body cap leaves room for the form's text fields around the file.
     max_body = settings.max_upload_size + FormLimits().max_fields_total
-    return IndexSite(root, max_body, blobs.staging_path, metrics, auth.read_guard)
+    site = IndexSite(
+        root, max_body, blobs.staging_path, metrics, auth.read_guard, settings.access_log
+    )
+    if not auth.private:  # a private index checks credentials on every read
+        lane = site.use_fast_lane(
+            {b"simple": simple_tree.lookup, b"packages": packages_tree.lookup}
+        )
+        metrics.watch_fast_lane(lane)
+    return site

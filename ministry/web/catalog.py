@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.web.resource import IResource
 
 from ministry.core.metadata import CoreMetadata, parse_core_metadata
 from ministry.core.models import FileRecord, ProjectRecord
@@ -39,6 +40,10 @@ class ProjectView:
     by_filename: Mapping[str, FileRecord] = field(repr=False)
     #: Where each file of a proxied project lives upstream; empty when hosted.
     sources: Mapping[str, UpstreamFile] = field(default_factory=dict, repr=False)
+    #: The ``/packages/`` resource of each hosted file, built by the tree on
+    #: the first request and kept as long as the view: the files are immutable
+    #: and any change to the project replaces the view.
+    file_resources: dict[str, IResource] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def of(

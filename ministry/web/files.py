@@ -27,6 +27,7 @@ from twisted.web import resource
 from twisted.web.iweb import IRequest
 
 from ministry.config import Settings
+from ministry.web.fastlane import Answer, FixedAnswer
 from ministry.web.rendered import etag_matches
 from ministry.web.sending import send_file
 
@@ -106,7 +107,7 @@ class Delivery:
 SEND_DIRECTLY = Delivery()
 
 
-class StoredFile(resource.Resource):
+class StoredFile(resource.Resource, FixedAnswer):
     """One immutable stored file, answering GET, HEAD, Range and validators.
 
     With ``accel`` (the ``X-Accel-Redirect`` URI), nginx sends the bytes and
@@ -133,12 +134,26 @@ class StoredFile(resource.Resource):
         self.modified = modified
         self.last_modified = format_datetime(modified, usegmt=True).encode()
 
+    def fixed_headers(self) -> list[tuple[bytes, bytes]]:
+        headers = [
+            (b"Content-Type", self.content_type),
+            (b"ETag", self.etag),
+            (b"Last-Modified", self.last_modified),
+            (b"Cache-Control", IMMUTABLE),
+        ]
+        if self.accel is None:  # nginx says it itself, and would say it twice
+            headers.append((b"Accept-Ranges", b"bytes"))
+        return headers
+
+    def fixed_answer(self) -> Answer | None:
+        """Only the header-only answer that hands the file to nginx is fixed."""
+        if self.accel is None:
+            return None
+        return [*self.fixed_headers(), (b"X-Accel-Redirect", self.accel)], b""
+
     def _headers(self, request: IRequest) -> None:
-        request.setHeader(b"content-type", self.content_type)
-        request.setHeader(b"etag", self.etag)
-        request.setHeader(b"last-modified", self.last_modified)
-        request.setHeader(b"cache-control", IMMUTABLE)
-        request.setHeader(b"accept-ranges", b"bytes")
+        for name, value in self.fixed_headers():
+            request.setHeader(name, value)
 
     def _if_range_holds(self, request: IRequest) -> bool:
         """Whether a Range may be honoured: no If-Range, or one naming this file."""

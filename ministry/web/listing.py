@@ -71,7 +71,7 @@ class DirectoryListing:
         column, order = listing.parse_sort(request.uri.partition(b"?")[2].decode("latin-1"))
         return (self.tree.scope(path), "listing", path, column, order)
 
-    def resource(self) -> IResource:
+    def resource(self) -> Shortcut:
         """The tree: cached listings and files answered by :meth:`cached`, the rest routed.
 
         The routes only see misses (and redirects and errors), so they render

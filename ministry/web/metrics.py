@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 
 from ministry.mirror import MirrorService
 from ministry.web.cache import PageCache
+from ministry.web.fastlane import FastLane
 from ministry.web.proxy import ProxyCatalog
 
 #: First path segments reported as themselves; anything else is "other",
@@ -23,6 +24,9 @@ from ministry.web.proxy import ProxyCatalog
 ROUTES = frozenset(
     {"", "simple", "packages", "pypi", "legacy", "dist", "health", "metrics", "mirror"}
 )
+#: Methods counted by name; any other token a client sends is counted as
+#: "other", so clients cannot grow the number of series without bound.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class _CacheCollector(Collector):
@@ -39,6 +43,21 @@ class _CacheCollector(Collector):
         size = GaugeMetricFamily("ministry_page_cache_entries", "Entries in the page cache.")
         size.add_metric([], len(self.cache))
         yield from (hits, misses, size)
+
+
+class _FastLaneCollector(Collector):
+    """How many requests the fast lane answered (they are in the request counts too)."""
+
+    def __init__(self, lane: FastLane) -> None:
+        self.lane = lane
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        answered = CounterMetricFamily(
+            "ministry_fast_lane_answers",
+            "Requests answered from memory before twisted.web parsed them.",
+        )
+        answered.add_metric([], self.lane.answered)
+        yield answered
 
 
 class _ProxyCollector(Collector):
@@ -154,6 +173,7 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5),
             registry=self.registry,
         )
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.registry.register(_CacheCollector(cache))
         if proxy is not None:
             self.registry.register(_ProxyCollector(proxy))
@@ -163,8 +183,22 @@ class Metrics:
     def request_done(self, path: bytes, method: bytes, status: int, seconds: float) -> None:
         segment = path.split(b"/", 2)[1].decode("latin-1") if path.startswith(b"/") else ""
         route = segment if segment in ROUTES else "other"
-        self.requests.labels(route, method.decode("latin-1"), str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        name = method.decode("latin-1")
+        key = (route, name if name in METHODS else "other", status)
+        series = self._series.get(key)
+        if series is None:
+            # prometheus_client's labels() validates and locks on every call;
+            # looked up once per combination, it is no longer per request.
+            series = self._series[key] = (
+                self.requests.labels(key[0], key[1], str(status)),
+                self.latency.labels(route),
+            )
+        count, latency = series
+        count.inc()
+        latency.observe(seconds)
+
+    def watch_fast_lane(self, lane: FastLane) -> None:
+        self.registry.register(_FastLaneCollector(lane))
 
     def timed(self, call: str) -> Callable[[float], None]:
         """A function recording one store call's duration under ``call``."""

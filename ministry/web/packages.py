@@ -89,10 +89,13 @@ class PackagesTree:
         if source is not None:
             assert self.catalog.proxy is not None  # proxied views exist only with a proxy
             return self.catalog.proxy.files.resource(record, source)
-        return self.delivery.file(
-            self.blobs.local_path(record.blob_key),
-            record.size,
-            content_type_for(filename),
-            f'"{record.sha256}"'.encode(),
-            record.upload_time,
-        )
+        built = view.file_resources.get(filename)
+        if built is None:
+            built = view.file_resources[filename] = self.delivery.file(
+                self.blobs.local_path(record.blob_key),
+                record.size,
+                content_type_for(filename),
+                f'"{record.sha256}"'.encode(),
+                record.upload_time,
+            )
+        return built

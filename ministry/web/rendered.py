@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
-from ministry.web.sending import send_bytes
+from ministry.web.fastlane import Answer, FixedAnswer
+from ministry.web.sending import CHUNK, send_bytes
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class Page:
         return cls(body, content_type.encode(), f'"{tag}"'.encode(), serial)
 
 
-class PageResponse(Resource):
+class PageResponse(Resource, FixedAnswer):
     """The answer with a cached page, as a leaf resource for any router.
 
     A resource rather than bytes so that a big page can be produced in
@@ -46,18 +47,29 @@ class PageResponse(Resource):
         self.cache_control = cache_control
         self.vary_accept = vary_accept
 
+    def fixed_headers(self) -> list[tuple[bytes, bytes]]:
+        page = self.page
+        headers = [
+            (b"Content-Type", page.content_type),
+            (b"ETag", page.etag),
+            (b"Cache-Control", self.cache_control),
+        ]
+        if self.vary_accept:
+            headers.append((b"Vary", b"Accept"))
+        if page.serial is not None:
+            headers.append((b"X-Pypi-Last-Serial", b"%d" % page.serial))
+        return headers
+
+    def fixed_answer(self) -> Answer | None:
+        body = self.page.body
+        return (self.fixed_headers(), body) if len(body) <= CHUNK else None
+
     def _headers(self, request: IRequest) -> bool:
         """Set the headers; True when the client's copy is current (304)."""
-        page = self.page
-        request.setHeader(b"content-type", page.content_type)
-        request.setHeader(b"etag", page.etag)
-        request.setHeader(b"cache-control", self.cache_control)
-        if self.vary_accept:
-            request.setHeader(b"vary", b"Accept")
-        if page.serial is not None:
-            request.setHeader(b"x-pypi-last-serial", b"%d" % page.serial)
+        for name, value in self.fixed_headers():
+            request.setHeader(name, value)
         if_none_match = request.getHeader(b"if-none-match")
-        if if_none_match is not None and etag_matches(if_none_match, page.etag):
+        if if_none_match is not None and etag_matches(if_none_match, self.page.etag):
             request.setResponseCode(304)
             return True
         return False

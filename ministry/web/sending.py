@@ -23,6 +23,7 @@ in-memory transports of the tests, every chunk goes through the transport.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import BinaryIO
 
@@ -39,6 +40,28 @@ def _plain_tcp(request: IRequest) -> tcp.Connection | None:
     """The transport of a plain TCP connection (not TLS, not in memory), or None."""
     transport = getattr(getattr(request, "channel", None), "transport", None)
     return transport if isinstance(transport, tcp.Connection) else None
+
+
+def write_at_once(transport: object, data: bytes) -> None:
+    """Write a small answer: to the socket at once when nothing waits ahead of it.
+
+    Through the transport, a write waits for the reactor's next turn and
+    costs two more system calls (write notifications switched on, then off);
+    for a fast-lane answer that was a fifth of its CPU. Bytes the socket does
+    not take go through the transport, behind nothing.
+    """
+    if (
+        isinstance(transport, tcp.Connection)
+        and transport.connected
+        and not transport.disconnecting
+        and not transport._tempDataLen
+        and len(transport.dataBuffer) <= transport.offset
+    ):
+        # Full (BlockingIOError) or broken: the transport sees to it.
+        with contextlib.suppress(OSError):
+            data = data[os.write(transport.fileno(), data) :]
+    if data:
+        transport.write(data)
 
 
 class BodyProducer:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from klein import Klein
 from twisted.internet.defer import ensureDeferred
 from twisted.web.iweb import IRequest
-from twisted.web.resource import IResource
 
 from ministry.core import negotiate, simple
 from ministry.core.errors import MinistryError, NotFound
@@ -47,7 +46,7 @@ class SimpleIndex:
             accept.decode("latin-1") if accept else None, _format_param(request)
         )
 
-    def resource(self) -> IResource:
+    def resource(self) -> Shortcut:
         """The tree: cached pages answered by :meth:`cached`, the rest by the routes.
 
         The routes only see misses (and redirects and errors), so they render
