@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -75,19 +76,44 @@ def venv_versions(bin_dir: Path, names: Sequence[str]) -> dict[str, str]:
     return json.loads(out.stdout)
 
 
+class _UnixConnection(http.client.HTTPConnection):
+    """HTTP over a Unix socket (``http+unix://<quoted socket path>/...``)."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.socket_path)
+
+
+def http_request(
+    method: str, url: str, headers: Mapping[str, str] | None = None, timeout: float = 30
+) -> http.client.HTTPResponse:
+    """One request to an ``http://`` or ``http+unix://`` URL; the response, body read."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "http+unix":
+        connection = _UnixConnection(urllib.parse.unquote(parts.netloc), timeout)
+    else:
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        connection.request(method, target, headers=dict(headers or {}))
+        response = connection.getresponse()
+        response.body = response.read()
+        return response
+    finally:
+        connection.close()
+
+
 def http_get(
     url: str, headers: Mapping[str, str] | None = None, timeout: float = 30
 ) -> tuple[int, bytes]:
     """(status, body) of one GET; no redirects followed, no exception on 4xx/5xx."""
-    parts = urllib.parse.urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
-    try:
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
-        connection.request("GET", target, headers=dict(headers or {}))
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
+    response = http_request("GET", url, headers, timeout)
+    return response.status, response.body
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
@@ -228,10 +254,30 @@ class Ministry(Server):
 
     label = "ministry"
 
-    def __init__(self, work: Path, *extra: str, data_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        work: Path,
+        *extra: str,
+        data_dir: Path | None = None,
+        unix_socket: Path | None = None,
+    ) -> None:
         super().__init__(work)
+        self.unix_socket = unix_socket
+        if unix_socket is not None:  # after the daemon's own --port: the last one counts
+            extra = (*extra, "--port", f"unix:{unix_socket}:mode=666")
         self.daemon = MinistryProcess(data_dir or work / "data", *extra, port=self.port)
         self.log = self.daemon.log_path
+
+    @property
+    def base(self) -> str:
+        if self.unix_socket is None:
+            return super().base
+        return "http+unix://" + urllib.parse.quote(str(self.unix_socket), safe="")
+
+    @property
+    def address(self) -> str:
+        """Where nginx reaches it: ``127.0.0.1:PORT`` or ``unix:PATH``."""
+        return f"unix:{self.unix_socket}" if self.unix_socket else f"127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
         return self.daemon.command()
@@ -440,16 +486,34 @@ http {{
 """
 
 PROXY_UPSTREAM = """\
-    upstream up{port} {{ server 127.0.0.1:{port}; keepalive 64; }}
+    upstream up{number} {{ server {address}; keepalive 64; }}
 """
 
 PROXY_LOCATION = """\
         location {prefix} {{
-            proxy_pass http://up{port}/;
+            proxy_pass http://up{number}/;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $http_host;
         }}
+"""
+
+#: A backend that costs nothing: nginx answering every request with the
+#: same X-Accel-Redirect, behind ``/stub/``.
+STUB_SERVER = """\
+    upstream stub {{ server 127.0.0.1:{port}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ add_header X-Accel-Redirect {location}; return 200 ""; }}
+    }}
+"""
+
+STUB_LOCATION = """\
+        location /stub/ {
+            proxy_pass http://stub/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
 """
 
 #: Where X-Accel-Redirect answers point: only reachable through the header.
@@ -465,10 +529,12 @@ class Nginx(Server):
     """nginx serving saved pages and files statically: the ceiling.
 
     One worker process, like one ministry process (and wrk needs the other
-    core). ``proxies`` maps a location prefix (``/proxied/``) to a loopback
-    port it reverse-proxies to over keep-alive connections, for "ministry
-    behind nginx"; ``internal`` maps a prefix to a directory served only
-    through ``X-Accel-Redirect`` answers.
+    core). ``proxies`` maps a location prefix (``/proxied/``) to an address
+    (``127.0.0.1:PORT``, ``unix:PATH``) it reverse-proxies to over
+    keep-alive connections, for "ministry behind nginx"; ``internal`` maps a
+    prefix to a directory served only through ``X-Accel-Redirect`` answers;
+    ``accel_stub`` is the redirect a stub backend at ``/stub/`` answers
+    every request with.
     """
 
     label = "nginx"
@@ -478,14 +544,17 @@ class Nginx(Server):
         self,
         work: Path,
         workers: int = 1,
-        proxies: Mapping[str, int] | None = None,
+        proxies: Mapping[str, str] | None = None,
         internal: Mapping[str, Path] | None = None,
+        accel_stub: str | None = None,
     ) -> None:
         super().__init__(work)
         self.root = work / "root"
         self.workers = workers
         self.proxies = dict(proxies or {})
         self.internal = dict(internal or {})
+        self.accel_stub = accel_stub
+        self.stub_port = free_port()
 
     def put(self, path: str, data: bytes) -> str:
         """Serve ``data`` at ``path`` (a directory path gets an index.html); its URL."""
@@ -507,11 +576,18 @@ class Nginx(Server):
                 prefix=self.work,
                 port=self.port,
                 upstream="".join(
-                    PROXY_UPSTREAM.format(port=port) for port in set(self.proxies.values())
+                    PROXY_UPSTREAM.format(number=number, address=address)
+                    for number, address in enumerate(self.proxies.values())
+                )
+                + (
+                    STUB_SERVER.format(port=self.stub_port, location=self.accel_stub)
+                    if self.accel_stub
+                    else ""
                 ),
-                locations="".join(
-                    PROXY_LOCATION.format(prefix=prefix, port=port)
-                    for prefix, port in self.proxies.items()
+                locations=(STUB_LOCATION if self.accel_stub else "")
+                + "".join(
+                    PROXY_LOCATION.format(prefix=prefix, number=number)
+                    for number, prefix in enumerate(self.proxies)
                 )
                 + "".join(
                     INTERNAL_LOCATION.format(prefix=prefix, directory=directory)
