@@ -29,10 +29,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from twisted.web import http, server
-from twisted.web.iweb import IRequest
-from twisted.web.resource import IResource
 
 from ministry.web.sending import write_at_once
+from ministry.web.shortcut import Lookup
 
 #: Headers after which the answer may differ from the cached one.
 _DECLINED = frozenset(
@@ -57,14 +56,14 @@ _STATUS = b"HTTP/1.1 200 OK\r\nServer: " + server.version + b"\r\nDate: "
 
 #: A resource's fixed answer: its headers in order (before Content-Length) and body.
 Answer = tuple[list[tuple[bytes, bytes]], bytes]
-Lookup = Callable[[IRequest], IResource | None]
 
 
 class FixedAnswer:
     """A resource that may know its whole 200 answer without seeing the request.
 
-    Its render methods must set the same headers, from :meth:`fixed_headers`,
-    so that both ways give one answer (``tests/test_fast_lane.py`` compares them).
+    Its render methods must set the headers of :meth:`fixed_answer` from the
+    same list (both classes build it in ``fixed_headers``), so that both ways
+    give one answer; ``tests/test_fast_lane.py`` compares them byte for byte.
     """
 
     def fixed_answer(self) -> Answer | None:
@@ -192,7 +191,13 @@ class FastLane:
 
 
 class IndexChannel(http.HTTPChannel):
-    """An HTTPChannel that offers each request to its site's fast lane first."""
+    """An HTTPChannel that offers each request to its site's fast lane first.
+
+    ``_idle`` reads HTTPChannel's and LineReceiver's own state (``requests``,
+    ``_buffer``, ``_waitingForTransport``): a Twisted upgrade that renames
+    them shows in ``tests/test_fast_lane.py``, whose mixed and pipelined
+    connection would then be answered out of order or not by the lane.
+    """
 
     def dataReceived(self, data: bytes) -> None:
         lane = self.site.fast_lane

@@ -20,6 +20,9 @@ from twisted.web.resource import IResource, Resource
 #: Methods a look-up may answer; the routes handle the rest.
 READS = (b"GET", b"HEAD")
 
+#: A look-up reads only ``method``, ``uri``, ``postpath``, ``args`` and
+#: ``getHeader`` of the request: the fast lane (``ministry.web.fastlane``)
+#: calls the same look-ups with a parsed request that has just those.
 Lookup = Callable[[IRequest], IResource | None]
 
 

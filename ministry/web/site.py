@@ -22,9 +22,10 @@ from twisted.web.resource import IResource
 
 from ministry.config import ACCESS_LOG_OFF
 from ministry.core.errors import MinistryError, TooLarge
-from ministry.web.fastlane import FastLane, IndexChannel, Lookup, Served
+from ministry.web.fastlane import FastLane, IndexChannel, Served
 from ministry.web.form import StreamingForm
 from ministry.web.metrics import Metrics
+from ministry.web.shortcut import Lookup
 
 
 class _DroppedBody:
