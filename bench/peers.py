@@ -411,19 +411,20 @@ def nginx_figures(ministry: Ministry, extras: Extras, plan: Plan, work: Path) ->
             if status != 200 or (attr.endswith("file") and body != blob):
                 raise RuntimeError(f"nginx {name}: {status}, {len(body)} bytes")
         for name, url, attr in targets:
-            setattr(extras, attr, _nginx_load(name, url, plan.seconds))
+            setattr(extras, attr, _logged_load(f"nginx {name}", url, plan.seconds))
         measured: dict[str, list[Load]] = {attr: [] for _, _, attr in rounds}
         for _ in range(FILE_ROUNDS):
             for name, url, attr in rounds:
-                measured[attr].append(_nginx_load(name, url, plan.seconds))
+                measured[attr].append(_logged_load(f"nginx {name}", url, plan.seconds))
         for attr, loads in measured.items():
             setattr(extras, attr, median_load(loads))
 
 
-def _nginx_load(name: str, url: str, seconds: int) -> Load:
+def _logged_load(label: str, url: str, seconds: int) -> Load:
+    """One wrk figure of the side-by-side comparisons, logged as it is taken."""
     load = wrk(url, CONNECTIONS, seconds, timeout=WRK_TIMEOUT)
     log(
-        f"  nginx {name}: {load.requests_per_second:,.0f} req/s "
+        f"  {label}: {load.requests_per_second:,.0f} req/s "
         f"p99 {load.p99_ms:.1f} ms errors {load.errors}+{load.socket_errors}"
     )
     return load
@@ -455,9 +456,8 @@ def page_scaling(big: Server, extras: Extras, plan: Plan, work: Path) -> None:
         loads: dict[str, list[Load]] = {"small": [], "big": []}
         for _ in range(FILE_ROUNDS):
             for name, server in (("small", small), ("big", big)):
-                load = wrk(server.simple_url + url, CONNECTIONS, plan.seconds, timeout=WRK_TIMEOUT)
-                log(f"  ministry page, {name}: {load.requests_per_second:,.0f} req/s")
-                loads[name].append(load)
+                label = f"ministry page, {name}"
+                loads[name].append(_logged_load(label, server.simple_url + url, plan.seconds))
     extras.page_small = median_load(loads["small"])
     extras.page_big = median_load(loads["big"])
 

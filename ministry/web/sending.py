@@ -36,9 +36,8 @@ from twisted.web.server import NOT_DONE_YET
 CHUNK = 256 * 1024
 
 
-def _plain_tcp(request: IRequest) -> tcp.Connection | None:
-    """The transport of a plain TCP connection (not TLS, not in memory), or None."""
-    transport = getattr(getattr(request, "channel", None), "transport", None)
+def _plain_tcp(transport: object) -> tcp.Connection | None:
+    """The transport if it is a plain TCP connection (not TLS, not in memory), else None."""
     return transport if isinstance(transport, tcp.Connection) else None
 
 
@@ -50,16 +49,17 @@ def write_at_once(transport: object, data: bytes) -> None:
     for a fast-lane answer that was a fifth of its CPU. Bytes the socket does
     not take go through the transport, behind nothing.
     """
+    tcp_transport = _plain_tcp(transport)
     if (
-        isinstance(transport, tcp.Connection)
-        and transport.connected
-        and not transport.disconnecting
-        and not transport._tempDataLen
-        and len(transport.dataBuffer) <= transport.offset
+        tcp_transport is not None
+        and tcp_transport.connected
+        and not tcp_transport.disconnecting
+        and not tcp_transport._tempDataLen
+        and len(tcp_transport.dataBuffer) <= tcp_transport.offset
     ):
         # Full (BlockingIOError) or broken: the transport sees to it.
         with contextlib.suppress(OSError):
-            data = data[os.write(transport.fileno(), data) :]
+            data = data[os.write(tcp_transport.fileno(), data) :]
     if data:
         transport.write(data)
 
@@ -87,7 +87,7 @@ class BodyProducer:
         #: resumed and have not written to it since): direct writes may go ahead.
         self.drained = False
         self._file_fd = None if isinstance(source, bytes) else source.fileno()
-        transport = _plain_tcp(request)
+        transport = _plain_tcp(getattr(getattr(request, "channel", None), "transport", None))
         self._socket_fd = None if transport is None else transport.fileno()
         #: Bytes per write through the transport. Writing past the socket, a
         #: write only needs to be big enough to pause us (just over the
