@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import shutil
 import socket
 import subprocess
 import sys
@@ -63,8 +62,8 @@ def install(tool: str, index: str, target: Path, home: Path, *requirements: str)
         command = [sys.executable, "-m", "pip", "install", "--no-cache-dir", "--retries", "0"]
         command += ["--timeout", "15"]
     else:
-        uv = shutil.which("uv") or pytest.skip("uv is not installed")
-        command = [uv, "pip", "install", "--no-cache", "--python", sys.executable]
+        command = [sys.executable, "-m", "uv", "pip", "install", "--no-cache"]
+        command += ["--python", sys.executable]
     command += ["--target", str(target), "--index-url", f"{index}/simple/", *requirements]
     return subprocess.run(
         command, capture_output=True, text=True, timeout=120, env=client_env(home)
