@@ -10,7 +10,9 @@ uses:
   ``project owners|add-owner|add-maintainer|remove-role`` manage who may
   publish what (passwords come from a prompt, or ``--password-stdin``);
 - ``yank``, ``unyank`` and ``delete`` act on a release (``PROJECT VERSION``)
-  or a file (``PROJECT --file FILENAME``), as the HTTP API does.
+  or a file (``PROJECT --file FILENAME``), as the HTTP API does;
+- ``check [--rehash] [--repair]`` compares the records with the stored
+  files (``ministry.integrity``): it exits 1 while anything is wrong.
 
 A running daemon sees these changes: with Redis at once (pub/sub), with the
 embedded store within about a second (it watches the serial), and for users
@@ -30,11 +32,11 @@ from __future__ import annotations
 import argparse
 import base64
 import getpass
-import hashlib
 import json
 import os
 import shutil
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,9 +44,16 @@ from twisted.internet.defer import ensureDeferred, maybeDeferred
 from twisted.internet.task import react
 from twisted.internet.threads import deferToThread
 
-from ministry.config import SETTINGS, ConfigError, Settings, load_mirror, load_settings
+from ministry.config import (
+    SETTINGS,
+    ConfigError,
+    Settings,
+    load_mirror,
+    load_settings,
+    parse_duration,
+)
 from ministry.core.auth import check_username, hash_password, new_token, parse_htpasswd
-from ministry.core.errors import FileExists, FilenameReused, MinistryError
+from ministry.core.errors import FileExists, FilenameReused, MinistryError, SdistExists
 from ministry.core.models import (
     MAINTAINER,
     OWNER,
@@ -56,18 +65,11 @@ from ministry.core.models import (
 )
 from ministry.core.names import check_project_name
 from ministry.curation import Curator, Target
+from ministry.integrity import GRACE_PERIOD, CheckReport, check, remove_unclaimed, sha256_of
 from ministry.interfaces import IBlobStore, IMetadataStore
 from ministry.mirror import run_in_foreground
 from ministry.stores.blobs import FilesystemBlobStore
 from ministry.tap import make_store
-
-
-def _sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _link_or_copy(source: str, target: str) -> None:
@@ -128,7 +130,7 @@ async def import_index(
         source = os.path.join(directory, "files", record.blob_key)
         target = blobs.local_path(record.blob_key)
         if not os.path.exists(target):
-            if not os.path.exists(source) or _sha256_of(source) != record.sha256:
+            if not os.path.exists(source) or sha256_of(source) != record.sha256:
                 problems.append(f"{record.filename}: file missing or damaged in the export")
                 continue
             staging = blobs.staging_path()
@@ -141,7 +143,7 @@ async def import_index(
                 added += 1
             else:
                 present += 1
-        except (FileExists, FilenameReused) as exc:
+        except (FileExists, FilenameReused, SdistExists) as exc:
             problems.append(exc.message)
     for project in projects.values():
         if project.info:
@@ -303,6 +305,58 @@ async def _curate(
         print(f"Deleted {target}: {', '.join(await curator.delete(target))}")
 
 
+# -- check ------------------------------------------------------------------------
+
+
+async def _check(
+    args: argparse.Namespace, store: IMetadataStore, blobs: FilesystemBlobStore, *_: Any
+) -> None:
+    """``check [--rehash] [--repair]``: exit 1 while anything is left wrong."""
+    report = await check(store, blobs, args.rehash)
+    for record in report.missing:
+        print(
+            f"missing: {record.project} {record.filename} (sha256 {record.sha256}) is listed "
+            "but its bytes are gone, and they cannot be repaired from nothing: upload the "
+            "same file again to restore them"
+        )
+    for record, what in report.damaged:
+        hint = "upload the same file again to restore it"
+        if what.startswith("sha256"):  # same size: a re-upload would not notice
+            hint = f"remove {blobs.local_path(record.blob_key)}, then {hint}"
+        print(f"damaged: {record.project} {record.filename} on disk is {what}: {hint}")
+    left = report.problems
+    if args.repair:
+        left -= await _repair_unclaimed(store, blobs, report, args.grace)
+    else:
+        for blob in report.unclaimed:
+            print(f"unclaimed: {blob.key} ({blob.size} bytes) has no record: --repair removes it")
+    print(
+        f"Checked {report.files} files: {len(report.missing)} missing, {len(report.damaged)} "
+        f"damaged, {len(report.unclaimed)} unclaimed; {left} left wrong."
+    )
+    if left:
+        raise SystemExit(1)
+
+
+async def _repair_unclaimed(
+    store: IMetadataStore, blobs: FilesystemBlobStore, report: CheckReport, grace: float
+) -> int:
+    """Remove unclaimed bytes older than ``grace`` (and stale staging files); how many."""
+    staged = await deferToThread(blobs.cleanup_staging, grace)
+    removed = set(await remove_unclaimed(store, blobs, report.unclaimed, time.time() - grace))
+    for blob in report.unclaimed:
+        if blob.key in removed:
+            print(f"removed: {blob.key} ({blob.size} bytes), which no record named")
+        else:
+            print(
+                f"kept: {blob.key} has no record yet, but is younger than --grace "
+                f"({grace:g} s): an upload may still claim it (--grace 0 when no daemon runs)"
+            )
+    if staged:
+        print(f"removed: {staged} stale staging files")
+    return len(removed)
+
+
 async def _mirror(
     args: argparse.Namespace, store: IMetadataStore, _: Any, settings: Settings
 ) -> None:
@@ -324,6 +378,7 @@ async def _mirror(
 
 
 COMMANDS = {
+    "check": _check,
     "mirror": _mirror,
     "user": _user,
     "token": _token,
@@ -354,6 +409,7 @@ def parser() -> argparse.ArgumentParser:
     load.add_argument("directory")
     _account_commands(commands)
     _curation_commands(commands)
+    _check_command(commands)
     mirror = commands.add_parser("mirror", help="the [mirror] table of the config file")
     actions = mirror.add_subparsers(dest="action", required=True)
     actions.add_parser("run", help="one mirror pass now, in the foreground, with a progress bar")
@@ -409,6 +465,24 @@ def _curation_commands(commands: Any) -> None:
         sub.add_argument("--file", help="one file, by its filename, instead of a release")
         if command == "yank":
             sub.add_argument("--reason", default="", help="shown to installers")
+
+
+def _check_command(commands: Any) -> None:
+    command = commands.add_parser(
+        "check", help="compare the records with the stored files; exit 1 if anything is wrong"
+    )
+    command.add_argument(
+        "--rehash", action="store_true", help="re-hash every file (slow), not only compare sizes"
+    )
+    command.add_argument(
+        "--repair", action="store_true", help="remove stored files that no record names"
+    )
+    command.add_argument(
+        "--grace",
+        type=parse_duration,
+        default=GRACE_PERIOD,
+        help="only remove files older than this, e.g. 1h (default: 1d, as the daemon does)",
+    )
 
 
 def _read_password(args: argparse.Namespace) -> str:

@@ -9,6 +9,7 @@ so a default is never left as an unconverted string. Errors name the option.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ministry.core.mirror_plan import MirrorConfig, MirrorConfigError, parse_mirror_table
+from ministry.core.redaction import redact, redact_url
 
 
 class ConfigError(ValueError):
@@ -60,9 +62,10 @@ def parse_endpoint(value: Any) -> str:
 
 
 def parse_url(value: Any) -> str:
+    """An http(s) URL, maybe with ``user:password@`` (never echoed: see ministry.core.redaction)."""
     text = str(value).strip()
     if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text):
-        raise ValueError(f"expected an http:// or https:// URL, not {text!r}")
+        raise ValueError(f"expected an http:// or https:// URL, not {redact_url(text)!r}")
     return text.rstrip("/")
 
 
@@ -111,12 +114,40 @@ def parse_access_log(value: Any) -> str:
     return ACCESS_LOG_OFF if text.lower() == ACCESS_LOG_OFF else text
 
 
+def parse_count(value: Any) -> int:
+    """A whole number more than zero, such as ``1000``."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or int(text) <= 0:
+        raise ValueError(f"expected a whole number more than zero, not {value!r}")
+    return int(text)
+
+
+#: ``--trusted-proxy unix``: the peers of a Unix socket (a proxy on the same host).
+UNIX_PROXY = "unix"
+
+
+def parse_trusted_proxy(value: Any) -> str:
+    """An IP address, a network such as ``10.0.0.0/8``, or ``unix``; normalised."""
+    text = parse_text(value)
+    if text.lower() == UNIX_PROXY:
+        return UNIX_PROXY
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        raise ValueError(
+            f"expected an address, a network such as 10.0.0.0/8, or 'unix', not {text!r}"
+        ) from None
+
+
 def parse_redis(value: Any) -> str:
     """A Redis URL, checked now so that a typo stops start-up, not the first request."""
     from ministry.stores.redis import parse_redis_url
 
     text = parse_text(value)
-    parse_redis_url(text)
+    try:
+        parse_redis_url(text)
+    except ValueError as exc:  # its message quotes the URL, password and all
+        raise ValueError(redact(str(exc), [text])) from None
     return text
 
 
@@ -182,6 +213,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Prefix of every Redis key, so several indexes can share one Redis.",
     ),
     Setting(
+        "redis-timeout",
+        5.0,
+        parse_timeout,
+        "Longest wait for a Redis reply; past it the request is answered 503.",
+    ),
+    Setting(
         "private",
         False,
         parse_flag,
@@ -200,7 +237,8 @@ SETTINGS: tuple[Setting, ...] = (
         (),
         parse_url,
         "Simple index to proxy for projects not hosted here, e.g. "
-        "https://pypi.example.test/simple/; repeat to try several in order.",
+        "https://pypi.example.test/simple/ (with user:password@ to log in to it, and to "
+        "nothing else); repeat to try several in order.",
         multiple=True,
     ),
     Setting(
@@ -214,6 +252,20 @@ SETTINGS: tuple[Setting, ...] = (
         10.0,
         parse_timeout,
         "Connect timeout, and longest silence while reading, of every upstream request.",
+    ),
+    Setting(
+        "upstream-deadline",
+        30.0,
+        parse_timeout,
+        "Longest an upstream page (or a file's first bytes) may take in all, however it "
+        "trickles; past it a cached copy is served, if any.",
+    ),
+    Setting(
+        "upstream-min-rate",
+        50 * 1024,
+        parse_size,
+        "Slowest average rate, in bytes per second, an upstream file may keep up once "
+        "--upstream-deadline has passed, e.g. 50K; a slower transfer is cut off.",
     ),
     Setting(
         "upstream-min-age",
@@ -236,6 +288,13 @@ SETTINGS: tuple[Setting, ...] = (
         "used go first (uploads are never evicted). Default: unbounded.",
     ),
     Setting(
+        "page-cache-size",
+        256 * 1024**2,
+        parse_size,
+        "Bound on the bytes of rendered pages, READMEs and project views kept in "
+        "memory, e.g. 512M; least recently used go first.",
+    ),
+    Setting(
         "x-accel-redirect",
         None,
         parse_uri_prefix,
@@ -251,6 +310,37 @@ SETTINGS: tuple[Setting, ...] = (
         "or 'off' for none (behind nginx, which keeps its own). Either is cheaper per "
         "request than twistd's log. Default: twistd's log.",
     ),
+    Setting(
+        "header-timeout",
+        20.0,
+        parse_timeout,
+        "Longest a client may take to send a request line and its headers, however it "
+        "trickles them; then it is answered 408 and disconnected.",
+    ),
+    Setting(
+        "max-connections",
+        1000,
+        parse_count,
+        "Most connections open at once, lowered to what the open-file limit (ulimit -n) "
+        "leaves after a reserve for files; at the cap the connection waiting longest for "
+        "a request is closed to make room.",
+    ),
+    Setting(
+        "max-connections-per-client",
+        64,
+        parse_count,
+        "Most connections open at once from one client address; more are answered 503. "
+        "A trusted proxy's connections are not counted per client.",
+    ),
+    Setting(
+        "trusted-proxy",
+        (),
+        parse_trusted_proxy,
+        "Address or network (10.0.0.0/8) of a reverse proxy, or 'unix' for a Unix socket's "
+        "peers, whose X-Forwarded-For names the client (for the failed-login throttle and "
+        "the access log); repeatable. X-Forwarded-For from other peers is ignored.",
+        multiple=True,
+    ),
 )
 
 
@@ -264,16 +354,24 @@ class Settings:
     base_url: str | None = None
     redis: str | None = None
     redis_prefix: str = "ministry:"
+    redis_timeout: float = 5.0
     private: bool = False
     htpasswd: str | None = None
     upstream: tuple[str, ...] = ()
     upstream_ttl: float = 600.0
     upstream_timeout: float = 10.0
+    upstream_deadline: float = 30.0
+    upstream_min_rate: int = 50 * 1024
     upstream_min_age: float = 0.0
     offline: bool = False
     cache_max_size: int | None = None
+    page_cache_size: int = 256 * 1024**2
     x_accel_redirect: str | None = None
     access_log: str | None = None
+    header_timeout: float = 20.0
+    max_connections: int = 1000
+    max_connections_per_client: int = 64
+    trusted_proxy: tuple[str, ...] = ()
 
 
 def _read_toml(path: str) -> dict[str, Any]:

@@ -7,6 +7,23 @@ Redis for metadata and one mounted directory for blobs.
 Every metadata method returns a Deferred, whatever the backend, so that code
 above the store never learns whether a call went to a thread or a socket.
 ``tests/test_store_contract.py`` runs one suite against every implementation.
+
+The commit protocol, which both stores and everything that writes hold to:
+a file record is never visible without its bytes in the blob store.
+
+- Bytes are committed (fsynced, renamed into place) before the record is
+  claimed with ``add_file``.
+- An outcome the store could not confirm (a timeout, a lost connection:
+  :class:`ministry.core.errors.StoreUnavailable`) never deletes the bytes,
+  because the write may still land: Redis runs a queued script when it
+  resumes, after the caller gave up.
+- Bytes are removed only when the store has confirmed that no record needs
+  them: the claim was refused (``FileExists``, ``FilenameReused``), the
+  record was deleted (``delete_files`` fired), or a read (``blob_keys``)
+  found no record for bytes older than a grace period
+  (:class:`ministry.integrity.BlobCollector`).
+- Re-uploading the same bytes puts them back if they went missing, so a
+  record left without bytes can always be repaired by its uploader.
 """
 
 from __future__ import annotations
@@ -45,7 +62,18 @@ class IMetadataStore(Interface):
         record was added, ``False`` when the same filename with the same
         sha256 was already there (nothing changes); fails with
         :class:`ministry.core.errors.FileExists` when the filename is taken
-        by other bytes.
+        by other bytes, and with :class:`ministry.core.errors.SdistExists`
+        when ``record`` is an sdist and its release (``release_version``)
+        has another one: one sdist per release, decided in the same step.
+        """
+
+    def blob_keys():
+        """Deferred[set[str]]: the ``blob_key`` of every file record, in every project.
+
+        What the collector of unclaimed bytes and ``ministry-admin check``
+        compare the blob store against. Not one snapshot across projects: a
+        record added meanwhile may be missing, which is why only bytes older
+        than a grace period are ever collected.
         """
 
     def register(name: str, display_name: str, info: dict):
@@ -142,6 +170,20 @@ class IBlobStore(Interface):
 
     def delete(key: str):
         """Deferred: remove a committed blob (missing is fine)."""
+
+    def size(key: str):
+        """Deferred[int | None]: a committed blob's size in bytes, None if it is missing."""
+
+    def list_blobs():
+        """Deferred[list[StoredBlob]]: every committed blob, with its size and mtime."""
+
+    def remove_stale(key: str, cutoff: float):
+        """Deferred[bool]: remove a blob last written before ``cutoff`` (a time.time()).
+
+        Checked on the very file removed, so that bytes a concurrent upload
+        committed again meanwhile (fresh, under the same key) stay. Fires
+        with whether it removed anything.
+        """
 
     def local_path(key: str):
         """The filesystem path of a committed blob, for serving it."""

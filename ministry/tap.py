@@ -19,6 +19,7 @@ from twisted.python import usage
 
 from ministry.config import SETTINGS, ConfigError, Setting, Settings, load_mirror, load_settings
 from ministry.core.mirror_plan import MirrorConfig
+from ministry.integrity import BlobCollector
 from ministry.mirror import MirrorService
 from ministry.stores.blobs import FilesystemBlobStore
 from ministry.stores.redis import RedisStore
@@ -26,6 +27,7 @@ from ministry.stores.sqlite import SQLiteStore
 from ministry.web.app import build_site
 from ministry.web.auth import Authenticator
 from ministry.web.proxy import make_proxy
+from ministry.web.readmes import ReadmeWorker
 
 
 class Options(usage.Options):
@@ -93,6 +95,9 @@ def makeService(options: Options) -> IService:
     store.setName("store")
     store.setServiceParent(service)
     blobs = FilesystemBlobStore(os.path.join(data_dir, "files"))
+    collector = BlobCollector(store, blobs)  # the uploads' root only, never the upstream cache
+    collector.setName("collector")
+    collector.setServiceParent(service)  # after the store: stopped before it
     proxy = make_proxy(settings, data_dir)
     if proxy is not None:
         proxy.client.setServiceParent(service)
@@ -104,7 +109,10 @@ def makeService(options: Options) -> IService:
     if options.mirror is not None and proxy is not None:
         mirror = MirrorService(options.mirror, proxy, store)
         mirror.setName("mirror")
-    site = build_site(settings, store, blobs, proxy, auth, mirror)
+    readme_worker = ReadmeWorker()
+    readme_worker.setName("readmes")
+    readme_worker.setServiceParent(service)
+    site = build_site(settings, store, blobs, proxy, auth, mirror, readme_worker)
     web = strports.service(settings.port, site)
     web.setName("web")
     web.setServiceParent(service)
@@ -116,7 +124,7 @@ def makeService(options: Options) -> IService:
 def make_store(settings: Settings, data_dir: str) -> SQLiteStore | RedisStore:
     """The metadata store the settings ask for: Redis if named, else embedded."""
     if settings.redis:
-        return RedisStore(settings.redis, settings.redis_prefix)
+        return RedisStore(settings.redis, settings.redis_prefix, settings.redis_timeout)
     return SQLiteStore(os.path.join(data_dir, "ministry.sqlite3"))
 
 

@@ -6,12 +6,20 @@ global pool that outlives the service, so connections would survive
 ``stopService``. Nothing connects before ``startService``; ``stopService``
 cancels what is in flight and closes the pool.
 
-Every request is bounded in time, so an upstream that hangs cannot hang a
-client of ours: the connect timeout (the Agent's), a timeout on the response
-headers, and an idle timeout while a body is read (reset by every chunk, so
-a large file that keeps arriving is never cut off). Every body is read to
-the end or the connection is closed, or a pooled connection would stay
-pinned.
+Every request is bounded in time, so an upstream that hangs or trickles
+cannot hold a client of ours: the connect timeout (the Agent's), a timeout
+on the response headers, an idle timeout while a body is read (reset by
+every chunk), and a total ``deadline``: a page must be whole by then, a
+file must keep up ``min_rate`` after it (:mod:`ministry.upstream_body`).
+Every body is read to the end or the connection is closed, or a pooled
+connection would stay pinned.
+
+Credentials. An upstream URL may carry ``user:password@``; they are taken
+out of it at construction (a URL with them is no valid request target) and
+sent as Basic ``Authorization`` only to that upstream's origin (scheme, host
+and port): a file hosted elsewhere is fetched without them, and a redirect
+to another origin drops them (twisted's RedirectAgent does that). Messages
+and ``shown_urls`` never contain them.
 
 Pages go through treq (gzip-decoded: simple pages compress well); files go
 through the same pool without content decoding, because their sha256 is over
@@ -37,19 +45,19 @@ from hyperlink import EncodedURL
 from treq.client import HTTPClient
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime
-from twisted.internet.protocol import Protocol
+from twisted.internet.interfaces import IDelayedCall, IReactorTCP
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, HTTPConnectionPool, RedirectAgent, ResponseDone
-from twisted.web.http import PotentialDataLoss
+from twisted.web.client import Agent, HTTPConnectionPool, RedirectAgent
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IResponse
 
 import ministry
 from ministry.core.errors import MinistryError
+from ministry.core.redaction import Credentials, origin, redact_url, split_credentials
 from ministry.core.upstream_pages import PageError, UpstreamPage, parse_page
+from ministry.upstream_body import BodyReader, Pace, UpstreamError, refuse_all
 
 log = Logger()
 
@@ -67,10 +75,6 @@ PAGE_LIMIT = 256 * 1024**2
 _ERROR_BODY_LIMIT = 64 * 1024
 
 
-class UpstreamError(Exception):
-    """An upstream failed, timed out or answered something unusable."""
-
-
 class UpstreamUnavailable(MinistryError):
     """What a client sees when the upstream failed and nothing cached can stand in."""
 
@@ -83,9 +87,10 @@ class FileBody:
     Exactly one of :meth:`read` or :meth:`abandon` must be called.
     """
 
-    def __init__(self, client: UpstreamClient, response: IResponse, url: str) -> None:
+    def __init__(self, client: UpstreamClient, response: IResponse, url: str, pace: Pace) -> None:
         self._client = client
         self._response = response
+        self._pace = pace
         self.url = url
         #: The upstream's Content-Length, or None when it did not send one.
         self.length: int | None = None if response.length is UNKNOWN_LENGTH else response.length
@@ -96,93 +101,37 @@ class FileBody:
         If ``sink`` raises, reading stops, the connection is closed and the
         Deferred fails with that exception.
         """
-        return self._client._read(self._response, self.url, sink, limit)
+        return self._client._read(self._response, self.url, sink, limit, self._pace)
 
     def abandon(self) -> None:
         """Close the connection without reading the body."""
-        self._client._read(self._response, self.url, _refuse_all, None).addErrback(lambda _: None)
-
-
-class _Abandoned(Exception):
-    """Raised by the sink of a body nobody wants, to close its connection."""
-
-
-def _refuse_all(data: bytes) -> None:
-    raise _Abandoned()
-
-
-class _BodyReader(Protocol):
-    """Feeds a response body to a sink, with an idle timeout and a size limit."""
-
-    def __init__(
-        self,
-        sink: Callable[[bytes], None],
-        limit: int | None,
-        timeout: float,
-        clock: IReactorTime,
-        url: str,
-    ) -> None:
-        self.sink = sink
-        self.limit = limit
-        self.timeout = timeout
-        self.clock = clock
-        self.url = url
-        self.received = 0
-        self.done: Deferred[None] = Deferred(lambda _: self._stop(CancelledError()))
-        self._timer: IDelayedCall | None = None
-
-    def connectionMade(self) -> None:
-        self._timer = self.clock.callLater(self.timeout, self._timed_out)
-
-    def dataReceived(self, data: bytes) -> None:
-        if self.done.called:
-            return
-        if self._timer is not None:
-            self._timer.reset(self.timeout)
-        self.received += len(data)
-        if self.limit is not None and self.received > self.limit:
-            self._stop(UpstreamError(f"{self.url}: body larger than {self.limit} bytes"))
-            return
-        try:
-            self.sink(data)
-        except Exception as exc:  # the sink's refusal ends the read, with its reason
-            self._stop(exc)
-
-    def connectionLost(self, reason: Failure) -> None:
-        self._cancel_timer()
-        if self.done.called:
-            return
-        if reason.check(ResponseDone, PotentialDataLoss):
-            self.done.callback(None)
-        else:
-            message = reason.getErrorMessage()
-            self.done.errback(UpstreamError(f"{self.url}: connection lost reading body: {message}"))
-
-    def _timed_out(self) -> None:
-        self._timer = None
-        self._stop(UpstreamError(f"{self.url}: no data for {self.timeout:g} s"))
-
-    def _stop(self, error: BaseException) -> None:
-        self._cancel_timer()
-        if self.transport is not None:
-            self.transport.stopProducing()
-        if not self.done.called:
-            self.done.errback(error)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        reading = self._client._read(self._response, self.url, refuse_all, None, self._pace)
+        reading.addErrback(lambda _: None)
 
 
 class UpstreamClient(Service):
     """Fetches project pages and file bodies from the ``--upstream`` indexes."""
 
-    def __init__(self, urls: Sequence[str], timeout: float, reactor: Any = None) -> None:
+    def __init__(
+        self,
+        urls: Sequence[str],
+        timeout: float,
+        *,
+        deadline: float,
+        min_rate: float,
+        reactor: Any = None,
+    ) -> None:
         if reactor is None:
             from twisted.internet import reactor
-        self.urls = tuple(url.rstrip("/") for url in urls)
+        split = [split_credentials(url.rstrip("/")) for url in urls]
+        #: The upstream base URLs, without credentials.
+        self.urls = tuple(url for url, _ in split)
+        #: The same, fit to show (credentials hidden, not dropped: one can see they are set).
+        self.shown_urls = tuple(redact_url(url.rstrip("/")) for url in urls)
+        self._credentials = [(url, found) for url, found in split if found is not None]
         self.timeout = timeout
+        self.deadline = deadline
+        self.min_rate = min_rate
         self._reactor: IReactorTCP = reactor
         self._pool: HTTPConnectionPool | None = None
         self._http: HTTPClient | None = None
@@ -191,6 +140,11 @@ class UpstreamClient(Service):
         self.pages_fetched = 0
         self.pages_not_modified = 0
         self.errors = 0
+
+    @property
+    def reactor(self) -> Any:
+        """The reactor (and clock) this client runs on, for callers' timers."""
+        return self._reactor
 
     def startService(self) -> None:
         super().startService()
@@ -220,31 +174,24 @@ class UpstreamClient(Service):
         """
         for upstream in self.urls:
             url = f"{upstream}/{project}/"
-            headers = {"Accept": [ACCEPT], "User-Agent": [USER_AGENT]}
+            headers = self._headers(url, Accept=ACCEPT)
             revalidating = cached is not None and cached.upstream == upstream and cached.etag
             if revalidating:
-                headers["If-None-Match"] = [cached.etag]
-            response = await self._send(
-                self._client().get(
-                    url,
-                    headers=headers,
-                    timeout=self.timeout,
-                    unbuffered=True,
-                    reactor=self._reactor,
-                ),
-                url,
-            )
+                headers.setRawHeaders(b"if-none-match", [cached.etag.encode("latin-1")])
+            pace = Pace(self._reactor.seconds(), self.deadline)
+            sent = self._client().get(url, headers=headers, unbuffered=True, reactor=self._reactor)
+            response = await self._send(sent, url, pace)
             if response.code == 304 and revalidating:
-                await self._discard(response, url)
+                await self._discard(response, url, pace)
                 self.pages_not_modified += 1
                 return replace(cached, fetched=self._reactor.seconds())
             if response.code in (404, 410):
-                await self._discard(response, url)
+                await self._discard(response, url, pace)
                 continue
             if response.code != 200:
-                await self._discard(response, url)
+                await self._discard(response, url, pace)
                 raise self._error(f"{url} answered {response.code} {_phrase(response)}")
-            return await self._page(project, upstream, url, response, cached)
+            return await self._page(project, upstream, url, response, cached, pace)
         return None
 
     async def _page(
@@ -254,9 +201,10 @@ class UpstreamClient(Service):
         url: str,
         response: IResponse,
         cached: UpstreamPage | None,
+        pace: Pace,
     ) -> UpstreamPage:
         chunks: list[bytes] = []
-        await self._guard(self._read(response, url, chunks.append, PAGE_LIMIT))
+        await self._guard(self._read(response, url, chunks.append, PAGE_LIMIT, pace))
         page_url = response.request.absoluteURI.decode("ascii", "replace")
         content_type = _header(response, b"content-type") or ""
         now = self._reactor.seconds()
@@ -285,22 +233,26 @@ class UpstreamClient(Service):
     # -- files ------------------------------------------------------------------
 
     async def open_file(self, url: str) -> FileBody:
-        """Request a file; returns once a 200's headers are in (the body is not read)."""
+        """Request a file; returns once a 200's headers are in (the body is not read).
+
+        Credentials in ``url`` itself (a page may link with them) are used
+        for it alone; otherwise those of the configured upstream on its origin.
+        """
         agent = self._files
         if agent is None:
             raise self._error("the upstream client is not running")
+        url, own = split_credentials(url)
+        pace = Pace(self._reactor.seconds(), self.deadline, self.min_rate)
         sent = agent.request(
             b"GET",
             EncodedURL.from_text(url).to_uri().to_text().encode("ascii"),
-            Headers({"User-Agent": [USER_AGENT]}),
+            self._headers(url, own),
         )
-        timer = self._reactor.callLater(self.timeout, sent.cancel)
-        sent.addBoth(_cancelling(timer))
-        response = await self._send(sent, url)
+        response = await self._send(sent, url, pace)
         if response.code != 200:
-            await self._discard(response, url)
+            await self._discard(response, url, pace)
             raise self._error(f"{url} answered {response.code} {_phrase(response)}")
-        return FileBody(self, response, url)
+        return FileBody(self, response, url, pace)
 
     async def fetch_bytes(self, url: str, limit: int) -> bytes:
         """A small file (a ``.metadata``) whole, at most ``limit`` bytes."""
@@ -316,14 +268,32 @@ class UpstreamClient(Service):
             raise self._error("the upstream client is not running")
         return self._http
 
-    async def _send(self, sent: Deferred[IResponse], url: str) -> IResponse:
+    def _headers(self, url: str, own: Credentials | None = None, **more: str) -> Headers:
+        """Our request headers for ``url``, with the credentials meant for its origin."""
+        headers = Headers({"User-Agent": [USER_AGENT], **{k: [v] for k, v in more.items()}})
+        credentials = own or self._credentials_for(url)
+        if credentials is not None:
+            headers.setRawHeaders(b"authorization", [credentials.basic()])
+        return headers
+
+    def _credentials_for(self, url: str) -> Credentials | None:
+        """Those of the upstream on ``url``'s origin whose base is the longest prefix of it."""
+        here = origin(url)
+        found = [(base, creds) for base, creds in self._credentials if origin(base) == here]
+        found.sort(key=lambda pair: (url.startswith(pair[0] + "/"), len(pair[0])), reverse=True)
+        return found[0][1] if found else None
+
+    async def _send(self, sent: Deferred[IResponse], url: str, pace: Pace) -> IResponse:
         """The response, or UpstreamError naming the URL (timeouts included)."""
+        wait = min(self.timeout, pace.latest(0) - self._reactor.seconds())
+        timer = self._reactor.callLater(wait, sent.cancel)
+        sent.addBoth(_cancelling(timer))
         try:
             return await self._track(sent)
         except Exception as exc:
             reasons = [exc, *(failure.value for failure in getattr(exc, "reasons", ()))]
             if any(isinstance(reason, CancelledError) for reason in reasons):
-                raise self._error(f"{url}: no response within {self.timeout:g} s") from None
+                raise self._error(f"{url}: no response within {wait:g} s") from None
             raise self._error(f"{url}: {_describe(exc)}") from None
 
     def _read(
@@ -332,8 +302,9 @@ class UpstreamClient(Service):
         url: str,
         sink: Callable[[bytes], None],
         limit: int | None,
+        pace: Pace,
     ) -> Deferred[None]:
-        reader = _BodyReader(sink, limit, self.timeout, self._reactor, url)
+        reader = BodyReader(sink, limit, self.timeout, self._reactor, url, pace)
         response.deliverBody(reader)
 
         def count(failure: Failure) -> Failure:
@@ -343,11 +314,11 @@ class UpstreamClient(Service):
 
         return self._track(reader.done).addErrback(count)
 
-    async def _discard(self, response: IResponse, url: str) -> None:
+    async def _discard(self, response: IResponse, url: str, pace: Pace) -> None:
         """Read and drop an unwanted body, so its connection can be reused."""
         # On an error the connection was closed instead: nothing stays pinned.
         with contextlib.suppress(UpstreamError, CancelledError):
-            await self._read(response, url, lambda data: None, _ERROR_BODY_LIMIT)
+            await self._read(response, url, lambda data: None, _ERROR_BODY_LIMIT, pace)
 
     @staticmethod
     async def _guard(reading: Deferred[None]) -> None:

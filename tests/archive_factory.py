@@ -9,8 +9,11 @@ Knobs to break an archive: ``metadata`` (any text or bytes), ``omit``
 (required members to leave out), ``dist_info`` / ``top_dir`` (rename the
 metadata directory), ``extra_members`` (any names, including ``../x`` or
 ``/x``, any content), ``compression`` (any zipfile method),
-``metadata_padding`` (a huge, highly compressible METADATA/PKG-INFO) and
-:func:`forge_zip_member` (lie about a member's size or flags afterwards).
+``metadata_padding`` (a huge, highly compressible METADATA/PKG-INFO),
+``unix_modes`` (zip members' mode bits: :data:`SYMLINK_MODE` makes a symlink),
+``tar_members`` (raw tar entries: :func:`tar_entry` builds symlinks, hard
+links, devices and FIFOs) and :func:`forge_zip_member` (lie about a
+member's size or flags afterwards).
 For anything stranger, :func:`make_zip` and :func:`make_tar_gz` take raw
 entries.
 """
@@ -36,6 +39,10 @@ EPOCH = (1980, 1, 1, 0, 0, 0)
 Content = bytes | Iterable[bytes]
 
 _PADDING_CHUNK = b"\n" * (1024 * 1024)
+
+#: The unix mode of a symlink, as ``unix_modes`` takes it; the member's
+#: content is then the link's target, as Info-ZIP stores it.
+SYMLINK_MODE = 0o120777
 
 
 def escaped(name: str) -> str:
@@ -100,6 +107,7 @@ def make_wheel(
     extra_members: Mapping[str, bytes] | None = None,
     compression: int = zipfile.ZIP_DEFLATED,
     metadata_padding: int = 0,
+    unix_modes: Mapping[str, int] | None = None,
 ) -> bytes:
     """A wheel for ``name`` ``version``; see the module docstring for the knobs.
 
@@ -132,7 +140,7 @@ def make_wheel(
     }
     if metadata_padding and f"{directory}/METADATA" in entries:
         entries[f"{directory}/METADATA"] = _padded(files[f"{directory}/METADATA"], metadata_padding)
-    return make_zip(entries, compression=compression)
+    return make_zip(entries, compression=compression, unix_modes=unix_modes)
 
 
 def make_sdist(
@@ -149,6 +157,8 @@ def make_sdist(
     extra_members: Mapping[str, bytes] | None = None,
     compression: int = zipfile.ZIP_DEFLATED,
     metadata_padding: int = 0,
+    unix_modes: Mapping[str, int] | None = None,
+    tar_members: Iterable[tarfile.TarInfo] = (),
 ) -> bytes:
     """An sdist (``fmt`` "tar.gz" or "zip") for ``name`` ``version``.
 
@@ -156,7 +166,8 @@ def make_sdist(
     to leave out; ``extra_members`` paths are taken as they are (not under
     the top directory), so a second top-level entry is one key away.
     ``metadata_padding`` appends newlines to PKG-INFO (held in memory for
-    tar.gz, so keep it moderate there).
+    tar.gz, so keep it moderate there). ``unix_modes`` applies to a zip,
+    ``tar_members`` (entries without content, appended) to a tar.gz.
     """
     module = escaped(name)
     top = top_dir if top_dir is not None else f"{module}-{version}"
@@ -181,19 +192,32 @@ def make_sdist(
         del files[f"{top}/{member}"]
     files.update(extra_members or {})
     if fmt == "zip":
-        return make_zip(files, compression=compression)
+        return make_zip(files, compression=compression, unix_modes=unix_modes)
     if fmt == "tar.gz":
-        return make_tar_gz([(_tar_file(path), _joined(content)) for path, content in files.items()])
+        entries = [(_tar_file(path), _joined(content)) for path, content in files.items()]
+        return make_tar_gz(entries + [(info, None) for info in tar_members])
     raise ValueError(f"unknown sdist format {fmt!r}")
 
 
-def make_zip(entries: Mapping[str, Content], *, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
-    """A zip of ``entries`` in order; a path ending in "/" is a directory."""
+def make_zip(
+    entries: Mapping[str, Content],
+    *,
+    compression: int = zipfile.ZIP_DEFLATED,
+    unix_modes: Mapping[str, int] | None = None,
+) -> bytes:
+    """A zip of ``entries`` in order; a path ending in "/" is a directory.
+
+    ``unix_modes`` gives members the mode bits a unix zip tool would store
+    (file type included) in their external attributes.
+    """
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for path, content in entries.items():
             info = zipfile.ZipInfo(path, date_time=EPOCH)
             info.compress_type = compression
+            if unix_modes and path in unix_modes:
+                info.create_system = 3  # unix
+                info.external_attr = unix_modes[path] << 16
             with archive.open(info, "w") as member:
                 for chunk in [content] if isinstance(content, bytes) else content:
                     member.write(chunk)

@@ -27,6 +27,7 @@ from ministry.config import load_settings
 from ministry.stores.blobs import FilesystemBlobStore
 from ministry.stores.sqlite import SQLiteStore
 from ministry.web.app import build_site
+from ministry.web.readmes import ReadmeWorker
 
 BASE = "http://index.test"
 
@@ -104,7 +105,10 @@ class InMemoryIndex:
         self.settings = load_settings({"data-dir": data_dir, **options})
         self.store = SQLiteStore(f"{data_dir}/ministry.sqlite3")
         self.blobs = FilesystemBlobStore(f"{data_dir}/files")
-        self.site = build_site(self.settings, self.store, self.blobs)
+        self.readme_worker = ReadmeWorker()
+        self.site = build_site(
+            self.settings, self.store, self.blobs, readme_worker=self.readme_worker
+        )
         # treq.testing's agent (not StubTreq's client, which would decode a
         # gzip Content-Encoding and hide it from the tests). It builds a plain
         # Site around the resource; ours, with its request class, must serve.
@@ -115,6 +119,7 @@ class InMemoryIndex:
         await self.store.startService()
 
     async def stop(self) -> None:
+        await self.readme_worker.stopService()
         await self.store.stopService()
 
     async def request(

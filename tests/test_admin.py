@@ -199,3 +199,55 @@ async def test_the_command_line_yanks_and_deletes(tmp_path):
         assert response.phrase.startswith("This filename has already been used")
     finally:
         await source.stop()
+
+
+# -- check (issue 13) ------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_check_reports_what_is_wrong_and_repairs_what_can_be(tmp_path):
+    index = await populated(tmp_path / "index")
+    await index.stop()
+    data = tmp_path / "index"
+    clean = admin(data, "check", "--rehash").stdout
+    assert clean == "Checked 4 files: 0 missing, 0 damaged, 0 unclaimed; 0 left wrong.\n"
+
+    files = data / "files"
+    next(files.rglob(wheel_filename("alpha", "1.0"))).unlink()  # listed, bytes gone
+    truncated = next(files.rglob(wheel_filename("alpha", "1.1")))
+    truncated.write_bytes(truncated.read_bytes()[:-1])
+    flipped = next(files.rglob(sdist_filename("alpha", "1.0")))
+    flipped.write_bytes(b"X" + flipped.read_bytes()[1:])  # same size: only a re-hash sees it
+    unclaimed = files / "ab" / "cd" / ("ef" * 30) / wheel_filename("alpha", "0.1")
+    unclaimed.parent.mkdir(parents=True)
+    unclaimed.write_bytes(b"bytes whose claim never landed")
+
+    found = admin(data, "check", ok=False).stdout
+    assert "missing: alpha alpha-1.0-py3-none-any.whl" in found
+    assert "upload the same file again to restore them" in found
+    assert f"damaged: alpha {wheel_filename('alpha', '1.1')} on disk is" in found
+    assert f"unclaimed: ab/cd/{'ef' * 30}/{wheel_filename('alpha', '0.1')}" in found
+    assert found.endswith("1 missing, 1 damaged, 1 unclaimed; 3 left wrong.\n")
+    rehashed = admin(data, "check", "--rehash", ok=False).stdout
+    assert f"damaged: alpha {sdist_filename('alpha', '1.0')} on disk is sha256" in rehashed
+
+    young = admin(data, "check", "--repair", ok=False).stdout  # a daemon's upload may claim it
+    assert "kept: ab/cd/" in young and unclaimed.exists()
+    repaired = admin(data, "check", "--repair", "--grace", "0", ok=False).stdout
+    assert "removed: ab/cd/" in repaired and not unclaimed.exists()
+    assert repaired.endswith("1 missing, 1 damaged, 1 unclaimed; 2 left wrong.\n")
+
+    # What cannot be repaired from nothing is restored by its uploader.
+    flipped.unlink()  # as the hint says: a re-upload notices sizes only
+    await index.start()
+    try:
+        for name, version in (("alpha", "1.0"), ("alpha", "1.1")):
+            wheel = make_wheel(name, version, requires_python=">=3.9")
+            response = await index.upload(name, version, wheel_filename(name, version), wheel)
+            assert response.code == 200
+        sdist = make_sdist("alpha", "1.0")
+        response = await index.upload("alpha", "1.0", sdist_filename("alpha", "1.0"), sdist)
+        assert response.code == 200
+    finally:
+        await index.stop()
+    assert admin(data, "check", "--rehash").stdout.endswith("; 0 left wrong.\n")

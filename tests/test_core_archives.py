@@ -9,6 +9,7 @@ import zipfile
 
 import pytest
 from archive_factory import (
+    SYMLINK_MODE,
     forge_zip_member,
     make_sdist,
     make_tar_gz,
@@ -100,6 +101,23 @@ def refusal(error_type, status, data, filename, limits=DEFAULTS) -> str:
             WHEEL,
             METADATA,
             id="a wheel with a data directory is read",
+        ),
+        pytest.param(
+            make_sdist(
+                "foo",
+                "1.0",
+                fmt="zip",
+                unix_modes={"foo-1.0/PKG-INFO": 0o100644, "foo-1.0/pyproject.toml": 0o100755},
+            ),
+            ZIP,
+            METADATA,
+            id="zip members with unix modes of regular files are read",
+        ),
+        pytest.param(
+            make_wheel("foo", "1.0", extra_members={"foo/": b""}, unix_modes={"foo/": 0o40755}),
+            WHEEL,
+            METADATA,
+            id="a zip directory entry with a unix directory mode is read",
         ),
     ],
 )
@@ -267,14 +285,6 @@ def test_a_corrupted_member_fails_its_checksum():
             id="a PKG-INFO deeper down does not count",
         ),
         pytest.param(
-            make_tar_gz(
-                [(tar_entry("foo-1.0/PKG-INFO", tarfile.SYMTYPE, linkname="/etc/passwd"), None)]
-            ),
-            TAR,
-            ["missing 'foo-1.0/PKG-INFO'"],
-            id="a PKG-INFO that is a symlink does not count",
-        ),
-        pytest.param(
             make_sdist("foo", "1.0", extra_members={"other-1.0/README": b"hi"}),
             TAR,
             ["exactly one top-level directory, found 2 entries", "other-1.0"],
@@ -362,6 +372,120 @@ def test_misshapen_archives_are_refused(data, filename, fragments):
 def test_members_escaping_the_archive_are_refused(data, filename, member):
     message = refusal(BadRequest, 400, data, filename)
     assert f"member '{member}' has an absolute path or a '..' component" in message
+
+
+def special(*entries: tarfile.TarInfo) -> bytes:
+    """A good tar.gz sdist of foo 1.0 with ``entries`` (links, devices...) added."""
+    return make_sdist("foo", "1.0", tar_members=entries)
+
+
+@pytest.mark.parametrize(
+    ("data", "filename", "member", "kind"),
+    [
+        pytest.param(
+            special(tar_entry("foo-1.0/passwd", tarfile.SYMTYPE, linkname="/etc/passwd")),
+            TAR,
+            "foo-1.0/passwd",
+            "a symbolic link to '/etc/passwd'",
+            id="a tar symlink to an absolute path is refused",
+        ),
+        pytest.param(
+            special(tar_entry("foo-1.0/etc", tarfile.SYMTYPE, linkname="../../../../etc")),
+            TAR,
+            "foo-1.0/etc",
+            "a symbolic link to '../../../../etc'",
+            id="a tar symlink climbing out is refused",
+        ),
+        pytest.param(
+            special(tar_entry("foo-1.0/setup.cfg", tarfile.SYMTYPE, linkname="pyproject.toml")),
+            TAR,
+            "foo-1.0/setup.cfg",
+            "a symbolic link to 'pyproject.toml'",
+            id="even a tar symlink inside the archive is refused",
+        ),
+        pytest.param(
+            make_tar_gz(
+                [(tar_entry("foo-1.0/PKG-INFO", tarfile.SYMTYPE, linkname="/etc/passwd"), None)]
+            ),
+            TAR,
+            "foo-1.0/PKG-INFO",
+            "a symbolic link to '/etc/passwd'",
+            id="a PKG-INFO that is a symlink is refused",
+        ),
+        pytest.param(
+            special(tar_entry("foo-1.0/shadow", tarfile.LNKTYPE, linkname="/etc/shadow")),
+            TAR,
+            "foo-1.0/shadow",
+            "a hard link to '/etc/shadow'",
+            id="a tar hard link is refused",
+        ),
+        pytest.param(
+            special(tar_entry("foo-1.0/tty", tarfile.CHRTYPE, devmajor=5, devminor=0)),
+            TAR,
+            "foo-1.0/tty",
+            "a character device",
+            id="a tar character device is refused",
+        ),
+        pytest.param(
+            special(tar_entry("foo-1.0/sda", tarfile.BLKTYPE, devmajor=8, devminor=0)),
+            TAR,
+            "foo-1.0/sda",
+            "a block device",
+            id="a tar block device is refused",
+        ),
+        pytest.param(
+            special(tar_entry("foo-1.0/pipe", tarfile.FIFOTYPE)),
+            TAR,
+            "foo-1.0/pipe",
+            "a FIFO",
+            id="a tar FIFO is refused",
+        ),
+        pytest.param(
+            special(tar_entry("foo-1.0/odd", b"Z")),
+            TAR,
+            "foo-1.0/odd",
+            "of tar type b'Z'",
+            id="a tar member of an unknown type is refused",
+        ),
+        pytest.param(
+            make_sdist(
+                "foo",
+                "1.0",
+                fmt="zip",
+                extra_members={"foo-1.0/passwd": b"/etc/passwd"},
+                unix_modes={"foo-1.0/passwd": SYMLINK_MODE},
+            ),
+            ZIP,
+            "foo-1.0/passwd",
+            "a symbolic link",
+            id="a zip sdist symlink is refused",
+        ),
+        pytest.param(
+            make_wheel(
+                "foo",
+                "1.0",
+                extra_members={"foo/link.py": b"../../etc/passwd"},
+                unix_modes={"foo/link.py": SYMLINK_MODE},
+            ),
+            WHEEL,
+            "foo/link.py",
+            "a symbolic link",
+            id="a wheel symlink is refused",
+        ),
+        pytest.param(
+            make_wheel(
+                "foo", "1.0", extra_members={"foo/pipe": b""}, unix_modes={"foo/pipe": 0o10644}
+            ),
+            WHEEL,
+            "foo/pipe",
+            "a FIFO",
+            id="a wheel FIFO is refused",
+        ),
+    ],
+)
+def test_members_that_are_not_files_or_directories_are_refused(data, filename, member, kind):
+    message = refusal(BadRequest, 400, data, filename)
+    assert f"member {member!r} is {kind}; only regular files and directories" in message
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from ministry.core.names import (
     canonical,
     check_project_name,
     parse_filename,
+    release_version,
 )
 
 EXTENSION_HINT = "use .whl, .tar.gz or .zip (sdist)"
@@ -212,3 +213,78 @@ def test_parse_filename_refuses_invalid_project_names(filename, project):
     message = refusal(parse_filename, filename)
     assert message.startswith(f"Invalid distribution filename {filename!r}")
     assert f"{project!r} is not a valid project name" in message
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [
+        pytest.param("demo-1.0-py3-none-$(id).whl", id="a shell substitution in a tag"),
+        pytest.param("demo-1.0-py3-none-`id`.whl", id="backticks in a tag"),
+        pytest.param("demo-1.0-py3-none-a'b.whl", id="a quote in a tag"),
+        pytest.param("demo-1.0-py3-none-<script>.whl", id="markup in a tag"),
+        pytest.param("demo-1.0-py3-none-any?#.whl", id="a query and a fragment in a tag"),
+        pytest.param("demo-1.0-py3-none-%2e%2e.whl", id="percent-encoded dots in a tag"),
+        pytest.param("demo-1.0-1$x-py3-none-any.whl", id="a dollar in a build tag"),
+        pytest.param("demo- 1.0.tar.gz", id="a space before the version"),
+        pytest.param("demo-1.0 .tar.gz", id="a space after the version"),
+        pytest.param("demo-1.0;rm.zip", id="a semicolon"),
+    ],
+)
+def test_parse_filename_refuses_characters_no_distribution_has(filename):
+    message = refusal(parse_filename, filename)
+    assert message.startswith(f"Invalid filename {filename!r}: it contains ")
+    assert "only ASCII letters, digits and '.', '_', '-', '+', '!'" in message
+
+
+@pytest.mark.parametrize(
+    ("filename", "fragment"),
+    [
+        pytest.param("demo-1.0-py3-none-any+x.whl", "the tag 'any+x'", id="a plus in a tag"),
+        pytest.param("demo-1.0-py3-none!-any.whl", "the tag 'none!'", id="a bang in a tag"),
+        pytest.param(
+            "demo-1.0-py3-abi+3-linux_x86_64.manylinux1_x86_64.whl",
+            "the tag 'abi+3'",
+            id="a plus in the abi tag of a tag set",
+        ),
+        pytest.param("demo-1.0-1+x-py3-none-any.whl", "a build tag is digits", id="build tag"),
+    ],
+)
+def test_parse_filename_refuses_tags_the_wheel_format_does_not_allow(filename, fragment):
+    message = refusal(parse_filename, filename)
+    assert message.startswith(f"Invalid distribution filename {filename!r}: ")
+    assert fragment in message
+
+
+@pytest.mark.parametrize(
+    ("filename", "project", "version"),
+    [
+        pytest.param("demo-7.0.tar.gz", "demo", "7.0", id="the PEP 625 form"),
+        pytest.param("Demo-7.0.tar.gz", "demo", "7.0", id="a capitalised name, as PyPI accepts"),
+        pytest.param("DEMO-7.0.0.zip", "demo", "7.0.0", id="a legacy zip sdist"),
+        pytest.param("demo.pkg-1.0.tar.gz", "demo-pkg", "1.0", id="a dotted legacy name"),
+        pytest.param("demo-1!2.0.post1.tar.gz", "demo", "1!2.0.post1", id="an epoch"),
+        pytest.param(
+            "demo-1.0-cp313-cp313t-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+            "demo",
+            "1.0",
+            id="a free-threaded wheel with a tag set",
+        ),
+        pytest.param("demo-1.0-7_b-py3-none-any.whl", "demo", "1.0", id="a build tag suffix"),
+    ],
+)
+def test_parse_filename_accepts_every_spelling_of_real_files(filename, project, version):
+    parsed = parse_filename(filename)
+    assert (parsed.project, parsed.version) == (project, Version(version))
+
+
+@pytest.mark.parametrize(
+    ("versions", "release"),
+    [
+        pytest.param(["7", "7.0", "7.0.0", Version("7.0")], "7", id="trailing zeros"),
+        pytest.param(["1.0rc1", "1.0-RC1", "1.0c1"], "1rc1", id="pre-release spellings"),
+        pytest.param(["2.0.post0", "2.0-0", "2.0post0"], "2.post0", id="post-release spellings"),
+        pytest.param(["1.0+ABC-1", "1.0.0+abc.1"], "1+abc.1", id="local versions"),
+    ],
+)
+def test_release_version_is_one_key_for_equal_versions(versions, release):
+    assert {release_version(version) for version in versions} == {release}

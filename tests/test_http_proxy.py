@@ -24,7 +24,7 @@ from archive_factory import make_sdist, make_wheel, sdist_filename, wheel_filena
 from http_harness import InMemoryIndex, RequestTraversalAgent
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
-from twisted.internet.task import deferLater
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import globalLogPublisher
 from twisted.web.client import ResponseFailed
 from twisted.web.resource import Resource
@@ -58,33 +58,51 @@ class Upstream(Resource):
         self.url = ""
         self.pages: dict[str, tuple[str, bytes, str | None]] = {}
         self.files: dict[str, bytes] = {}
-        #: "ok", "500", "garbage" or "hang"
+        #: "ok", "500", "garbage", "hang" or "trickle" (a byte every 0.1 s, forever)
         self.mode = "ok"
         #: When set, files are sent in two halves, the second once it fires.
         self.gate: Deferred[None] | None = None
+        #: When set, pages are answered only once it fires.
+        self.page_gate: Deferred[None] | None = None
+        #: When set, the Authorization header every request to 127.0.0.1 must
+        #: carry (else a 401); asked as localhost (another origin), it is open.
+        self.authorization: str | None = None
+        #: path -> where a request for it is redirected (302), before any check.
+        self.redirects: dict[str, str] = {}
         self.requests: list[tuple[str, str | None]] = []
+        #: (path, Host, Authorization) of every request.
+        self.received: list[tuple[str, str, str | None]] = []
 
     def render(self, request):
         path = request.path.decode()
         if_none_match = request.getHeader(b"if-none-match")
         self.requests.append((path, if_none_match and if_none_match.decode()))
+        authorization = request.getHeader(b"authorization")
+        host = request.getHeader(b"host").decode()
+        self.received.append((path, host, authorization and authorization.decode()))
+        if path in self.redirects:
+            request.redirect(self.redirects[path].encode())
+            return b""
+        logging_in = self.authorization is not None and host.startswith("127.0.0.1")
+        if logging_in and authorization != self.authorization.encode():
+            request.setResponseCode(401)
+            request.setHeader(b"www-authenticate", b'Basic realm="upstream"')
+            return b"log in first"
         if self.mode == "500":
             request.setResponseCode(500)
             return b"upstream trouble"
         if self.mode == "hang":
             return NOT_DONE_YET
+        if self.mode == "trickle":
+            return _trickle(request, len(self.files.get(path, b"")))
+        if self.page_gate is not None and path in self.pages:
+            self.page_gate.addCallback(lambda _: _answer_later(request, self.render_page(request)))
+            return NOT_DONE_YET
         if self.mode == "garbage":
             request.setHeader(b"content-type", JSON_V1.encode())
             return b"<html>certainly not JSON"
         if path in self.pages:
-            content_type, body, etag = self.pages[path]
-            if etag is not None:
-                request.setHeader(b"etag", etag.encode())
-                if if_none_match == etag.encode():
-                    request.setResponseCode(304)
-                    return b""
-            request.setHeader(b"content-type", content_type.encode())
-            return body
+            return self.render_page(request)
         if path in self.files:
             data = self.files[path]
             request.setHeader(b"content-type", b"application/octet-stream")
@@ -105,6 +123,16 @@ class Upstream(Resource):
         request.setResponseCode(404)
         return b"no such thing"
 
+    def render_page(self, request) -> bytes:
+        content_type, body, etag = self.pages[request.path.decode()]
+        if etag is not None:
+            request.setHeader(b"etag", etag.encode())
+            if request.getHeader(b"if-none-match") == etag.encode():
+                request.setResponseCode(304)
+                return b""
+        request.setHeader(b"content-type", content_type.encode())
+        return body
+
     def asked(self, prefix: str) -> list[tuple[str, str | None]]:
         return [entry for entry in self.requests if entry[0].startswith(prefix)]
 
@@ -119,6 +147,23 @@ class Upstream(Resource):
             for name in filenames
         )
         self.pages[f"/simple/{project}/"] = ("text/html", f"<html><body>{links}".encode(), None)
+
+
+def _trickle(request, length: int) -> object:
+    """Answer 200 and then one byte every 0.1 s until the client gives up."""
+    request.setHeader(b"content-type", JSON_V1.encode())
+    if length:  # a file's true length, so that the proxy starts on it
+        request.setHeader(b"content-length", str(length).encode())
+    dripping = LoopingCall(request.write, b" ")
+    request.notifyFinish().addBoth(lambda _: dripping.stop())
+    dripping.start(0.1)
+    return NOT_DONE_YET
+
+
+def _answer_later(request, body: bytes) -> None:
+    if not request.finished and not request._disconnected:
+        request.write(body)
+        request.finish()
 
 
 def entry(upstream: Upstream, filename: str, data: bytes, **extra) -> dict:
@@ -317,6 +362,8 @@ async def test_a_stale_page_is_served_when_the_upstream_fails(upstream, start_pr
         [upstream.url + "/simple"], **{"upstream-ttl": "0", "upstream-timeout": "0.3"}
     )
     await files_of(index)
+    await index.request("GET", f"/packages/demo/{SDIST_NAME}")
+    await kept(index)  # a stale page lists only what is held here
     upstream.mode = mode
     started = time.monotonic()
     assert set(await files_of(index)) == {SDIST_NAME}

@@ -122,7 +122,7 @@ async def test_an_sdist_upload_records_its_metadata(index):
 @pytest.mark.parametrize(
     ("headers", "body", "status", "reason"),
     [
-        pytest.param({}, b"name=x", 400, "multipart/form-data", id="a url-encoded form"),
+        pytest.param({}, b"name=x", 415, "multipart/form-data", id="a body of no form type"),
         pytest.param(
             {"Content-Type": "multipart/form-data; boundary=zz"},
             b'--zz\r\nContent-Disposition: form-data; name="name"\r\n\r\ntidy',

@@ -31,13 +31,13 @@ import pytest
 import pytest_twisted
 from reactor_hygiene import assert_reactor_clean
 from twisted.internet import reactor
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import DeferredList, maybeDeferred
 from twisted.internet.task import deferLater
 from twisted.logger import globalLogPublisher
 from twisted.python import threadable
 from zope.interface.verify import verifyObject
 
-from ministry.core.errors import FileExists, FilenameReused, StoreUnavailable
+from ministry.core.errors import FileExists, FilenameReused, SdistExists, StoreUnavailable
 from ministry.core.models import (
     MAINTAINER,
     OWNER,
@@ -251,9 +251,12 @@ async def test_projects_are_listed_by_canonical_name(metadata_store: IMetadataSt
 
 @pytest_twisted.ensureDeferred
 async def test_files_are_listed_in_upload_order(metadata_store: IMetadataStore) -> None:
-    filenames = [f"demo_pkg-{version}.tar.gz" for version in ["2.0", "1.0", "10.0", "1.5"]]
-    for index, filename in enumerate(filenames):
-        record = SDIST_RECORD.with_changes(filename=filename, sha256=f"{index:064x}")
+    versions = ["2.0", "1.0", "10.0", "1.5"]
+    filenames = [f"demo_pkg-{version}.tar.gz" for version in versions]
+    for index, (filename, version) in enumerate(zip(filenames, versions, strict=True)):
+        record = SDIST_RECORD.with_changes(
+            filename=filename, version=version, sha256=f"{index:064x}"
+        )
         await metadata_store.add_file(record, "demo-pkg", None)
     listed = await metadata_store.list_files("demo-pkg")
     assert [r.filename for r in listed] == filenames
@@ -517,6 +520,131 @@ async def test_a_deleted_filename_is_never_reused(
     assert await metadata_store.last_serial() == 2
     # The same filename in another project is another file.
     assert await metadata_store.add_file(again.with_changes(project="other"), "other", None)
+
+
+# -- one sdist per release ----------------------------------------------------------
+
+
+def sdist(filename: str, version: str, sha256: str = "e" * 64) -> FileRecord:
+    return SDIST_RECORD.with_changes(filename=filename, version=version, sha256=sha256)
+
+
+FIRST_SDIST = sdist("demo_pkg-7.0.tar.gz", "7.0")
+
+
+@pytest.mark.parametrize(
+    ("filename", "version"),
+    [
+        pytest.param("demo_pkg-7.0.zip", "7.0", id="another extension"),
+        pytest.param("demo_pkg-7.0.0.tar.gz", "7.0.0", id="a version with a trailing zero"),
+        pytest.param("Demo_Pkg-7.0.tar.gz", "7.0", id="a capitalised name"),
+        pytest.param("demo-pkg-7.tar.gz", "7", id="a dashed name and a shorter version"),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_a_release_holds_one_sdist(
+    metadata_store: IMetadataStore, filename: str, version: str
+) -> None:
+    await metadata_store.add_file(FIRST_SDIST, "demo-pkg", b"first")
+
+    with pytest.raises(SdistExists) as caught:
+        await metadata_store.add_file(sdist(filename, version, "f" * 64), "demo-pkg", b"second")
+    assert caught.value.status == 400
+    assert caught.value.message.startswith("Only one sdist may be uploaded per release")
+    assert FIRST_SDIST.filename in caught.value.message and filename in caught.value.message
+    assert "already exist" not in caught.value.message  # twine --skip-existing would skip it
+    assert await metadata_store.list_files("demo-pkg") == [FIRST_SDIST]
+    assert await metadata_store.last_serial() == 1
+    # The very same file again is still a no-op, not a second sdist.
+    assert await metadata_store.add_file(FIRST_SDIST, "demo-pkg", b"first") is False
+
+
+@pytest_twisted.ensureDeferred
+async def test_one_sdist_per_release_leaves_wheels_and_other_releases_alone(
+    metadata_store: IMetadataStore,
+) -> None:
+    others = [
+        make_record(filename="demo_pkg-7.0-py3-none-any.whl", version="7.0"),
+        sdist("demo_pkg-7.0.1.tar.gz", "7.0.1", "1" * 64),
+        sdist("demo_pkg-7.0.post1.tar.gz", "7.0.post1", "2" * 64),
+        sdist("demo_pkg-7.0.tar.gz", "7.0", "3" * 64).with_changes(project="other"),
+    ]
+    await metadata_store.add_file(FIRST_SDIST, "demo-pkg", None)
+    for record in others:
+        assert await metadata_store.add_file(record, record.project, None) is True
+    assert await metadata_store.list_files("demo-pkg") == [FIRST_SDIST, *others[:3]]
+
+
+@pytest_twisted.ensureDeferred
+async def test_deleting_a_release_sdist_makes_room_for_another(
+    metadata_store: IMetadataStore,
+) -> None:
+    await metadata_store.add_file(FIRST_SDIST, "demo-pkg", None)
+    await metadata_store.delete_files("demo-pkg", [FIRST_SDIST.filename])
+    replacement = sdist("demo_pkg-7.0.0.tar.gz", "7.0.0", "f" * 64)
+    assert await metadata_store.add_file(replacement, "demo-pkg", None) is True
+
+    with pytest.raises(SdistExists) as caught:
+        await metadata_store.add_file(sdist("demo_pkg-7.zip", "7", "1" * 64), "demo-pkg", None)
+    assert replacement.filename in caught.value.message
+    assert await metadata_store.list_files("demo-pkg") == [replacement]
+
+
+@pytest_twisted.ensureDeferred
+async def test_concurrent_sdists_of_one_release_have_one_winner(
+    metadata_store: IMetadataStore, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Claims sent at once, half through a second instance (another process), race."""
+    other = request.node.callspec.params["metadata_store"](tmp_path)  # same data, own instance
+    await maybeDeferred(other.startService)
+    candidates = [
+        sdist(filename, version, f"{i:064x}")
+        for i, (filename, version) in enumerate(
+            [("demo_pkg-7.0.tar.gz", "7.0"), ("demo_pkg-7.0.0.tar.gz", "7.0.0")] * 2
+        )
+    ]
+    try:
+        outcomes = await DeferredList(
+            [
+                store.add_file(record, "demo-pkg", None)
+                for record, store in zip(candidates, [metadata_store, other] * 2, strict=True)
+            ],
+            consumeErrors=True,
+        )
+    finally:
+        await maybeDeferred(other.stopService)
+    won = [record for record, (ok, added) in zip(candidates, outcomes, strict=True) if ok and added]
+    assert len(won) == 1
+    for ok, result in outcomes:
+        assert ok or result.check(SdistExists, FileExists), result
+    assert await metadata_store.list_files("demo-pkg") == won
+    assert await metadata_store.last_serial() == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_blob_keys_name_the_bytes_of_every_record(metadata_store: IMetadataStore) -> None:
+    """What the collector of unclaimed bytes trusts: a key missing here may be removed."""
+    assert await metadata_store.blob_keys() == set()
+    other = make_record(project="other", sha256="f" * 64)
+    for record in (make_record(), SDIST_RECORD, other):
+        await metadata_store.add_file(record, record.project, None)
+    with pytest.raises(FileExists):  # a refused claim names no bytes
+        await metadata_store.add_file(make_record(sha256="9" * 64), "demo-pkg", None)
+    keys = {make_record().blob_key, SDIST_RECORD.blob_key, other.blob_key}
+    assert await metadata_store.blob_keys() == keys
+
+    await metadata_store.delete_files("demo-pkg", [SDIST_RECORD.filename])
+    assert await metadata_store.blob_keys() == keys - {SDIST_RECORD.blob_key}
+
+
+@pytest_twisted.ensureDeferred
+async def test_blob_keys_cover_more_projects_than_one_read_returns(
+    metadata_store: IMetadataStore,
+) -> None:
+    records = [make_record(project=f"p{i:03d}", sha256=f"{i:064x}") for i in range(230)]
+    for record in records:
+        await metadata_store.add_file(record, record.project, None)
+    assert await metadata_store.blob_keys() == {record.blob_key for record in records}
 
 
 @pytest_twisted.ensureDeferred

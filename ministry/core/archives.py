@@ -9,12 +9,15 @@ member we need is read with a bounded read that does not trust the header.
 The layout rules are the packaging specifications': a wheel has exactly one
 top-level ``{name}-{version}.dist-info`` holding ``METADATA``, ``WHEEL`` and
 ``RECORD``; an sdist has exactly one top-level ``{name}-{version}`` directory
-with ``PKG-INFO`` directly inside.
+with ``PKG-INFO`` directly inside. Members are regular files and directories
+only: a symlink to ``/etc/passwd``, a hard link, a device or a FIFO has no
+place in a distribution, and is what an attack on an unpacking tool looks like.
 """
 
 from __future__ import annotations
 
 import gzip
+import stat
 import struct
 import tarfile
 import zipfile
@@ -53,6 +56,25 @@ _WHEEL_REQUIRED = ("METADATA", "WHEEL", "RECORD")
 
 #: Bit 0 of a zip member's general purpose flags: the member is encrypted.
 _ZIP_ENCRYPTED = 0x1
+
+#: Tar member types that are neither a regular file nor a directory, named
+#: for the refusal; any other unknown type is refused too.
+_TAR_KINDS = {
+    tarfile.SYMTYPE: "a symbolic link",
+    tarfile.LNKTYPE: "a hard link",
+    tarfile.CHRTYPE: "a character device",
+    tarfile.BLKTYPE: "a block device",
+    tarfile.FIFOTYPE: "a FIFO",
+}
+
+#: The same for the unix file type kept in a zip member's external attributes.
+_ZIP_KINDS = {
+    stat.S_IFLNK: "a symbolic link",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+}
 
 
 @dataclass(frozen=True)
@@ -123,7 +145,20 @@ def _zip_member(info: zipfile.ZipInfo, parsed: ParsedFilename) -> _Member[zipfil
             f"Invalid distribution file {shown(parsed.filename)}: member {info.filename!r} "
             f"uses compression method {info.compress_type}; only STORED and DEFLATED are allowed."
         )
+    _check_kind(info.filename, _zip_kind(info), parsed)
     return _member(info, info.filename, info.file_size, not info.is_dir(), parsed)
+
+
+def _zip_kind(info: zipfile.ZipInfo) -> str | None:
+    """What a zip member is when not a file or directory, from its unix mode bits.
+
+    The mode is read whatever ``create_system`` says: Python's zipfile
+    stores it on every platform, and unzip and installers honour it.
+    """
+    file_type = stat.S_IFMT(info.external_attr >> 16)
+    if file_type in (0, stat.S_IFREG, stat.S_IFDIR):
+        return None
+    return _ZIP_KINDS.get(file_type, f"of unix file type {file_type:#o}")
 
 
 def _read_tar_gz(fileobj: BinaryIO, parsed: ParsedFilename, limits: ArchiveLimits) -> bytes:
@@ -143,7 +178,25 @@ def _read_tar_gz(fileobj: BinaryIO, parsed: ParsedFilename, limits: ArchiveLimit
 
 
 def _tar_member(info: tarfile.TarInfo, parsed: ParsedFilename) -> _Member[tarfile.TarInfo]:
+    _check_kind(info.name, _tar_kind(info), parsed)
     return _member(info, info.name, info.size, info.isfile(), parsed)
+
+
+def _tar_kind(info: tarfile.TarInfo) -> str | None:
+    """What a tar member is when not a file or directory; links say where they point."""
+    if info.isfile() or info.isdir():
+        return None
+    kind = _TAR_KINDS.get(info.type, f"of tar type {info.type!r}")
+    return f"{kind} to {info.linkname!r}" if info.issym() or info.islnk() else kind
+
+
+def _check_kind(name: str, kind: str | None, parsed: ParsedFilename) -> None:
+    """Refuse a member that is not a regular file or directory (``kind`` says what it is)."""
+    if kind is not None:
+        raise BadRequest(
+            f"Invalid distribution file {shown(parsed.filename)}: member {name!r} is {kind}; "
+            "only regular files and directories are allowed."
+        )
 
 
 class _CappedReads:

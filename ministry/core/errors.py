@@ -79,3 +79,28 @@ class FilenameReused(BadRequest):
             f"This filename has already been used, use a different version: {filename} "
             f"was deleted from {project}, and a deleted filename is never accepted again."
         )
+
+
+class SdistExists(BadRequest):
+    """A second sdist for a release that has one, under another filename or extension.
+
+    400 as on PyPI, whose message this starts with, rather than 409:
+    ``twine upload --skip-existing`` takes a 409 (or a 400 saying "already
+    exists") to mean "this very file is there" and skips it silently, and
+    the user would believe a different sdist had been published.
+    """
+
+    def __init__(self, filename: str, project: str, version: str, existing: str) -> None:
+        super().__init__(
+            f"Only one sdist may be uploaded per release: {project} {version} has "
+            f"{existing}, and {filename} would be a second one. Publish it as a new version."
+        )
+
+
+class InsufficientStorage(MinistryError):
+    """The disk is full: the request was fine, and may succeed once space is freed.
+
+    507, not a 4xx: the client did nothing wrong, and twine retries a 5xx.
+    """
+
+    status = 507

@@ -9,13 +9,17 @@ what pip and uv accept.
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 
+from packaging.tags import Tag
 from packaging.utils import (
+    BuildTag,
     InvalidName,
     InvalidSdistFilename,
     InvalidWheelFilename,
     canonicalize_name,
+    canonicalize_version,
     parse_sdist_filename,
     parse_wheel_filename,
 )
@@ -31,6 +35,16 @@ EXTENSIONS = {".whl": WHEEL, ".tar.gz": SDIST, ".zip": SDIST}
 #: Filesystems commonly refuse longer names, so we refuse them up front.
 MAX_FILENAME_BYTES = 255
 
+#: Every character a distribution filename can need: names (PEP 503),
+#: versions in any PEP 440 spelling ('!' epochs, '+' local parts), wheel tags
+#: and the extensions. Anything else ('$', quotes, '<', '?', '#', '%', a
+#: space) could only serve to attack a shell, a page or a URL.
+_FILENAME_CHARS = frozenset(string.ascii_letters + string.digits + "._-+!")
+
+#: What one wheel tag (python, abi or platform) and a build tag's suffix may
+#: hold, per the binary distribution format; '.' only joins compressed tag sets.
+_TAG_CHARS = frozenset(string.ascii_letters + string.digits + "_")
+
 #: How much of a rejected filename to echo back: enough to recognise it,
 #: not enough to flood a status line.
 _SHOWN_CHARS = 80
@@ -39,6 +53,16 @@ _SHOWN_CHARS = 80
 def canonical(name: str) -> str:
     """The PEP 503 normalised form, used as the key for a project everywhere."""
     return canonicalize_name(name)
+
+
+def release_version(version: str | Version) -> str:
+    """The key of a release within its project, so that 7, 7.0 and 7.0.0 are one.
+
+    PEP 440 calls versions equal when they differ only in spelling or in
+    trailing zeros; the rules that count files per release (one sdist per
+    release) compare this form, which a store can compare as plain text.
+    """
+    return canonicalize_version(version, strip_trailing_zero=True)
 
 
 def check_project_name(name: str) -> str:
@@ -78,7 +102,8 @@ def parse_filename(filename: str) -> ParsedFilename:
     packagetype = EXTENSIONS[extension]
     try:
         if packagetype == WHEEL:
-            project, version, _build, _tags = parse_wheel_filename(filename)
+            project, version, build, tags = parse_wheel_filename(filename)
+            _check_wheel_tags(filename, build, tags)
         else:
             project, version = parse_sdist_filename(filename)
     except (InvalidWheelFilename, InvalidSdistFilename):
@@ -94,6 +119,27 @@ def parse_filename(filename: str) -> ParsedFilename:
             f"{project!r} is not a valid project name."
         ) from None
     return ParsedFilename(project, version, packagetype, extension, filename)
+
+
+def _check_wheel_tags(filename: str, build: BuildTag, tags: frozenset[Tag]) -> None:
+    """Refuse tag characters the wheel format does not allow.
+
+    ``parse_wheel_filename`` splits the tags but takes any character in them;
+    the filename check has already refused the dangerous ones, so what is
+    left to refuse here is '+' and '!', which only versions may hold.
+    """
+    parts = {part for tag in tags for part in (tag.interpreter, tag.abi, tag.platform)}
+    bad = sorted(part for part in parts if not set(part) <= _TAG_CHARS)
+    if bad:
+        raise BadRequest(
+            f"Invalid distribution filename {shown(filename)}: the tag {shown(bad[0])} may "
+            "only contain ASCII letters, digits and '_' (tag sets are joined with '.')."
+        )
+    if build and not set(build[1]) <= _TAG_CHARS:
+        raise BadRequest(
+            f"Invalid distribution filename {shown(filename)}: a build tag is digits "
+            "followed by ASCII letters, digits or '_'."
+        )
 
 
 def _check_safe(filename: str) -> None:
@@ -116,6 +162,12 @@ def _unsafe_because(filename: str) -> str | None:
         # Distribution filenames are ASCII by specification; anything else is
         # a look-alike (a Kelvin sign lower-cases to 'k').
         return "it contains non-ASCII characters"
+    unexpected = sorted(set(filename) - _FILENAME_CHARS)
+    if unexpected:
+        return (
+            f"it contains {''.join(unexpected)!r}; a distribution filename holds only "
+            "ASCII letters, digits and '.', '_', '-', '+', '!'"
+        )
     if ".." in filename:
         return "it must not contain '..'"
     if filename[0] in ".-":

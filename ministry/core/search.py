@@ -34,6 +34,10 @@ class NameIndex:
         ordered = sorted(projects, key=lambda project: project.name)
         return cls(tuple(project.name for project in ordered), tuple(ordered))
 
+    def cache_weight(self) -> int:
+        """Its own bytes, roughly (the records are shared with the index view)."""
+        return 16 * len(self.names)
+
     def exact(self, name: str) -> int | None:
         """The position of a project named exactly ``name``, if any."""
         at = bisect_left(self.names, name)

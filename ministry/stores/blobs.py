@@ -10,14 +10,23 @@ that an index never lists bytes that a crash could lose).
 Several processes may share the root (a network mount): nothing here keeps
 state in memory, and two processes committing the same key write the same
 bytes, because the key contains their sha256.
+
+Bytes that no record claims (an upload whose claim timed out, a crash
+between commit and claim) are found by :meth:`FilesystemBlobStore.list_blobs`
+and removed by :meth:`FilesystemBlobStore.remove_stale`, which moves the
+file aside before judging its age, so that a concurrent commit of the same
+key is never lost (see ``ministry.integrity``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
@@ -27,9 +36,22 @@ from ministry.interfaces import IBlobStore
 
 STAGING = ".staging"
 
+#: The directories of a blob key (``ab/cd/<rest of sha256>``): anything else
+#: under the root is not a blob, and is never listed (nor collected).
+_KEY_DIRECTORIES = tuple(re.compile(f"[0-9a-f]{{{n}}}") for n in (2, 2, 60))
+
 #: How often commit retries when a concurrent delete pruned the directory it
 #: just created; one retry is almost always enough.
 _COMMIT_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """A committed blob as found on disk."""
+
+    key: str
+    size: int
+    mtime: float  # seconds since the epoch, as time.time()
 
 
 @implementer(IBlobStore)
@@ -74,12 +96,25 @@ class FilesystemBlobStore:
         """Remove a committed blob and the directories it leaves empty."""
         return deferToThread(self._delete, key)
 
+    def size(self, key: str) -> Deferred[int | None]:
+        """The committed blob's size, or None when it is missing."""
+        return deferToThread(self._size, key)
+
+    def list_blobs(self) -> Deferred[list[StoredBlob]]:
+        """Every committed blob under the root (staging and strays left out)."""
+        return deferToThread(lambda: list(self._walk(self.root, 0)))
+
+    def remove_stale(self, key: str, cutoff: float) -> Deferred[bool]:
+        """Remove the blob ``key`` if it was last written before ``cutoff``."""
+        return deferToThread(self._remove_stale, key, cutoff)
+
     def cleanup_staging(self, older_than_seconds: float) -> int:
         """Remove staged files older than ``older_than_seconds``; return how many.
 
         Leftovers come from crashed uploads. The age limit spares uploads in
-        flight in other processes sharing the root. Synchronous: meant to be
-        called once at start-up, before the reactor serves anything.
+        flight in other processes sharing the root (an upload writes to its
+        staging file until its body ends). Synchronous: the collector calls
+        it on a thread.
         """
         cutoff = time.time() - older_than_seconds
         removed = 0
@@ -93,6 +128,54 @@ class FilesystemBlobStore:
                     os.remove(entry.path)
                     removed += 1
         return removed
+
+    def _size(self, key: str) -> int | None:
+        try:
+            return os.stat(self.local_path(key)).st_size
+        except FileNotFoundError:
+            return None
+
+    def _walk(self, directory: str, depth: int) -> Iterator[StoredBlob]:
+        """The blobs below ``directory``, ``depth`` levels under the root."""
+        try:
+            entries = list(os.scandir(directory))
+        except FileNotFoundError:  # pruned by a concurrent delete
+            return
+        for entry in entries:
+            if depth < len(_KEY_DIRECTORIES):
+                if _KEY_DIRECTORIES[depth].fullmatch(entry.name) and entry.is_dir(
+                    follow_symlinks=False
+                ):
+                    yield from self._walk(entry.path, depth + 1)
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if not entry.name.startswith(".") and entry.is_file(follow_symlinks=False):
+                    stat = entry.stat(follow_symlinks=False)
+                    key = os.path.relpath(entry.path, self.root).replace(os.sep, "/")
+                    yield StoredBlob(key, stat.st_size, stat.st_mtime)
+
+    def _remove_stale(self, key: str, cutoff: float) -> bool:
+        """Move the blob aside, then judge the file moved: put it back if it is fresh.
+
+        Judging the path and then removing it would race with an upload
+        committing the same key in between (a rename over it): its fresh
+        file would be removed and its record left without bytes. The file
+        moved aside is exactly the file judged.
+        """
+        path = self.local_path(key)
+        os.makedirs(self.staging, exist_ok=True)
+        aside = os.path.join(self.staging, f"{uuid.uuid4().hex}.stale")
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return False
+        if os.stat(aside).st_mtime >= cutoff:
+            self._make_parents(path)
+            os.replace(aside, path)  # same key, same bytes, whatever came meanwhile
+            return False
+        os.remove(aside)
+        self._prune(os.path.dirname(path))
+        return True
 
     def _commit(self, staging_path: str, key: str) -> None:
         target = self.local_path(key)
@@ -125,7 +208,10 @@ class FilesystemBlobStore:
         path = self.local_path(key)
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
-        directory = os.path.dirname(path)
+        self._prune(os.path.dirname(path))
+
+    def _prune(self, directory: str) -> None:
+        """Remove ``directory`` and its parents below the root while they are empty."""
         while directory != self.root:
             try:
                 os.rmdir(directory)

@@ -17,6 +17,9 @@ share one Redis; prefixes must not be prefixes of one another::
     {p}order:{name}        list    filenames in upload order (RPUSH)
     {p}metadata:{name}     hash    filename -> core metadata bytes (no field: None)
     {p}tombstones:{name}   hash    filename -> sha256 of a deleted file (never reused)
+    {p}sdists:{name}       hash    release (names.release_version) -> its sdist's
+                                   filename; an entry whose file was deleted is
+                                   stale, ignored and replaced by the next sdist
     {p}changes             pub/sub channel: "<serial> <change> <name>"
     {p}users               hash    user name -> JSON of UserRecord.to_dict()
     {p}tokens              hash    token id -> JSON of TokenRecord.to_dict()
@@ -30,14 +33,15 @@ projects and answers "what changed after serial N" (see catching up below).
 Atomicity. Each change is one Lua script (EVAL, then EVALSHA once Redis has
 it), and Redis runs a script with nothing interleaved, whichever process
 sent it. ``add_file`` checks the filename (same sha256: no-op; other bytes:
-conflict), then stores the record and metadata, creates the project if
-needed, INCRs the serial, records it as the project's serial and PUBLISHes
-the change, all in one step; ``register`` does the same for the project
-info. So a filename is claimed by exactly one process, and serials never
-repeat or go backwards -- as long as Redis keeps its data: run it with
-``appendonly yes``, because a Redis that restarts from an older snapshot
-(or empty) hands out the lost serials again. Redis Cluster is not supported
-(the scripts touch keys of several projects).
+conflict) and, for an sdist, that its release has no other one, then
+stores the record and metadata, creates the project if needed, INCRs the
+serial, records it as the project's serial and PUBLISHes the change, all
+in one step; ``register`` does the same for the project info. So a
+filename (and a release's sdist) is claimed by exactly one process, and
+serials never repeat or go backwards -- as long as Redis keeps its data:
+run it with ``appendonly yes``, because a Redis that restarts from an older
+snapshot (or empty) hands out the lost serials again. Redis Cluster is not
+supported (the scripts touch keys of several projects).
 
 Notifications. ``subscribe`` callbacks must hear of changes made by any
 process, so a second connection listens on ``{p}changes`` (pub/sub is global
@@ -90,9 +94,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ministry.core.errors import FileExists, FilenameReused, StoreUnavailable
+from ministry.core.errors import FileExists, FilenameReused, SdistExists, StoreUnavailable
 from ministry.core.models import (
     ROLES,
+    SDIST,
     FileRecord,
     ProjectRecord,
     TokenRecord,
@@ -102,6 +107,7 @@ from ministry.core.models import (
     parse_time,
     utcnow,
 )
+from ministry.core.names import release_version
 from ministry.interfaces import IMetadataStore
 
 log = Logger()
@@ -305,8 +311,9 @@ local function announce(serial)
 end
 """
 
-# KEYS[4..7]: files, order, metadata, tombstones; ARGV[6..10]: filename,
-# sha256, record JSON, '1' if there is metadata, metadata bytes.
+# KEYS[4..8]: files, order, metadata, tombstones, sdists; ARGV[6..11]:
+# filename, sha256, record JSON, '1' if there is metadata, metadata bytes,
+# the release of an sdist ('' for a wheel): one sdist per release.
 ADD_FILE = (
     _CHANGE
     + """
@@ -316,6 +323,11 @@ if taken then
   local sha256 = cjson.decode(taken).sha256
   if sha256 == ARGV[7] then return {'exists'} end
   return {'conflict', sha256}
+end
+if ARGV[11] ~= '' then
+  local sdist = redis.call('HGET', KEYS[8], ARGV[11])
+  if sdist and redis.call('HEXISTS', KEYS[4], sdist) == 1 then return {'sdist', sdist} end
+  redis.call('HSET', KEYS[8], ARGV[11], ARGV[6])
 end
 local serial = change()
 redis.call('HSET', KEYS[4], ARGV[6], ARGV[8])
@@ -367,6 +379,20 @@ for i, filename in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
 end
 return records
 """
+
+
+# KEYS: files hashes of several projects. Every record in them, in no order.
+FILE_RECORDS = """
+local records = {}
+for _, key in ipairs(KEYS) do
+  for _, record in ipairs(redis.call('HVALS', key)) do records[#records + 1] = record end
+end
+return records
+"""
+
+#: Projects whose records one FILE_RECORDS call returns: a bounded reply and
+#: a short script, so that reading a large index never stalls Redis for others.
+FILE_RECORDS_BATCH = 100
 
 
 # -- the store -------------------------------------------------------------------
@@ -521,6 +547,20 @@ class RedisStore(Service):
     def get_metadata(self, name: str, filename: str) -> Deferred[bytes | None]:
         return self._command("HGET", self._key("metadata", name), filename)
 
+    def blob_keys(self) -> Deferred[set[str]]:
+        return defer.ensureDeferred(self._blob_keys())
+
+    async def _blob_keys(self) -> set[str]:
+        """The projects, then their records, ``FILE_RECORDS_BATCH`` projects a call."""
+        names = await self._command("ZRANGE", self._key("projects"), 0, -1)
+        keys: set[str] = set()
+        for start in range(0, len(names), FILE_RECORDS_BATCH):
+            batch = names[start : start + FILE_RECORDS_BATCH]
+            files = [self._key("files", name.decode()) for name in batch]
+            records = await self._script(FILE_RECORDS, files, [])
+            keys.update(_file(record).blob_key for record in records)
+        return keys
+
     # -- writes ----------------------------------------------------------------
 
     def _change_keys(self, name: str) -> list[str]:
@@ -539,6 +579,7 @@ class RedisStore(Service):
             self._key("order", name),
             self._key("metadata", name),
             self._key("tombstones", name),
+            self._key("sdists", name),
         ]
         args = [
             *self._change_args(name, display_name, change),
@@ -547,6 +588,7 @@ class RedisStore(Service):
             json.dumps(record.to_dict(), sort_keys=True),
             "0" if metadata is None else "1",
             b"" if metadata is None else metadata,
+            release_version(record.version) if record.packagetype == SDIST else "",
         ]
         d = self._script(ADD_FILE, keys, args)
         d.addCallback(self._file_claimed, record, change)
@@ -558,6 +600,8 @@ class RedisStore(Service):
             return False
         if outcome == b"reused":
             raise FilenameReused(record.filename, record.project)
+        if outcome == b"sdist":
+            raise SdistExists(record.filename, record.project, record.version, reply[1].decode())
         if outcome == b"conflict":
             raise FileExists(
                 f"File already exists: {record.filename} was already uploaded to "

@@ -78,10 +78,11 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from ministry.core.errors import FileExists, FilenameReused, StoreUnavailable
+from ministry.core.errors import FileExists, FilenameReused, SdistExists, StoreUnavailable
 from ministry.core.models import (
     OWNER,
     ROLES,
+    SDIST,
     FileRecord,
     ProjectRecord,
     TokenRecord,
@@ -91,6 +92,7 @@ from ministry.core.models import (
     parse_time,
     utcnow,
 )
+from ministry.core.names import release_version
 from ministry.interfaces import IMetadataStore
 
 log = Logger()
@@ -277,6 +279,9 @@ class SQLiteStore(Service):
 
     def get_metadata(self, name: str, filename: str) -> Deferred[bytes | None]:
         return self._run(_get_metadata, name, filename)
+
+    def blob_keys(self) -> Deferred[set[str]]:
+        return self._run(_blob_keys)
 
     # -- writes ----------------------------------------------------------------
 
@@ -493,6 +498,11 @@ def _get_file(conn: sqlite3.Connection, name: str, filename: str) -> FileRecord 
     return FileRecord.from_dict(json.loads(row[0])) if row else None
 
 
+def _blob_keys(conn: sqlite3.Connection) -> set[str]:
+    rows = conn.execute("SELECT record FROM files")
+    return {FileRecord.from_dict(json.loads(record)).blob_key for (record,) in rows}
+
+
 def _get_metadata(conn: sqlite3.Connection, name: str, filename: str) -> bytes | None:
     row = conn.execute(
         "SELECT metadata FROM files WHERE project = ? AND filename = ?", (name, filename)
@@ -528,6 +538,8 @@ def _add_file(
                 f"{record.project} with other contents (sha256 {row[0]}). A filename "
                 "always means the same bytes: upload under a new version."
             )
+        if record.packagetype == SDIST:
+            _refuse_second_sdist(conn, record)
         serial = _bump_serial(conn)
         _touch_project(conn, record.project, display_name, serial)
         conn.execute(
@@ -543,6 +555,25 @@ def _add_file(
             ),
         )
     return serial
+
+
+def _refuse_second_sdist(conn: sqlite3.Connection, record: FileRecord) -> None:
+    """One sdist per release, checked inside the claim's transaction.
+
+    Check and insert share one IMMEDIATE transaction (the write lock is
+    taken before the read), so two uploads of ``demo-7.0.tar.gz`` and
+    ``demo-7.0.0.zip`` cannot both win, not even from two processes. Stored
+    records are read, so sdists from before this rule count too.
+    """
+    release = release_version(record.version)
+    rows = conn.execute(
+        "SELECT filename, json_extract(record, '$.version') FROM files"
+        " WHERE project = ? AND json_extract(record, '$.packagetype') = ?",
+        (record.project, SDIST),
+    )
+    for filename, version in rows:
+        if release_version(version) == release:
+            raise SdistExists(record.filename, record.project, record.version, filename)
 
 
 def _register(conn: sqlite3.Connection, name: str, display_name: str, info: dict) -> ProjectRecord:

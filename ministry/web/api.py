@@ -76,8 +76,6 @@ class CurationApi:
 
 
 def _json_body(request: IRequest) -> dict[str, Any]:
-    if request.body_error is not None:
-        raise request.body_error
     content = request.content
     if isinstance(content, StreamingForm):
         raise BadRequest("Send the request as JSON (Content-Type: application/json).")

@@ -9,7 +9,13 @@ meet requests, the store and time:
 - :meth:`Authenticator.authorize` answers 401 or 403, or lets an upload
   through unchecked while the index is still open (no users, no htpasswd);
 - :meth:`Authenticator.read_guard` protects every page but ``/health`` when
-  the index is ``--private``.
+  the index is ``--private``;
+- :meth:`Authenticator.uploads_need_credentials` answers at once, from what
+  the store said last, so that an anonymous upload is refused from its head,
+  before its body is read (``ministry.web.bodies``).
+
+Addresses (for the throttle and the log) are the request's client address:
+behind a ``--trusted-proxy``, the client it forwards for (``ministry.web.clients``).
 
 A successful check is remembered for :data:`REMEMBER_SECONDS` under the
 sha256 of its header, so the read hot path costs a hash and a dictionary
@@ -63,6 +69,8 @@ REMEMBER_SECONDS = 30.0
 REMEMBER_ENTRIES = 1024
 #: How often, at most, the htpasswd file is looked at for changes.
 HTPASSWD_CHECK_SECONDS = 3.0
+#: How often, at most, an early refusal of an anonymous upload asks the store again.
+OPEN_RECHECK_SECONDS = 1.0
 
 #: The paths that stay open on a private index: probes carry no credentials.
 OPEN_PATHS = frozenset({b"health"})
@@ -127,6 +135,9 @@ class Authenticator(Service):
         self.private = private
         self.throttle = FailureThrottle()
         self._clock = clock
+        #: What :meth:`is_open` said last (open until the store has answered once).
+        self._known_open = True
+        self._open_checked = -OPEN_RECHECK_SECONDS
         self._remembered: OrderedDict[bytes, tuple[Identity, float]] = OrderedDict()
 
     @classmethod
@@ -159,7 +170,26 @@ class Authenticator(Service):
 
     async def is_open(self) -> bool:
         """Whether uploads need no credentials: no users, and no htpasswd file named."""
-        return self.htpasswd is None and not await self.store.list_users()
+        self._known_open = self.htpasswd is None and not await self.store.list_users()
+        return self._known_open
+
+    def uploads_need_credentials(self) -> bool:
+        """Whether an upload without credentials is refused, as last known, without waiting.
+
+        Every upload asks the store again (:meth:`is_open`), so this follows
+        users being added. When it says yes, the store is asked again (at
+        most every :data:`OPEN_RECHECK_SECONDS`), so that once the last user
+        is removed, anonymous uploads are refused early no more than briefly.
+        """
+        if self.htpasswd is not None:
+            return True
+        if self._known_open:
+            return False
+        now = self._clock()
+        if now - self._open_checked >= OPEN_RECHECK_SECONDS:
+            self._open_checked = now
+            ensureDeferred(self.is_open()).addErrback(_log_unchecked)
+        return True
 
     # -- authentication ------------------------------------------------------------
 

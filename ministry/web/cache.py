@@ -16,10 +16,18 @@ Projects proxied from an upstream change without the store knowing, so their
 scope can also be given a deadline (:meth:`PageCache.expire_at`): the first
 look-up at or after it drops the scope as an invalidation would. Hosted
 projects have none, and pay one dictionary miss for the check.
+
+The cache is bounded in bytes (``--page-cache-size``), not in entries: one
+project page with a big README weighs as much as thousands of small pages.
+Each value is weighed once, when stored (:func:`weight`); the least recently
+used entries go first, and a value bigger than the whole bound is passed on
+without being kept. Keys must never hold anything a client can vary freely
+(a ``Host`` header, say), or clients could fill the cache with copies.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -29,19 +37,38 @@ from twisted.internet.defer import Deferred, maybeDeferred
 
 ALL = ""  # the project name of pages that list every project
 
+#: The scope of values keyed by content (a README by its file's digest): no
+#: project change makes them wrong, so no invalidation drops them; only LRU does.
+CONTENT = "#content"
+
+#: What a value's bookkeeping costs besides its own bytes (key, dict slots).
+OVERHEAD = 256
+
 Key = tuple[Hashable, ...]
 
 
-class PageCache:
-    """A bounded LRU of rendered values with per-project invalidation."""
+def weight(value: Any) -> int:
+    """The bytes a cached value is counted as: its ``cache_weight()`` if it has one."""
+    if isinstance(value, bytes | str):
+        return sys.getsizeof(value) + OVERHEAD
+    measure = getattr(value, "cache_weight", None)
+    return OVERHEAD + (measure() if measure is not None else 1024)
 
-    def __init__(self, max_entries: int = 50_000, clock: Callable[[], float] = time.time) -> None:
-        self._entries: OrderedDict[Key, Any] = OrderedDict()
+
+class PageCache:
+    """An LRU of rendered values bounded in bytes, with per-project invalidation."""
+
+    def __init__(
+        self, max_bytes: int = 256 * 1024**2, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._entries: OrderedDict[Key, tuple[Any, int]] = OrderedDict()
         self._keys_of: dict[str, set[Key]] = {}
         self._pending: dict[Key, list[Deferred]] = {}
         self._generations: dict[str, int] = {}
         self._deadlines: dict[str, float] = {}
-        self._max_entries = max_entries
+        self.max_bytes = max_bytes
+        #: The weight of every value held now; never above ``max_bytes``.
+        self.bytes = 0
         self._clock = clock
         self.hits = 0
         self.misses = 0
@@ -51,13 +78,13 @@ class PageCache:
         deadline = self._deadlines.get(key[0])
         if deadline is not None and self._clock() >= deadline:
             self.drop(key[0])
-        value = self._entries.get(key)
-        if value is None:
+        entry = self._entries.get(key)
+        if entry is None:
             self.misses += 1
             return None
         self._entries.move_to_end(key)
         self.hits += 1
-        return value
+        return entry[0]
 
     def fill(self, key: Key, compute: Callable[[], Any]) -> Deferred:
         """Compute the value for a missed key once, cache it, and fire with it.
@@ -89,16 +116,30 @@ class PageCache:
         return failure
 
     def _store(self, key: Key, value: Any) -> None:
-        self._entries[key] = value
-        self._entries.move_to_end(key)
+        size = weight(value)
+        if size > self.max_bytes:
+            return
+        self._remove(key)
+        self._entries[key] = (value, size)
+        self.bytes += size
         self._keys_of.setdefault(key[0], set()).add(key)
-        while len(self._entries) > self._max_entries:
-            old, _ = self._entries.popitem(last=False)
-            keys = self._keys_of.get(old[0], set())
-            keys.discard(old)
-            if not keys:
-                self._keys_of.pop(old[0], None)
+        while self.bytes > self.max_bytes:
+            old = next(iter(self._entries))
+            self._remove(old)
+            if old[0] not in self._keys_of:
                 self._deadlines.pop(old[0], None)
+
+    def _remove(self, key: Key) -> None:
+        """Forget one entry, if held, and its weight."""
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return
+        self.bytes -= entry[1]
+        keys = self._keys_of.get(key[0])
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._keys_of[key[0]]
 
     def invalidate(self, project: str) -> None:
         """Drop a project's entries and every page that lists all projects."""
@@ -109,8 +150,8 @@ class PageCache:
         """Drop the entries of one scope (a project, or ALL) and its deadline."""
         self._generations[scope] = self._generations.get(scope, 0) + 1
         self._deadlines.pop(scope, None)
-        for key in self._keys_of.pop(scope, ()):
-            self._entries.pop(key, None)
+        for key in list(self._keys_of.get(scope, ())):
+            self._remove(key)
 
     def expire_at(self, scope: str, when: float) -> None:
         """Drop ``scope``'s entries at the first look-up at or after ``when`` (epoch seconds)."""

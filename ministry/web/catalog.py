@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.threads import deferToThread
 from twisted.web.resource import IResource
 
 from ministry.core.metadata import CoreMetadata, parse_core_metadata
@@ -29,6 +30,12 @@ from ministry.web.cache import ALL, PageCache
 
 if TYPE_CHECKING:
     from ministry.web.proxy import ProxyCatalog
+
+
+#: What a file record (and its upstream source) costs in memory, roughly.
+RECORD_WEIGHT = 1024
+#: What a project record costs in memory, roughly.
+PROJECT_WEIGHT = 320
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,10 @@ class ProjectView:
         by_filename = {record.filename: record for record in files}
         return cls(project, tuple(files), by_filename, sources or {})
 
+    def cache_weight(self) -> int:
+        """Roughly the bytes of its records, for the page cache's bound."""
+        return RECORD_WEIGHT * (1 + len(self.files) + len(self.sources))
+
 
 @dataclass(frozen=True)
 class IndexView:
@@ -65,6 +76,9 @@ class IndexView:
     #: Upstream projects cached by the proxy and not hosted here: listed by
     #: ``/simple/`` and ``/packages/``, left out of counts and the browser pages.
     cached: tuple[ProjectRecord, ...] = ()
+
+    def cache_weight(self) -> int:
+        return PROJECT_WEIGHT * (len(self.projects) + len(self.cached))
 
 
 class _Absent:
@@ -159,6 +173,6 @@ class Catalog:
             if record.version in found or record.metadata_sha256 is None:
                 continue
             data = await self.metadata(record)
-            if data is not None:
-                found[record.version] = parse_core_metadata(data)
+            if data is not None:  # parsed off the reactor: a description may be megabytes
+                found[record.version] = await deferToThread(parse_core_metadata, data)
         return found

@@ -19,6 +19,11 @@ headers and body twisted.web would have written for it, and logs and counts
 the request like any other. Everything else goes to twisted.web untouched,
 which has not seen a byte of the connection until then. The lane is off for a
 ``--private`` index, whose reads need credentials.
+
+The lane takes no request that twisted.web would refuse: its head is within
+the channel's limits (``ministry.web.channel``: bytes, header lines), and,
+being whole in one read, within any deadline. The channel offers the lane
+each read and keeps the head deadline itself.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from types import MappingProxyType
 
 from twisted.web import http, server
 
+from ministry.web.channel import MAX_HEAD, MAX_HEADERS
 from ministry.web.sending import write_at_once
 from ministry.web.shortcut import Lookup
 
@@ -50,8 +56,6 @@ _DECLINED = frozenset(
     }
 )
 _NO_ARGS: Mapping[bytes, list[bytes]] = MappingProxyType({})
-#: twisted.web's own cap on the header block; longer requests go to it.
-_MAX_HEAD = 16384
 _STATUS = b"HTTP/1.1 200 OK\r\nServer: " + server.version + b"\r\nDate: "
 
 #: A resource's fixed answer: its headers in order (before Content-Length) and body.
@@ -112,15 +116,20 @@ class Served:
         return self.probe.getHeader(name)
 
     def getClientAddress(self) -> object:
-        return self.channel.transport.getPeer()
+        """The peer, or behind a trusted proxy the client it names (``ministry.web.clients``)."""
+        forwarded = self.probe.headers.get(b"x-forwarded-for")
+        proxies = self.channel.site.connections.limits.proxies
+        return proxies.client(self.channel.transport.getPeer(), forwarded and [forwarded])
 
 
 def parse(data: bytes) -> Probe | None:
     """The request in ``data`` if it is one whole plain GET (see the module docstring)."""
     head, blank, rest = data.partition(b"\r\n\r\n")
-    if rest or not blank or len(head) > _MAX_HEAD or not head.startswith(b"GET /"):
-        return None
+    if rest or not blank or len(head) > MAX_HEAD or not head.startswith(b"GET /"):
+        return None  # a longer head goes to the channel, which refuses it
     lines = head.split(b"\r\n")
+    if len(lines) > MAX_HEADERS + 1:
+        return None
     parts = lines[0].split(b" ")
     if len(parts) != 3 or parts[2] != b"HTTP/1.1":
         return None
@@ -188,30 +197,3 @@ class FastLane:
         if second != self._date_second:
             self._date_second, self._date = second, http.datetimeToString(second)
         return self._date
-
-
-class IndexChannel(http.HTTPChannel):
-    """An HTTPChannel that offers each request to its site's fast lane first.
-
-    ``_idle`` reads HTTPChannel's and LineReceiver's own state (``requests``,
-    ``_buffer``, ``_waitingForTransport``): a Twisted upgrade that renames
-    them shows in ``tests/test_fast_lane.py``, whose mixed and pipelined
-    connection would then be answered out of order or not by the lane.
-    """
-
-    def dataReceived(self, data: bytes) -> None:
-        lane = self.site.fast_lane
-        if lane is not None and self._idle() and lane.answer(self, data):
-            self.resetTimeout()
-            return
-        super().dataReceived(data)
-
-    def _idle(self) -> bool:
-        """Whether the next bytes start a new request that nothing else is waiting on."""
-        return (
-            not self.requests
-            and bool(self.persistent)
-            and bool(self.line_mode)
-            and not self._buffer
-            and not self._waitingForTransport
-        )

@@ -8,11 +8,18 @@ text fields (all values, in order), and writes the ``content`` file part
 straight to a staging file while computing its md5, sha256 and blake2b-256.
 Nothing here blocks for long: each chunk costs one parse step, one write and
 three hash updates.
+
+Whatever a body holds, it ends in a refusal with a reason (:attr:`StreamingForm.error`),
+never in an exception out of :meth:`StreamingForm.write`: a syntax error is
+400, a parser limit (parts, part headers) 413, a full disk while staging 507.
+The request answers as soon as ``error`` is set, without reading the rest.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -20,15 +27,35 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from multipart import MultipartSegment, ParserError, PushMultipartParser
+from multipart import (
+    MultipartError,
+    MultipartSegment,
+    ParserError,
+    ParserLimitReached,
+    PushMultipartParser,
+)
 
-from ministry.core.errors import BadRequest, MinistryError, TooLarge
+from ministry.core.errors import BadRequest, InsufficientStorage, MinistryError, TooLarge
 from ministry.core.uploads import ReceivedFile
 
 #: The form part that carries the distribution file.
 FILE_FIELD = "content"
 #: Largest body kept for a second, lenient parse (legacy ``register`` forms).
 LENIENT_MAX = 1024 * 1024
+
+
+def staging_failed(error: OSError) -> MinistryError:
+    """The refusal for a staging write that failed: 507 for a full disk, else 503.
+
+    Either way the client did nothing wrong and may try again; what was
+    staged is removed when the request ends.
+    """
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return InsufficientStorage(
+            "Insufficient storage: the index's disk is full, so the upload was not "
+            "stored. Try again once space has been freed."
+        )
+    return MinistryError(f"Could not stage the upload: {error.strerror}; try again.", status=503)
 
 
 @dataclass(frozen=True)
@@ -88,16 +115,12 @@ class StreamingForm:
             if self._small_body is None:
                 self.fail(BadRequest("Malformed multipart/form-data body (CRLF expected)."))
             return
-        try:
-            for event in self._parser.parse(data):
-                self._handle(event)
-        except ParserError as exc:
+        syntax = self._feed(data)
+        if syntax is not None:
             if self._small_body is not None and self.staging_path is None:
                 self._lenient = True  # decided in result(), once the body is whole
                 return
-            self.fail(BadRequest(f"Malformed multipart/form-data body: {exc}"))
-        except MinistryError as exc:
-            self.fail(exc)
+            self.fail(BadRequest(f"Malformed multipart/form-data body: {syntax}"))
 
     def tell(self) -> int:
         return self._received
@@ -115,12 +138,36 @@ class StreamingForm:
         into blob storage, so what is left is only ever a refused or
         abandoned upload.
         """
-        self._close_file()
+        self._discard_file()
         if self.staging_path is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.staging_path)
 
     # Parsing.
+
+    def _feed(self, data: bytes) -> ParserError | None:
+        """Parse ``data``; a syntax error is returned, for the caller to judge.
+
+        Any other problem fails the form: a parser limit, a field over its
+        cap, a staging write that failed.
+        """
+        try:
+            for event in self._parser.parse(data):
+                self._handle(event)
+        except ParserError as exc:
+            return exc
+        except ParserLimitReached as exc:
+            self.fail(
+                TooLarge(
+                    f"The multipart/form-data body is over a limit: {exc} (at most "
+                    f"{self._limits.max_parts} parts, 8 headers of 4 KiB per part)."
+                )
+            )
+        except MinistryError as exc:
+            self.fail(exc)
+        except OSError as exc:
+            self.fail(staging_failed(exc))
+        return None
 
     def _handle(self, event: MultipartSegment | bytes | None) -> None:
         if isinstance(event, MultipartSegment):
@@ -171,15 +218,21 @@ class StreamingForm:
                 blake2b_256=blake2b.hexdigest(),
             )
         elif self._buffer is not None and segment is not None:
-            text = bytes(self._buffer).decode(segment.charset or "utf-8", errors="replace")
+            text = bytes(self._buffer).decode(_charset(segment), errors="replace")
             self.fields.setdefault(segment.name or "", []).append(text)
         self._buffer = None
         self._segment = None
 
     def _close_file(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        """Close the staging file; a failed final write raises (the file is short)."""
+        handle, self._file = self._file, None
+        if handle is not None:
+            handle.close()
+
+    def _discard_file(self) -> None:
+        """Close the staging file, which is being given up: a failed write does not matter."""
+        with contextlib.suppress(OSError):
+            self._close_file()
 
     # Results.
 
@@ -187,7 +240,7 @@ class StreamingForm:
         """Stop parsing: the rest of the body is read and dropped."""
         if self.error is None:
             self.error = error
-        self._close_file()
+        self._discard_file()
 
     def _parse_leniently(self) -> None:
         """Parse a small, file-less body written with bare LF line endings.
@@ -198,13 +251,9 @@ class StreamingForm:
         body = re.sub(rb"(?<!\r)\n", b"\r\n", bytes(self._small_body or b"")).lstrip(b"\r\n")
         self.fields = {}
         self._parser = PushMultipartParser(self._boundary, max_segment_count=self._limits.max_parts)
-        try:
-            for event in self._parser.parse(body):
-                self._handle(event)
-        except ParserError as exc:
-            self.fail(BadRequest(f"Malformed multipart/form-data body: {exc}"))
-        except MinistryError as exc:
-            self.fail(exc)
+        syntax = self._feed(body)
+        if syntax is not None:
+            self.fail(BadRequest(f"Malformed multipart/form-data body: {syntax}"))
 
     def result(self) -> tuple[dict[str, list[str]], ReceivedFile | None]:
         """The fields and the received file, or the error that stopped parsing."""
@@ -213,8 +262,20 @@ class StreamingForm:
         if self.error is None:
             try:
                 self._parser.close()
-            except ParserError as exc:
+            except MultipartError as exc:
                 self.fail(BadRequest(f"Incomplete multipart/form-data body: {exc}"))
         if self.error is not None:
             raise self.error
         return self.fields, self._received_file
+
+
+def _charset(segment: MultipartSegment) -> str:
+    """The charset a text part declares (UTF-8 if none); an unknown one is a 400."""
+    name = segment.charset or "utf-8"
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise BadRequest(
+            f"Form field {segment.name!r} declares an unknown charset {name!r}."
+        ) from None
+    return name

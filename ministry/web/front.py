@@ -2,7 +2,8 @@
 
 Whatever the root does not send elsewhere lands here (see
 :mod:`ministry.web.root`). Both pages are rendered once per change to the
-index and per server URL they print, and kept as bytes.
+index and kept as bytes; the server URL they print is spliced in per
+request (``ministry.web.urls``), so every ``Host`` shares one copy.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from ministry.web.cache import ALL
 from ministry.web.catalog import Catalog
 from ministry.web.holdings import Holdings
 from ministry.web.html import render_html, send_html
-from ministry.web.rendered import Page
+from ministry.web.rendered import Page, ServerPage
 from ministry.web.responses import redirect, refuse
+from ministry.web.urls import Urls
 
 
 class Front:
@@ -28,9 +30,9 @@ class Front:
 
     app = Klein()
 
-    def __init__(self, catalog: Catalog, root_url: Callable[[IRequest], str]) -> None:
+    def __init__(self, catalog: Catalog, urls: Urls) -> None:
         self.catalog = catalog
-        self.root_url = root_url
+        self.urls = urls
         self.holdings = Holdings(catalog)
 
     @app.handle_errors(MinistryError)
@@ -43,15 +45,19 @@ class Front:
         name: Hashable,
         render: Callable[[str], Page | Awaitable[Page]],
     ):
-        """Send the cached page ``name`` for this server URL, rendering it on a miss."""
-        root = self.root_url(request)
-        key = (ALL, "page", name, root)
+        """Send the cached page ``name`` with this request's server URL, rendering it on a miss."""
+        key = (ALL, "page", name)
         page = self.catalog.cache.get(key)
         if page is not None:
-            return send_html(request, page)
+            return send_html(request, self.urls.for_request(page, request))
+
+        async def rendered() -> Page | ServerPage:
+            page = render(self.urls.render_root())
+            return self.urls.rendered(page if isinstance(page, Page) else await page)
 
         async def fill() -> bytes:
-            return send_html(request, await self.catalog.cache.fill(key, lambda: render(root)))
+            page = await self.catalog.cache.fill(key, rendered)
+            return send_html(request, self.urls.for_request(page, request))
 
         return ensureDeferred(fill())
 

@@ -2,7 +2,9 @@
 
 The JSON API that tools such as poetry's older code paths, dependency bots
 and mirroring clients read. Documents are built by the pure core and cached
-per project like the simple pages (keyed also by the host the links use).
+per project like the simple pages, once for every host: without
+``--base-url`` the request's host is spliced into the links per request
+(``ministry.web.urls``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from ministry.core import jsonapi
 from ministry.core.errors import MinistryError, NotFound
 from ministry.core.names import canonical
 from ministry.web.catalog import Catalog
-from ministry.web.rendered import Page, PageResponse
+from ministry.web.rendered import Page, PageResponse, ServerPage
 from ministry.web.responses import redirect, refuse
 from ministry.web.urls import Urls, file_path
 
@@ -42,15 +44,16 @@ class JsonApi:
         if normal != name:
             tail = f"{version}/json" if version else "json"
             return redirect(request, f"/pypi/{normal}/{tail}")
-        root = self.urls.root(request)
-        key = (normal, "json", version, root)
+        key = (normal, "json", version)
         page = self.catalog.cache.get(key)
         if page is not None:
-            return PageResponse(page, vary_accept=False)
-        return ensureDeferred(self._render(request, key, normal, version, root))
+            return PageResponse(self.urls.for_request(page, request), vary_accept=False)
+        return ensureDeferred(self._render(request, key, normal, version))
 
-    async def _render(self, request: IRequest, key, name: str, version: str | None, root: str):
-        async def render() -> Page | None:
+    async def _render(self, request: IRequest, key, name: str, version: str | None):
+        root = self.urls.render_root()
+
+        async def render() -> Page | ServerPage | None:
             view = await self.catalog.project(name)
             if view is None:
                 return None
@@ -64,9 +67,9 @@ class JsonApi:
                 version,
             )
             body = json.dumps(document, separators=(",", ":")).encode()
-            return Page.of(body, "application/json", view.project.serial)
+            return self.urls.rendered(Page.of(body, "application/json", view.project.serial))
 
         page = await self.catalog.cache.fill(key, render)
         if page is None:
             raise NotFound(f"No such project: {name}")
-        return PageResponse(page, vary_accept=False)
+        return PageResponse(self.urls.for_request(page, request), vary_accept=False)

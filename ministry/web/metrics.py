@@ -42,7 +42,9 @@ class _CacheCollector(Collector):
         misses.add_metric([], self.cache.misses)
         size = GaugeMetricFamily("ministry_page_cache_entries", "Entries in the page cache.")
         size.add_metric([], len(self.cache))
-        yield from (hits, misses, size)
+        weight = GaugeMetricFamily("ministry_page_cache_bytes", "Bytes held by the page cache.")
+        weight.add_metric([], self.cache.bytes)
+        yield from (hits, misses, size, weight)
 
 
 class _FastLaneCollector(Collector):
@@ -82,7 +84,16 @@ class _ProxyCollector(Collector):
         misses.add_metric([], stats["file_misses"])
         errors = CounterMetricFamily("ministry_upstream_errors", "Failed upstream requests.")
         errors.add_metric([], stats["upstream_errors"])
-        yield from (size, files, hits, misses, errors)
+        stale = CounterMetricFamily(
+            "ministry_upstream_stale_pages_served",
+            "Stale upstream pages served (held files only): the upstream failed or lagged.",
+        )
+        stale.add_metric([], stats["stale_pages_served"])
+        failing = GaugeMetricFamily(
+            "ministry_upstream_failing", "1 while the last upstream page request failed."
+        )
+        failing.add_metric([], int(stats["failing"]))
+        yield from (size, files, hits, misses, errors, stale, failing)
 
 
 class _MirrorCollector(Collector):

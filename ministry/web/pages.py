@@ -1,9 +1,11 @@
 """``/project/<name>/`` and ``/project/<name>/<version>/``: a project and its releases.
 
 The project page is where the JSON API's ``package_url`` points. Pages are
-rendered once per project change (the README through readme_renderer, the
-install commands with the server's URL) and kept as bytes under the
-project's cache scope, so an upload to the project drops them.
+rendered once per project change and kept as bytes under the project's
+cache scope, so an upload to the project drops them. The README comes from
+``ministry.web.readmes`` (rendered off the reactor, once per file), and the
+install commands print the server's URL, spliced in per request
+(``ministry.web.urls``): one cached page serves every ``Host``.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ from urllib.parse import quote
 from klein import Klein
 from markupsafe import Markup
 from twisted.internet.defer import ensureDeferred
+from twisted.internet.threads import deferToThread
 from twisted.web.iweb import IRequest
 
 from ministry.core.commands import install_commands
 from ministry.core.errors import BadRequest, MinistryError, NotFound
 from ministry.core.metadata import CoreMetadata, parse_core_metadata
+from ministry.core.models import FileRecord
 from ministry.core.names import canonical
 from ministry.core.project_links import project_links
-from ministry.core.readme import render_readme
 from ministry.core.releases import (
     Release,
     current_release,
@@ -30,7 +33,8 @@ from ministry.core.releases import (
 )
 from ministry.web.catalog import Catalog, ProjectView
 from ministry.web.html import render_html, send_html
-from ministry.web.rendered import Page
+from ministry.web.readmes import Readmes
+from ministry.web.rendered import Page, ServerPage
 from ministry.web.responses import redirect, refuse
 from ministry.web.urls import Urls
 
@@ -43,9 +47,10 @@ class ProjectPages:
 
     app = Klein()
 
-    def __init__(self, catalog: Catalog, urls: Urls) -> None:
+    def __init__(self, catalog: Catalog, urls: Urls, readmes: Readmes) -> None:
         self.catalog = catalog
         self.urls = urls
+        self.readmes = readmes
 
     @app.handle_errors(MinistryError)
     def _refuse(self, request: IRequest, failure) -> bytes:
@@ -64,16 +69,13 @@ class ProjectPages:
         if normal != name or not request.path.endswith(b"/"):
             tail = f"{quote(version, safe='')}/" if version else ""
             return redirect(request, f"/project/{normal}/{tail}")
-        root = self.urls.root(request)
-        key = (normal, "page", version, root)
+        key = (normal, "page", version)
         page = self.catalog.cache.get(key)
         if page is not None:
-            return send_html(request, page)
-        return ensureDeferred(self._serve(request, key, normal, version, root))
+            return send_html(request, self.urls.for_request(page, request))
+        return ensureDeferred(self._serve(request, key, normal, version))
 
-    async def _serve(
-        self, request: IRequest, key, name: str, version: str | None, root: str
-    ) -> bytes:
+    async def _serve(self, request: IRequest, key, name: str, version: str | None) -> bytes:
         view = await self.catalog.project(name)
         if view is None:
             raise NotFound(f"No such project: {name}")
@@ -83,12 +85,12 @@ class ProjectPages:
                 raise NotFound(f"{view.project.display_name} has no release {version!r}.")
             if release.version != version:
                 return redirect(request, f"/project/{name}/{quote(release.version, safe='')}/")
-        page = await self.catalog.cache.fill(key, lambda: self._render(name, version, root))
+        page = await self.catalog.cache.fill(key, lambda: self._render(name, version))
         if page is None:
             raise NotFound(f"No such page: /project/{name}/{version or ''}")
-        return send_html(request, page)
+        return send_html(request, self.urls.for_request(page, request))
 
-    async def _render(self, name: str, version: str | None, server: str) -> Page | None:
+    async def _render(self, name: str, version: str | None) -> Page | ServerPage | None:
         # The view is read again inside the fill, so an upload landing while
         # the page renders makes the cache discard it rather than keep it.
         view = await self.catalog.project(name)
@@ -98,8 +100,9 @@ class ProjectPages:
         release = current_release(releases) if version is None else find_release(releases, version)
         if version is not None and (release is None or release.version != version):
             return None
-        meta = await self._metadata(view, release)
-        return render_html(
+        source, meta = await self._metadata(view, release)
+        readme = await self.readmes.html(self.readmes.key_of(source or view.project), meta)
+        page = render_html(
             "project.html",
             view.project.serial,
             root="../../" if version is None else "../../../",
@@ -108,25 +111,27 @@ class ProjectPages:
             release=release,
             releases=releases,
             is_release_page=version is not None,
-            readme=Markup(
-                render_readme(
-                    meta.description, meta.description_content_type, README_HEADING_OFFSET
-                )
-            ),
+            readme=Markup(readme),
             links=project_links(meta),
-            commands=install_commands(server, view.project.name, version),
+            commands=install_commands(self.urls.render_root(), view.project.name, version),
             nav="projects",
         )
+        return self.urls.rendered(page)
 
-    async def _metadata(self, view: ProjectView, release: Release | None) -> CoreMetadata:
-        """The release's core metadata, from its first file that has some.
+    async def _metadata(
+        self, view: ProjectView, release: Release | None
+    ) -> tuple[FileRecord | None, CoreMetadata]:
+        """The release's core metadata, and the file it is from (None: the registration's).
+
+        The first file that has metadata gives it, parsed off the reactor
+        thread (a description may be megabytes long).
 
         A proxied project's comes from the upstream's ``.metadata`` file
         (PEP 658), fetched once and kept by the proxy; if the upstream cannot
         give it, the page shows what the file records say rather than fail.
         """
         if release is None:
-            return registered_metadata(view.project)
+            return None, registered_metadata(view.project)
         for record in release.files:
             if record.metadata_sha256 is None:
                 continue
@@ -141,8 +146,9 @@ class ProjectPages:
             if data is None:
                 continue
             try:
-                return parse_core_metadata(data)
+                return record, await deferToThread(parse_core_metadata, data)
             except BadRequest:
                 continue
         python = next((r.requires_python for r in release.files if r.requires_python), None)
-        return CoreMetadata(view.project.display_name, release.version, requires_python=python)
+        fallback = CoreMetadata(view.project.display_name, release.version, requires_python=python)
+        return None, fallback

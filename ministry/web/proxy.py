@@ -18,9 +18,15 @@ directory is listed once, at start-up, for ``/simple/``'s list of cached
 projects. Files are in :mod:`ministry.web.proxy_files`.
 
 Freshness. A page younger than ``--upstream-ttl`` is used as is; an older one
-is revalidated with ``If-None-Match``. If the upstream fails, times out or
-answers garbage, the stale page goes on being served (stale-if-error), the
-log says so, and the upstream is asked again after at most ``RETRY_AFTER``.
+is revalidated with ``If-None-Match``, and the request waits for that at most
+``STALE_WAIT`` seconds (not at all while the last upstream call failed). If
+the upstream fails, times out, answers garbage or is still busy by then, the
+stale page is served at once (stale-if-error, stale-while-revalidate), the
+log says so, the revalidation goes on in the background (its success drops
+the stale views), and otherwise the upstream is asked again after
+``RETRY_AFTER``, whatever the TTL. A stale page lists only the files (and
+``.metadata``) held here: the upstream could not be reached, so nothing else
+can be promised; the full page returns with the upstream.
 ``--offline`` never asks: cached pages only, listing only cached files.
 ``--upstream-min-age`` is applied when the view is built, not when the page
 is stored, and the view expires when the next hidden file comes of age.
@@ -39,9 +45,11 @@ from typing import Any
 
 from packaging.utils import InvalidName, canonicalize_name
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet import defer
+from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from ministry.config import Settings
 from ministry.core.models import FileRecord, ProjectRecord
@@ -56,8 +64,11 @@ from ministry.web.proxy_files import ProxyFiles
 log = Logger()
 
 #: After a failed revalidation, how long the stale page is served before the
-#: upstream is asked again (at most; a shorter TTL wins).
+#: upstream is asked again (a shorter TTL does not shorten it: a failing
+#: upstream would otherwise be waited for on every request).
 RETRY_AFTER = 60.0
+#: How long a request with a stale page to fall back on waits for its revalidation.
+STALE_WAIT = 2.0
 
 _SUFFIX = ".json"
 
@@ -66,7 +77,12 @@ def make_proxy(settings: Settings, data_dir: str) -> ProxyCatalog | None:
     """The proxy the settings ask for, or None (no ``--upstream`` and not ``--offline``)."""
     if not settings.upstream and not settings.offline:
         return None
-    client = UpstreamClient(settings.upstream, settings.upstream_timeout)
+    client = UpstreamClient(
+        settings.upstream,
+        settings.upstream_timeout,
+        deadline=settings.upstream_deadline,
+        min_rate=settings.upstream_min_rate,
+    )
     client.setName("upstream")
     proxy = ProxyCatalog(
         client,
@@ -156,7 +172,11 @@ class ProxyCatalog(Service):
         self.files.on_sized = self._notify
         self._projects: dict[str, ProjectRecord] = {}
         self._listeners: list[Callable[[str], None]] = []
-        #: Times a stale page was served because the upstream failed.
+        #: Revalidations going on (at most one per project), and who waits for each.
+        self._fetching: dict[str, list[Deferred[UpstreamPage | None]]] = {}
+        #: Whether the last upstream call failed (then stale pages are served at once).
+        self.failing = False
+        #: Times a stale page was served because the upstream failed or was slow.
         self.stale_served = 0
 
     # -- service ----------------------------------------------------------------
@@ -210,29 +230,14 @@ class ProxyCatalog(Service):
             return (None, now + self.ttl) if cached is None else self._view(cached, now + self.ttl)
         if cached is not None and now < cached.fetched + self.ttl:
             return self._view(cached, cached.fetched + self.ttl)
+        if cached is not None:
+            return await self._revalidate(name, cached, now)
         try:
-            page = await self.client.fetch_page(name, cached)
+            page = await self._fetch(name, None)
         except UpstreamError as exc:
-            if cached is None:
-                log.warn("Upstream failed for {project}: {error}", project=name, error=exc)
-                raise UpstreamUnavailable(f"The upstream failed for {name}: {exc}") from None
-            self.stale_served += 1
-            log.warn(
-                "Upstream failed for {project}; serving its page from {age:.0f} s ago: {error}",
-                project=name,
-                age=now - cached.fetched,
-                error=exc,
-            )
-            return self._view(cached, now + min(self.ttl, RETRY_AFTER))
-        if page is None:
-            if cached is not None or name in self._projects:
-                await self._forget(name)
-            return None, now + self.ttl
-        await self._write(page)
-        if name not in self._projects:
-            self._projects[name] = ProjectRecord(name, name, 0, _moment(page.fetched))
-            self._notify(ALL)
-        return self._view(page, page.fetched + self.ttl)
+            log.warn("Upstream failed for {project}: {error}", project=name, error=exc)
+            raise UpstreamUnavailable(f"The upstream failed for {name}: {exc}") from None
+        return self._fresh(page, now)
 
     async def refresh(self, name: str) -> UpstreamPage | None:
         """The canonical ``name``'s page fetched now (revalidated if cached), for the mirror.
@@ -242,21 +247,90 @@ class ProxyCatalog(Service):
         kept like any proxied one, and the catalog told its views are stale.
         Raises :class:`UpstreamError`; None when no upstream has the project.
         """
-        page = await self.client.fetch_page(name, await self._read(name))
+        page = await self._fetch(name, await self._read(name))
+        self._notify(name)
+        return page
+
+    async def _revalidate(
+        self, name: str, cached: UpstreamPage, now: float
+    ) -> tuple[ProjectView | None, float]:
+        """The revalidated page if it comes soon enough, else the stale one (see the docstring)."""
+        waiters = self._fetching.get(name)
+        if waiters is None:
+            waiters = self._fetching[name] = []
+            ensureDeferred(self._fetch(name, cached)).addBoth(self._fetched, name)
+        waited: Deferred[UpstreamPage | None] = Deferred()
+        waiters.append(waited)
+        if self.failing:
+            waited.cancel()
+        else:
+            waited.addTimeout(STALE_WAIT, self.client.reactor)
+        try:
+            return self._fresh(await waited, now)
+        except UpstreamError as exc:
+            reason = str(exc)
+        except (CancelledError, defer.TimeoutError):
+            reason = "no answer yet (asked again in the background)"
+        self.stale_served += 1
+        log.warn(
+            "Upstream failed for {project}; serving its page from {age:.0f} s ago: {error}",
+            project=name,
+            age=now - cached.fetched,
+            error=reason,
+        )
+        return self._view(cached, now + RETRY_AFTER, held_only=True)
+
+    def _fetched(self, result: UpstreamPage | Failure | None, name: str) -> None:
+        """Hand a revalidation's outcome to whoever still waits for it.
+
+        If someone gave up and was served the stale page, a success drops
+        the stale views, and a failure is logged here (nobody else saw it).
+        """
+        gave_up = False
+        for waited in self._fetching.pop(name, []):
+            if waited.called:
+                gave_up = True
+            elif isinstance(result, Failure):
+                waited.errback(result)
+            else:
+                waited.callback(result)
+        if not gave_up:
+            return
+        if not isinstance(result, Failure):
+            self._notify(name)
+        elif result.check(UpstreamError):
+            log.warn("Upstream failed for {project}: {error}", project=name, error=result.value)
+        else:
+            log.failure("Revalidating {project} failed", result, project=name)
+
+    async def _fetch(self, name: str, cached: UpstreamPage | None) -> UpstreamPage | None:
+        """The page from the upstream, kept (or forgotten when no upstream has it)."""
+        try:
+            page = await self.client.fetch_page(name, cached)
+        except UpstreamError:
+            self.failing = True
+            raise
+        self.failing = False
         if page is None:
-            await self._forget(name)
+            if cached is not None or name in self._projects:
+                await self._forget(name)
             return None
         await self._write(page)
         if name not in self._projects:
             self._projects[name] = ProjectRecord(name, name, 0, _moment(page.fetched))
             self._notify(ALL)
-        self._notify(name)
         return page
+
+    def _fresh(self, page: UpstreamPage | None, now: float) -> tuple[ProjectView | None, float]:
+        if page is None:
+            return None, now + self.ttl
+        return self._view(page, page.fetched + self.ttl)
 
     def stats(self) -> dict[str, Any]:
         """Counters for ``/health`` and ``/metrics``."""
         return {
-            "upstreams": list(self.client.urls),
+            "upstreams": list(self.client.shown_urls),
+            "failing": self.failing,
             "offline": self.offline,
             "cached_projects": len(self._projects),
             "pages_fetched": self.client.pages_fetched,
@@ -274,15 +348,20 @@ class ProxyCatalog(Service):
 
     # -- helpers ----------------------------------------------------------------
 
-    def _view(self, page: UpstreamPage, expires: float) -> tuple[ProjectView, float]:
-        """The page as served now: cooled down, with cached sizes, and when that changes."""
+    def _view(
+        self, page: UpstreamPage, expires: float, *, held_only: bool = False
+    ) -> tuple[ProjectView, float]:
+        """The page as served now: cooled down, with cached sizes, and when that changes.
+
+        ``held_only``: only what is cached here, as offline (the upstream failed).
+        """
         shown, released = cooled(page.files, _moment(self.clock()), self.min_age)
         if released is not None:
             expires = min(expires, released.timestamp())
         records: list[FileRecord] = []
         sources: dict[str, UpstreamFile] = {}
         for item in shown:
-            record = self.files.as_served(item.record)
+            record = self.files.as_served(item.record, held_only=held_only or self.offline)
             if record is not None:
                 records.append(record)
                 sources[record.filename] = item

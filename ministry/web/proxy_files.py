@@ -171,19 +171,20 @@ class ProxyFiles:
 
     # -- what the catalog asks --------------------------------------------------
 
-    def as_served(self, record: FileRecord) -> FileRecord | None:
+    def as_served(self, record: FileRecord, *, held_only: bool) -> FileRecord | None:
         """The record as the page should show it, or None to leave it out.
 
-        The cached size replaces an unknown one; offline, only cached files
-        are listed, and only cached metadata is offered.
+        The cached size replaces an unknown one. ``held_only`` (offline, or
+        the upstream failing): only cached files are listed, and only cached
+        metadata is offered, since nothing else could be served.
         """
         entry = self._index.get(record.blob_key)
-        if self.offline and entry is None:
+        if held_only and entry is None:
             return None
         if entry is not None and not record.size:
             record = record.with_changes(size=entry.size)
         if (
-            self.offline
+            held_only
             and record.serves_metadata
             and record.blob_key + METADATA_SUFFIX not in self._index
         ):
@@ -202,8 +203,11 @@ class ProxyFiles:
         except FileNotFoundError:
             pass
         else:
-            self._used(key, len(data), path)
-            return data
+            # Checked on every read (it is small): the page's hash is what was advertised.
+            if hashlib.sha256(data).hexdigest() == record.metadata_sha256:
+                self._used(key, len(data), path)
+                return data
+            log.warn("Cached {key} is not what its page describes; fetching it again", key=key)
         if self.offline or source.metadata_url is None:
             raise NotFound(f"No metadata of {record.filename} is cached or offered upstream.")
         try:

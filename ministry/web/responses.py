@@ -6,6 +6,7 @@ pip and uv print, and in a plain-text body, which curl and browsers show.
 
 from __future__ import annotations
 
+from twisted.web.http import datetimeToString
 from twisted.web.iweb import IRequest
 
 from ministry.core.auth import CHALLENGE
@@ -34,3 +35,25 @@ def redirect(request: IRequest, location: str) -> bytes:
     request.setHeader(b"location", location.encode("utf-8"))
     request.setHeader(b"content-type", b"text/plain; charset=utf-8")
     return f"Moved to {location}\n".encode()
+
+
+def refusal_bytes(error: MinistryError) -> bytes:
+    """A whole refusal as bytes, for the transport to write before a Request exists.
+
+    For refusals made from the request head, or before it (a bad request line,
+    a body over the cap, too many connections): the same status line, body and
+    challenge as :func:`refuse`, and ``Connection: close``, as the connection
+    ends after it.
+    """
+    body = (error.message + "\n").encode("utf-8")
+    head = [
+        b"HTTP/1.1 %d %s" % (error.status, _status_phrase(error.message)),
+        b"Date: " + datetimeToString(),
+        b"Content-Type: text/plain; charset=utf-8",
+        b"Content-Length: %d" % len(body),
+        b"Cache-Control: no-store",
+        b"Connection: close",
+    ]
+    if isinstance(error, Unauthorized):
+        head.append(b"WWW-Authenticate: " + CHALLENGE.encode())
+    return b"\r\n".join(head) + b"\r\n\r\n" + body

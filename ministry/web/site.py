@@ -1,13 +1,18 @@
-"""The twisted.web Site and Request that enforce the body rules.
+"""The twisted.web Site and Request: bodies bounded, connections counted.
 
 Two things twisted.web does not do for us: cap the size of a request body,
 and parse multipart bodies without holding them in memory. Both happen here,
 as the body arrives, before any resource sees the request:
 
-- a declared ``Content-Length`` over the cap, or a body that grows past it,
-  is read and dropped, and ``request.body_error`` says why (413);
+- the channel (``ministry.web.channel``) asks :meth:`IndexSite.plan_body`
+  from the head, before reading the body (``ministry.web.bodies``): a body
+  that could only be refused is refused then, with no byte of it read;
 - a ``multipart/form-data`` body goes to a :class:`StreamingForm` instead of
-  a temporary file.
+  a temporary file; a body that grows past its cap, a form the parser gives
+  up on, and a staging write that fails (a full disk: 507) are answered at
+  once, and the rest of the body is not read;
+- the Site admits each new connection, or refuses it, by the caps of
+  ``ministry.web.connections``.
 """
 
 from __future__ import annotations
@@ -16,44 +21,26 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
-from multipart import parse_options_header
 from twisted.web import http, server
+from twisted.web.http_headers import Headers
 from twisted.web.resource import IResource
 
 from ministry.config import ACCESS_LOG_OFF
-from ministry.core.errors import MinistryError, TooLarge
-from ministry.web.fastlane import FastLane, IndexChannel, Served
-from ministry.web.form import StreamingForm
+from ministry.core.errors import MinistryError
+from ministry.web.bodies import BodyPlan, plan_body
+from ministry.web.channel import IndexChannel
+from ministry.web.connections import ConnectionLimits, Connections
+from ministry.web.fastlane import FastLane, Served
+from ministry.web.form import StreamingForm, staging_failed
 from ministry.web.metrics import Metrics
 from ministry.web.shortcut import Lookup
-
-
-class _DroppedBody:
-    """``request.content`` for a body that is being refused: keeps nothing."""
-
-    def __init__(self) -> None:
-        self._received = 0
-
-    def write(self, data: bytes) -> None:
-        self._received += len(data)
-
-    def tell(self) -> int:
-        return self._received
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return 0
-
-    def read(self, size: int = -1) -> bytes:
-        return b""
-
-    def close(self) -> None:
-        pass
 
 
 class IndexRequest(server.Request):
     """A Request that streams and caps its body (see the module docstring)."""
 
-    body_error: MinistryError | None = None
+    #: Set by the channel from the head when a body follows (``ministry.web.bodies``).
+    body_plan = BodyPlan(0, "this request was not to have a body")
     _body_received: int = 0
     #: When the request line arrived, for the latency histogram.
     started: float
@@ -61,41 +48,43 @@ class IndexRequest(server.Request):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.started = time.monotonic()
+        self._proxies = self.channel.site.connections.limits.proxies
 
     @property
     def _site(self) -> IndexSite:
         return self.channel.site
 
+    def getClientAddress(self) -> object:
+        """The peer, or behind a trusted proxy the client it names (``ministry.web.clients``).
+
+        The failed-login throttle and the access log read this.
+        """
+        forwarded = self.requestHeaders.getRawHeaders(b"x-forwarded-for")
+        return self._proxies.client(super().getClientAddress(), forwarded)
+
     def gotLength(self, length: int | None) -> None:
-        site = self._site
-        if length is not None and length > site.max_body:
-            self._refuse_body(length)
+        boundary = self.body_plan.boundary
+        if boundary is not None:
+            self.content = StreamingForm(boundary, self._site.new_staging_path)
             return
-        content_type = self.requestHeaders.getRawHeaders(b"content-type")
-        if content_type is not None:
-            kind, options = parse_options_header(content_type[0].decode("latin-1"))
-            if kind == "multipart/form-data" and options.get("boundary"):
-                self.content = StreamingForm(options["boundary"], site.new_staging_path)
-                return
         # twisted.web.http's own choice (memory, or a temporary file for a
         # big body), without server.Request's look-up of a Site hook we lack.
         http.Request.gotLength(self, length)
 
     def handleContentChunk(self, data: bytes) -> None:
+        if self.channel.refused:
+            return  # the rest of a read that held the refused part
         self._body_received += len(data)
-        if self.body_error is None and self._body_received > self._site.max_body:
-            self._refuse_body(self._body_received)
-        self.content.write(data)
-
-    def _refuse_body(self, size: int) -> None:
-        limit = self._site.max_body
-        self.body_error = TooLarge(
-            f"Request body too large: {size} bytes is over the limit of {limit} bytes "
-            "(--max-upload-size plus room for the form's fields)."
-        )
-        if self.content is not None:
-            self.content.close()
-        self.content = _DroppedBody()
+        try:
+            self.body_plan.check(self._body_received)
+            self.content.write(data)
+            error = getattr(self.content, "error", None)
+        except MinistryError as refusal:
+            error = refusal
+        except OSError as failure:  # twisted.web's temporary file, on a full disk
+            error = staging_failed(failure)
+        if error is not None:
+            self.channel.refuse(error)
 
 
 #: Given a request before traversal and the root resource: None to let it
@@ -104,7 +93,7 @@ ReadGuard = Callable[[server.Request, IResource], IResource | None]
 
 
 class IndexSite(server.Site):
-    """A Site with a body cap, a place to stage uploaded files, and its access log.
+    """A Site with body rules, connection caps, a place to stage uploads, and its access log.
 
     ``access_log`` is ``--access-log``: None for twistd's log (each line an
     event through twisted.logger, about a fifth of a cached answer's CPU), a
@@ -126,6 +115,8 @@ class IndexSite(server.Site):
         metrics: Metrics,
         read_guard: ReadGuard | None = None,
         access_log: str | None = None,
+        limits: ConnectionLimits | None = None,
+        uploads_need_credentials: Callable[[], bool] = lambda: False,
     ) -> None:
         logs = access_log != ACCESS_LOG_OFF
         super().__init__(
@@ -136,6 +127,25 @@ class IndexSite(server.Site):
         self.new_staging_path = new_staging_path
         self.metrics = metrics
         self.read_guard = read_guard
+        self.connections = Connections(limits or ConnectionLimits())
+        self.uploads_need_credentials = uploads_need_credentials
+
+    def startFactory(self) -> None:
+        super().startFactory()
+        self.connections.start()
+
+    def buildProtocol(self, addr: object) -> object:
+        """A channel for a new connection, or, over a cap, a protocol that refuses it."""
+        refusal = self.connections.admit(addr)
+        return refusal if refusal is not None else super().buildProtocol(addr)
+
+    def plan_body(
+        self, method: bytes, path: bytes, headers: Headers, length: int | None
+    ) -> BodyPlan:
+        """How this request's body is received, or the refusal (``ministry.web.bodies``)."""
+        return plan_body(
+            method, path, headers, length, self.max_body, self.uploads_need_credentials
+        )
 
     def use_fast_lane(self, lookups: Mapping[bytes, Lookup]) -> FastLane:
         """Answer what these look-ups hold before twisted.web parses (``ministry.web.fastlane``)."""

@@ -2,7 +2,12 @@
 
 ``/health`` answers 200 when the store and the file storage both work, 503
 otherwise, with a JSON body saying which part failed and why, so a load
-balancer can take a process out and a person can see the reason.
+balancer can take a process out and a person can see the reason. On a
+``--private`` index it stays open to probes, which carry no credentials,
+but says only ``{"status": "ok"}`` or ``"unavailable"`` to a request without
+valid ones: the details (paths, serial, upstreams, mirror errors) are for
+people who may read the index. Upstream URLs are shown with their
+credentials hidden, whoever asks.
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from twisted.internet.threads import deferToThread
 from twisted.web.iweb import IRequest
 
-from ministry.core.errors import StoreUnavailable
+from ministry.core.errors import MinistryError, StoreUnavailable
 from ministry.interfaces import IBlobStore, IMetadataStore
 from ministry.mirror import MirrorService
+from ministry.web.auth import Authenticator
 from ministry.web.cache import PageCache
 from ministry.web.metrics import Metrics
 from ministry.web.proxy import ProxyCatalog
@@ -47,9 +53,11 @@ class Status:
         blobs: IBlobStore,
         cache: PageCache,
         metrics: Metrics,
+        auth: Authenticator,
         proxy: ProxyCatalog | None = None,
         mirror: MirrorService | None = None,
     ) -> None:
+        self.auth = auth
         self.store = store
         self.blobs = blobs
         self.cache = cache
@@ -59,11 +67,33 @@ class Status:
 
     @app.route("/health", methods=["GET", "HEAD"])
     async def health(self, request: IRequest) -> bytes:
+        store, storage = await self._store_health(), await self._storage_health()
+        healthy = store["ok"] and storage["ok"]
+        request.setResponseCode(200 if healthy else 503)
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        report: dict[str, Any] = {"status": "ok" if healthy else "unavailable"}
+        if await self._may_see_details(request):
+            report.update(self._details(store, storage))
+        return json.dumps(report, indent=2).encode() + b"\n"
+
+    async def _may_see_details(self, request: IRequest) -> bool:
+        """Anyone on an open index; on a private one, whoever may read it."""
+        if not self.auth.private:
+            return True
+        try:
+            return await self.auth.authenticate(request) is not None
+        except MinistryError:  # wrong credentials, or the store cannot check them
+            return False
+
+    def _details(self, store: dict[str, Any], storage: dict[str, Any]) -> dict[str, Any]:
         report: dict[str, Any] = {
-            "store": await self._store_health(),
-            "storage": await self._storage_health(),
+            "store": store,
+            "storage": storage,
             "page_cache": {
                 "entries": len(self.cache),
+                "bytes": self.cache.bytes,
+                "max_bytes": self.cache.max_bytes,
                 "hits": self.cache.hits,
                 "misses": self.cache.misses,
             },
@@ -72,12 +102,7 @@ class Status:
             report["upstream"] = self.proxy.stats()
         if self.mirror is not None:  # informative: a failed run does not make us unhealthy
             report["mirror"] = self.mirror.status.to_dict()
-        healthy = report["store"]["ok"] and report["storage"]["ok"]
-        report["status"] = "ok" if healthy else "unavailable"
-        request.setResponseCode(200 if healthy else 503)
-        request.setHeader(b"content-type", b"application/json")
-        request.setHeader(b"cache-control", b"no-store")
-        return json.dumps(report, indent=2).encode() + b"\n"
+        return report
 
     async def _store_health(self) -> dict[str, Any]:
         backend = type(self.store).__name__

@@ -2,10 +2,14 @@
 
 By the time a handler runs, the body has been parsed as it arrived (see
 ``ministry.web.form``): the fields are in memory and the file is in a staging
-file with its digests. What is left is the order that keeps the invariants:
-check everything, commit the bytes durably, then claim the filename in the
-store; undo the commit if the claim is lost. A refused upload leaves nothing
-behind, not even its staging file.
+file with its digests. What is left is the order that keeps the invariants
+(the commit protocol in ``ministry.interfaces``): check everything, commit
+the bytes durably, then claim the filename in the store. The bytes go again
+only if the store refused the claim; a claim it could not confirm (503)
+keeps them, because the record may still land, and the collector removes
+them later if it did not. The same bytes again (200) put the file's bytes
+back if they went missing. A refused upload leaves nothing behind, not even
+its staging file.
 
 Who may upload is asked of ``ministry.web.auth`` as soon as the project's
 name is known, before the archive is opened; a first upload to a project
@@ -28,8 +32,15 @@ from twisted.web.iweb import IRequest
 from ministry.core import uploads
 from ministry.core.archives import read_core_metadata
 from ministry.core.auth import Action
-from ministry.core.errors import BadRequest, FileExists, MinistryError, TooLarge
-from ministry.core.metadata import parse_core_metadata
+from ministry.core.errors import (
+    BadRequest,
+    FileExists,
+    FilenameReused,
+    MinistryError,
+    SdistExists,
+    TooLarge,
+)
+from ministry.core.metadata import CoreMetadata, parse_core_metadata
 from ministry.core.models import FileRecord, utcnow
 from ministry.core.names import ParsedFilename, canonical
 from ministry.curation import Curator, Target
@@ -37,6 +48,7 @@ from ministry.interfaces import IBlobStore, IMetadataStore
 from ministry.web.auth import Authenticator
 from ministry.web.form import StreamingForm
 from ministry.web.metrics import Metrics
+from ministry.web.readmes import Readmes
 from ministry.web.responses import refuse
 
 log = Logger()
@@ -51,9 +63,11 @@ def _blake2b_512(path: str) -> str:
         return hashlib.file_digest(handle, "blake2b").hexdigest()
 
 
-def _read_metadata(path: str, parsed: ParsedFilename) -> bytes:
+def _read_metadata(path: str, parsed: ParsedFilename) -> tuple[bytes, CoreMetadata]:
+    """The archive's metadata, raw and parsed: in a thread, as a description may be megabytes."""
     with open(path, "rb") as handle:
-        return read_core_metadata(handle, parsed)
+        data = read_core_metadata(handle, parsed)
+    return data, parse_core_metadata(data)
 
 
 class Uploads:
@@ -69,6 +83,7 @@ class Uploads:
         metrics: Metrics,
         auth: Authenticator,
         curator: Curator,
+        readmes: Readmes | None = None,
     ) -> None:
         self.store = store
         self.blobs = blobs
@@ -76,6 +91,7 @@ class Uploads:
         self.metrics = metrics
         self.auth = auth
         self.curator = curator
+        self.readmes = readmes
 
     @app.handle_errors(MinistryError)
     def _refuse(self, request: IRequest, failure) -> bytes:
@@ -85,8 +101,6 @@ class Uploads:
     @app.route("/<any(legacy, dist):_mount>", methods=["POST"])
     @app.route("/<any(legacy, dist):_mount>/", methods=["POST"])
     async def upload(self, request: IRequest, _mount: str = "") -> bytes:
-        if request.body_error is not None:
-            raise request.body_error
         form_body = request.content
         if not isinstance(form_body, StreamingForm):
             fields = _urlencoded_fields(request)
@@ -122,8 +136,9 @@ class Uploads:
             digest = await deferToThread(_blake2b_512, form_body.staging_path)
             received = replace(received, blake2b_512=digest)
         parsed = uploads.check_file(form, received)
-        metadata_bytes = await deferToThread(_read_metadata, form_body.staging_path, parsed)
-        metadata = parse_core_metadata(metadata_bytes)
+        metadata_bytes, metadata = await deferToThread(
+            _read_metadata, form_body.staging_path, parsed
+        )
         record, display_name = uploads.build_record(
             form, received, parsed, metadata, metadata_bytes, utcnow()
         )
@@ -132,26 +147,47 @@ class Uploads:
             await self.auth.claim(identity, Action.UPLOAD, record.project)
             await self._commit(form_body.staging_path, record, display_name, metadata_bytes)
             self.metrics.upload_bytes.inc(record.size)
+            if self.readmes is not None:
+                self.readmes.prerender(record, metadata)
         elif existing.sha256 != record.sha256:
             raise _conflict(record)
+        else:
+            await self._repair(form_body.staging_path, existing)
         log.info("Stored {filename}", filename=record.filename)
         return b"OK\n"
 
     async def _commit(
         self, staging_path: str, record: FileRecord, display_name: str, metadata: bytes
     ) -> None:
-        """Make the bytes durable, then claim the filename; undo if the claim fails."""
+        """Make the bytes durable, then claim the filename; undo only a refused claim."""
         await self.blobs.commit(staging_path, record.blob_key)
         try:
             added = await self.store.add_file(record, display_name, metadata)
-        except FileExists:
+        except FileExists:  # confirmed: the name holds other bytes
             await self.blobs.delete(record.blob_key)
             raise _conflict(record) from None
-        except BaseException:
+        # Confirmed: the name was deleted for good, or the release has its sdist.
+        except (FilenameReused, SdistExists):
             await self.blobs.delete(record.blob_key)
+            raise
+        except BaseException:
+            log.warn(
+                "Kept the bytes of {filename}: the store did not confirm its claim",
+                filename=record.filename,
+            )
             raise
         if not added:
             log.info("{filename} was stored by a concurrent upload", filename=record.filename)
+
+    async def _repair(self, staging_path: str, existing: FileRecord) -> None:
+        """Put back the bytes of a file uploaded again, if they are missing or cut short.
+
+        The staged bytes have the record's sha256, so they are its bytes.
+        """
+        if await self.blobs.size(existing.blob_key) == existing.size:
+            return
+        await self.blobs.commit(staging_path, existing.blob_key)
+        log.warn("Restored the missing bytes of {filename}", filename=existing.filename)
 
     async def _remove_release(self, request: IRequest, fields: dict[str, list[str]]) -> bytes:
         """pypiserver's ``:action=remove_pkg``: delete every file of name and version."""

@@ -1,0 +1,157 @@
+"""Uploads as strict as PyPI's, over real HTTP: special archive members, odd
+filenames and a second sdist for a release are refused with a 400 that says
+why, and leave nothing behind (see ``assert_refused``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+from archive_factory import SYMLINK_MODE, make_sdist, make_wheel, tar_entry
+from servers import MinistryProcess
+from test_http_upload_errors import (
+    PROJECT,
+    Upload,
+    assert_refused,
+    get,
+    good_sdist,
+    good_wheel,
+    post,
+)
+
+RELEASED = "released-project"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinistryProcess]:
+    root = tmp_path_factory.mktemp("upload-strict")
+    with MinistryProcess(root / "data") as process:
+        yield process
+
+
+def with_content(upload: Upload, content: bytes) -> Upload:
+    return replace(upload, content=content)
+
+
+@pytest.mark.parametrize(
+    ("content", "member"),
+    [
+        pytest.param(
+            make_sdist(
+                PROJECT,
+                "1.0",
+                tar_members=[
+                    tar_entry("bad_project-1.0/passwd", tarfile.SYMTYPE, linkname="/etc/passwd")
+                ],
+            ),
+            "bad_project-1.0/passwd",
+            id="a tar symlink to /etc/passwd",
+        ),
+        pytest.param(
+            make_sdist(
+                PROJECT,
+                "1.0",
+                tar_members=[
+                    tar_entry("bad_project-1.0/shadow", tarfile.LNKTYPE, linkname="/etc/shadow")
+                ],
+            ),
+            "bad_project-1.0/shadow",
+            id="a tar hard link to /etc/shadow",
+        ),
+        pytest.param(
+            make_sdist(
+                PROJECT, "1.0", tar_members=[tar_entry("bad_project-1.0/tty", tarfile.CHRTYPE)]
+            ),
+            "bad_project-1.0/tty",
+            id="a tar character device",
+        ),
+    ],
+)
+def test_sdist_members_that_are_not_files_are_refused(
+    server: MinistryProcess, content: bytes, member: str
+) -> None:
+    response = assert_refused(server, with_content(good_sdist(), content), "member", status=400)
+    assert member in response.reason
+
+
+LINK = "bad_project-1.0/etc"
+
+
+@pytest.mark.parametrize(
+    "upload",
+    [
+        pytest.param(
+            replace(
+                good_sdist(),
+                filename="bad_project-1.0.zip",
+                content=make_sdist(
+                    PROJECT,
+                    "1.0",
+                    fmt="zip",
+                    extra_members={LINK: b"../../../../etc"},
+                    unix_modes={LINK: SYMLINK_MODE},
+                ),
+            ),
+            id="a zip sdist",
+        ),
+        pytest.param(
+            with_content(
+                good_wheel(),
+                make_wheel(
+                    PROJECT,
+                    "1.0",
+                    extra_members={LINK: b"/etc"},
+                    unix_modes={LINK: SYMLINK_MODE},
+                ),
+            ),
+            id="a wheel",
+        ),
+    ],
+)
+def test_zip_symlinks_are_refused(server: MinistryProcess, upload: Upload) -> None:
+    response = assert_refused(server, upload, "symbolic link", status=400)
+    assert LINK in response.reason
+
+
+@pytest.mark.parametrize("tag", ["py3-none-$(id)", "py3-none-`id`", "py3-none-any%2e%2e"])
+def test_wheel_tags_with_shell_or_url_characters_are_refused(
+    server: MinistryProcess, tag: str
+) -> None:
+    upload = replace(good_wheel(), filename=f"bad_project-1.0-{tag}.whl")
+    assert_refused(server, upload, "filename", status=400)
+
+
+def sdist_upload(filename: str, version: str, project: str = RELEASED) -> Upload:
+    return Upload(project, version, "sdist", filename, make_sdist(project, version))
+
+
+def test_a_release_takes_one_sdist_and_the_same_one_again(server: MinistryProcess) -> None:
+    first = sdist_upload("released_project-7.0.tar.gz", "7.0")
+    assert post(server, first.body()).status == 200
+
+    for second in (
+        sdist_upload("released_project-7.0.0.tar.gz", "7.0.0"),
+        sdist_upload("Released_Project-7.0.tar.gz", "7.0"),
+        replace(
+            first,
+            filename="released_project-7.0.zip",
+            content=make_sdist(RELEASED, "7.0", fmt="zip"),
+        ),
+    ):
+        response = assert_refused(
+            server, second, "Only one sdist may be uploaded per release", projects=(), status=400
+        )
+        assert first.filename in response.reason
+
+    assert post(server, first.body()).status == 200  # the same file again
+    status, body = get(server, f"/simple/{RELEASED}/")
+    assert status == 200
+    files = json.loads(body)["files"]
+    assert [(f["filename"], f["hashes"]["sha256"]) for f in files] == [
+        (first.filename, hashlib.sha256(first.content).hexdigest())
+    ]
