@@ -60,7 +60,7 @@ from ministry.core.models import FileRecord
 from ministry.core.names import parse_filename
 from ministry.core.upstream_pages import UpstreamFile, UpstreamPage, cooled
 from ministry.stores.redis import RedisStore, release_lease, try_lease
-from ministry.upstream import UpstreamError
+from ministry.upstream.client import UpstreamError
 from ministry.web.proxy import ProxyCatalog, make_proxy
 
 log = Logger()

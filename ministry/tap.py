@@ -17,6 +17,7 @@ from twisted.application import strports
 from twisted.application.service import IService, MultiService
 from twisted.python import usage
 
+from ministry.catalog.readmes import ReadmeWorker
 from ministry.config import SETTINGS, ConfigError, Setting, Settings, load_mirror, load_settings
 from ministry.core.mirror_plan import MirrorConfig
 from ministry.integrity import BlobCollector
@@ -27,7 +28,6 @@ from ministry.stores.sqlite import SQLiteStore
 from ministry.web.app import build_site
 from ministry.web.auth import Authenticator
 from ministry.web.proxy import make_proxy
-from ministry.web.readmes import ReadmeWorker
 
 
 class Options(usage.Options):

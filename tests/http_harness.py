@@ -23,11 +23,11 @@ from twisted.internet.task import deferLater
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH
 
+from ministry.catalog.readmes import ReadmeWorker
 from ministry.config import load_settings
 from ministry.stores.blobs import FilesystemBlobStore
 from ministry.stores.sqlite import SQLiteStore
 from ministry.web.app import build_site
-from ministry.web.readmes import ReadmeWorker
 
 BASE = "http://index.test"
 

@@ -22,8 +22,8 @@ from rawhttp import closed_by_peer, connect, exchange, read_response
 from servers import TWISTD, MinistryProcess
 from twisted.internet.address import IPv4Address, UNIXAddress
 
-from ministry.web.clients import TrustedProxies
-from ministry.web.connections import ConnectionLimits, Connections
+from ministry.web.http.clients import TrustedProxies
+from ministry.web.http.connections import ConnectionLimits, Connections
 
 GET = b"GET /simple/ HTTP/1.1\r\nHost: x\r\n\r\n"
 

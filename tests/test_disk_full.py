@@ -14,7 +14,7 @@ import pytest_twisted
 from archive_factory import make_wheel, wheel_filename
 from http_harness import InMemoryIndex
 
-from ministry.web import form
+from ministry.web.http import form
 
 WHEEL = make_wheel("tidy", "1.0", extra_members={"tidy/blob.bin": os.urandom(200_000)})
 WHEEL_NAME = wheel_filename("tidy", "1.0")

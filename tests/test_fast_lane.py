@@ -1,4 +1,4 @@
-"""The fast lane (``ministry.web.fastlane``): which requests it takes, and that its
+"""The fast lane (``ministry.web.http.fastlane``): which requests it takes, and that its
 answers are the ones twisted.web gives.
 
 The equivalence tests serve the real Site on a loopback port in this process
@@ -17,7 +17,7 @@ from http_harness import InMemoryIndex
 from twisted.internet import reactor, threads
 from twisted.internet.task import deferLater
 
-from ministry.web.fastlane import parse
+from ministry.web.http.fastlane import parse
 
 PLAIN = b"GET /simple/demo/ HTTP/1.1\r\nHost: x\r\n\r\n"
 #: What pip 25 sends for a project page (its Accept and keep-alive included).

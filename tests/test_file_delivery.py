@@ -2,7 +2,7 @@
 
 A real ``twistd ministry`` holds a 10 MiB wheel of random (incompressible)
 bytes and a project whose page is over 256 KiB, so both leave in several
-chunks (``ministry.web.sending``). Clients that read slowly make the socket
+chunks (``ministry.web.http.sending``). Clients that read slowly make the socket
 fill, which sends the producer from ``sendfile`` back through the
 transport's buffer and back; clients that hang up mid-file must not leave
 file descriptors open. Behind a real nginx with ``--x-accel-redirect``,

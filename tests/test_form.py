@@ -9,7 +9,7 @@ import pytest
 from http_harness import multipart
 
 from ministry.core.errors import BadRequest, TooLarge
-from ministry.web.form import FormLimits, StreamingForm
+from ministry.web.http.form import FormLimits, StreamingForm
 
 DATA = os.urandom(200_000)
 

@@ -17,10 +17,10 @@ import pytest_twisted
 from archive_factory import make_wheel, metadata_text, wheel_filename
 from http_harness import InMemoryIndex
 
+from ministry.catalog.cache import OVERHEAD, PageCache
+from ministry.catalog.readmes import Readmes, ReadmeWorker
 from ministry.core.metadata import CoreMetadata
-from ministry.web.cache import OVERHEAD, PageCache
-from ministry.web.readmes import Readmes, ReadmeWorker
-from ministry.web.rendered import Page
+from ministry.web.http.rendered import Page
 
 
 def slow_rst(size: int) -> str:

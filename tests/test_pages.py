@@ -26,13 +26,13 @@ from test_http_proxy import entry, start_proxy, upstream  # noqa: F401 - fixture
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
+from ministry.catalog import holdings
 from ministry.core.commands import install_commands
 from ministry.core.metadata import CoreMetadata
 from ministry.core.models import WHEEL, FileRecord, ProjectRecord, utcnow
 from ministry.core.project_links import project_links, web_link
 from ministry.core.readme import render_readme, shift_headings
 from ministry.core.search import NameIndex, normalise_query, search
-from ministry.web import holdings
 
 SERVER = "http://index.test"
 

@@ -19,7 +19,7 @@ from http_harness import multipart, upload_fields
 from servers import MinistryProcess
 from test_page_cache import slow_rst
 
-from ministry.web.readmes import SIZE_BUDGET, TIME_BUDGET
+from ministry.catalog.readmes import SIZE_BUDGET, TIME_BUDGET
 
 pytestmark = pytest.mark.e2e
 

@@ -26,8 +26,8 @@ from ministry.core.auth import Action
 from ministry.core.errors import BadRequest, MinistryError, TooLarge
 from ministry.curation import Curator, Target
 from ministry.web.auth import Authenticator
-from ministry.web.form import StreamingForm
-from ministry.web.responses import refuse
+from ministry.web.http.form import StreamingForm
+from ministry.web.http.responses import refuse
 
 #: A request body is a few names; anything bigger is a mistake.
 MAX_BODY = 64 * 1024

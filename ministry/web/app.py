@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from ministry.catalog.cache import PageCache
+from ministry.catalog.readmes import Readmes, ReadmeWorker
+from ministry.catalog.views import Catalog
 from ministry.config import Settings
 from ministry.curation import Curator
 from ministry.interfaces import IBlobStore, IMetadataStore
@@ -9,12 +12,11 @@ from ministry.mirror import MirrorService
 from ministry.stores.timed import TimedStore
 from ministry.web.api import CurationApi
 from ministry.web.auth import Authenticator
-from ministry.web.cache import PageCache
-from ministry.web.catalog import Catalog
-from ministry.web.connections import ConnectionLimits
-from ministry.web.files import Delivery
-from ministry.web.form import FormLimits
 from ministry.web.front import Front
+from ministry.web.http.connections import ConnectionLimits
+from ministry.web.http.files import Delivery
+from ministry.web.http.form import FormLimits
+from ministry.web.http.site import IndexSite
 from ministry.web.jsonapi import JsonApi
 from ministry.web.listing import DirectoryListing
 from ministry.web.metrics import Metrics
@@ -22,11 +24,9 @@ from ministry.web.mirror_status import MirrorStatusPage
 from ministry.web.packages import PackagesTree
 from ministry.web.pages import README_HEADING_OFFSET, ProjectPages
 from ministry.web.proxy import ProxyCatalog
-from ministry.web.readmes import Readmes, ReadmeWorker
 from ministry.web.root import Root
 from ministry.web.search import ProjectList
 from ministry.web.simple import SimpleIndex
-from ministry.web.site import IndexSite
 from ministry.web.static import StaticFiles
 from ministry.web.status import Status
 from ministry.web.upload import Uploads

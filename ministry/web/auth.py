@@ -12,10 +12,10 @@ meet requests, the store and time:
   the index is ``--private``;
 - :meth:`Authenticator.uploads_need_credentials` answers at once, from what
   the store said last, so that an anonymous upload is refused from its head,
-  before its body is read (``ministry.web.bodies``).
+  before its body is read (``ministry.web.http.bodies``).
 
 Addresses (for the throttle and the log) are the request's client address:
-behind a ``--trusted-proxy``, the client it forwards for (``ministry.web.clients``).
+behind a ``--trusted-proxy``, the client it forwards for (``ministry.web.http.clients``).
 
 A successful check is remembered for :data:`REMEMBER_SECONDS` under the
 sha256 of its header, so the read hot path costs a hash and a dictionary
@@ -59,7 +59,7 @@ from ministry.core.auth import (
 )
 from ministry.core.errors import Forbidden, MinistryError, StoreUnavailable, Unauthorized
 from ministry.interfaces import IMetadataStore
-from ministry.web.responses import refuse
+from ministry.web.http.responses import refuse
 
 log = Logger()
 

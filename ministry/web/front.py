@@ -14,14 +14,14 @@ from klein import Klein
 from twisted.internet.defer import ensureDeferred
 from twisted.web.iweb import IRequest
 
+from ministry.catalog.cache import ALL
+from ministry.catalog.holdings import Holdings
+from ministry.catalog.views import Catalog
 from ministry.core.commands import install_commands, pip_conf, pypirc, upload_commands
 from ministry.core.errors import MinistryError
-from ministry.web.cache import ALL
-from ministry.web.catalog import Catalog
-from ministry.web.holdings import Holdings
 from ministry.web.html import render_html, send_html
-from ministry.web.rendered import Page, ServerPage
-from ministry.web.responses import redirect, refuse
+from ministry.web.http.rendered import Page, ServerPage
+from ministry.web.http.responses import redirect, refuse
 from ministry.web.urls import Urls
 
 

@@ -21,7 +21,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from twisted.web.iweb import IRequest
 
 from ministry.core.models import format_time
-from ministry.web.rendered import Page, PageResponse
+from ministry.web.http.rendered import Page, PageResponse
 from ministry.web.static import static_url
 
 SECURITY_HEADERS = {

@@ -15,12 +15,12 @@ from klein import Klein
 from twisted.internet.defer import ensureDeferred
 from twisted.web.iweb import IRequest
 
+from ministry.catalog.views import Catalog
 from ministry.core import jsonapi
 from ministry.core.errors import MinistryError, NotFound
 from ministry.core.names import canonical
-from ministry.web.catalog import Catalog
-from ministry.web.rendered import Page, PageResponse, ServerPage
-from ministry.web.responses import redirect, refuse
+from ministry.web.http.rendered import Page, PageResponse, ServerPage
+from ministry.web.http.responses import redirect, refuse
 from ministry.web.urls import Urls, file_path
 
 

@@ -18,12 +18,12 @@ from twisted.internet.defer import ensureDeferred
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 
+from ministry.catalog.cache import PageCache
 from ministry.core import listing
 from ministry.core.errors import MinistryError, NotFound
-from ministry.web.cache import PageCache
-from ministry.web.rendered import Page, PageResponse
-from ministry.web.responses import redirect, refuse
-from ministry.web.shortcut import Shortcut
+from ministry.web.http.rendered import Page, PageResponse
+from ministry.web.http.responses import redirect, refuse
+from ministry.web.http.shortcut import Shortcut
 
 Path = tuple[str, ...]
 
@@ -80,7 +80,7 @@ class DirectoryListing:
         return Shortcut(self.cached, self.app.resource())
 
     def cached(self, request: IRequest) -> IResource | None:
-        """A cached listing or a file for a GET or HEAD (``ministry.web.shortcut``)."""
+        """A cached listing or a file for a GET or HEAD (``ministry.web.http.shortcut``)."""
         path, is_directory = self._path(request)
         if ".." in path or self.tree.canonical(path) != path:
             return None

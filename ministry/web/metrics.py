@@ -14,9 +14,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ministry.catalog.cache import PageCache
 from ministry.mirror import MirrorService
-from ministry.web.cache import PageCache
-from ministry.web.fastlane import FastLane
+from ministry.web.http.fastlane import FastLane
 from ministry.web.proxy import ProxyCatalog
 
 #: First path segments reported as themselves; anything else is "other",

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from twisted.web.resource import IResource
 
+from ministry.catalog.cache import ALL
+from ministry.catalog.views import Catalog, ProjectView
 from ministry.core.listing import Entry
 from ministry.core.names import canonical
 from ministry.interfaces import IBlobStore
-from ministry.web.cache import ALL
-from ministry.web.catalog import Catalog, ProjectView
-from ministry.web.files import Delivery, InlineBytes, content_type_for
+from ministry.web.http.files import Delivery, InlineBytes, content_type_for
 
 METADATA_SUFFIX = ".metadata"
 

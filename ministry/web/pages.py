@@ -3,7 +3,7 @@
 The project page is where the JSON API's ``package_url`` points. Pages are
 rendered once per project change and kept as bytes under the project's
 cache scope, so an upload to the project drops them. The README comes from
-``ministry.web.readmes`` (rendered off the reactor, once per file), and the
+``ministry.catalog.readmes`` (rendered off the reactor, once per file), and the
 install commands print the server's URL, spliced in per request
 (``ministry.web.urls``): one cached page serves every ``Host``.
 """
@@ -18,6 +18,8 @@ from twisted.internet.defer import ensureDeferred
 from twisted.internet.threads import deferToThread
 from twisted.web.iweb import IRequest
 
+from ministry.catalog.readmes import Readmes
+from ministry.catalog.views import Catalog, ProjectView
 from ministry.core.commands import install_commands
 from ministry.core.errors import BadRequest, MinistryError, NotFound
 from ministry.core.metadata import CoreMetadata, parse_core_metadata
@@ -31,11 +33,9 @@ from ministry.core.releases import (
     group_releases,
     registered_metadata,
 )
-from ministry.web.catalog import Catalog, ProjectView
 from ministry.web.html import render_html, send_html
-from ministry.web.readmes import Readmes
-from ministry.web.rendered import Page, ServerPage
-from ministry.web.responses import redirect, refuse
+from ministry.web.http.rendered import Page, ServerPage
+from ministry.web.http.responses import redirect, refuse
 from ministry.web.urls import Urls
 
 #: README headings start at h3: the page has the h1, its sections the h2s.

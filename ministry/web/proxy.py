@@ -51,14 +51,14 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ministry.catalog.cache import ALL
+from ministry.catalog.views import ProjectView
 from ministry.config import Settings
 from ministry.core.models import FileRecord, ProjectRecord
 from ministry.core.upstream_pages import UpstreamFile, UpstreamPage, cooled
 from ministry.stores.blobs import FilesystemBlobStore
-from ministry.upstream import UpstreamClient, UpstreamError, UpstreamUnavailable
-from ministry.web.cache import ALL
-from ministry.web.catalog import ProjectView
-from ministry.web.files import SEND_DIRECTLY, Delivery
+from ministry.upstream.client import UpstreamClient, UpstreamError, UpstreamUnavailable
+from ministry.web.http.files import SEND_DIRECTLY, Delivery
 from ministry.web.proxy_files import ProxyFiles
 
 log = Logger()

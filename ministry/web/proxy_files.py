@@ -54,10 +54,10 @@ from ministry.core.errors import NotFound
 from ministry.core.models import FileRecord
 from ministry.core.upstream_pages import UpstreamFile
 from ministry.stores.blobs import FilesystemBlobStore
-from ministry.upstream import UpstreamClient, UpstreamError, UpstreamUnavailable
-from ministry.web.files import IMMUTABLE, SEND_DIRECTLY, Delivery, StoredFile, content_type_for
-from ministry.web.rendered import etag_matches
-from ministry.web.responses import refuse
+from ministry.upstream.client import UpstreamClient, UpstreamError, UpstreamUnavailable
+from ministry.web.http.files import IMMUTABLE, SEND_DIRECTLY, Delivery, StoredFile, content_type_for
+from ministry.web.http.rendered import etag_matches
+from ministry.web.http.responses import refuse
 
 log = Logger()
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 
-from ministry.web.responses import redirect
+from ministry.web.http.responses import redirect
 from ministry.web.upload import UPLOAD_SEGMENTS
 
 

@@ -14,13 +14,13 @@ from klein import Klein
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.web.iweb import IRequest
 
+from ministry.catalog.cache import ALL
+from ministry.catalog.views import Catalog
 from ministry.core.errors import BadRequest, MinistryError
 from ministry.core.search import NameIndex, ResultPage, normalise_query, search
-from ministry.web.cache import ALL
-from ministry.web.catalog import Catalog
 from ministry.web.html import render_html, send_html
-from ministry.web.rendered import Page, PageResponse
-from ministry.web.responses import refuse
+from ministry.web.http.rendered import Page, PageResponse
+from ministry.web.http.responses import refuse
 
 
 def _argument(request: IRequest, name: bytes) -> str:

@@ -12,15 +12,15 @@ from twisted.internet.defer import ensureDeferred
 from twisted.internet.threads import deferToThread
 from twisted.web.iweb import IRequest
 
+from ministry.catalog.cache import ALL
+from ministry.catalog.views import Catalog
 from ministry.core import negotiate, simple
 from ministry.core.errors import MinistryError, NotFound
 from ministry.core.models import ProjectRecord
 from ministry.core.names import canonical
-from ministry.web.cache import ALL
-from ministry.web.catalog import Catalog
-from ministry.web.rendered import Page, PageResponse
-from ministry.web.responses import redirect, refuse
-from ministry.web.shortcut import Shortcut
+from ministry.web.http.rendered import Page, PageResponse
+from ministry.web.http.responses import redirect, refuse
+from ministry.web.http.shortcut import Shortcut
 from ministry.web.urls import Urls
 
 
@@ -61,7 +61,7 @@ class SimpleIndex:
         return Shortcut(self.cached, self.app.resource())
 
     def cached(self, request: IRequest) -> PageResponse | None:
-        """A cached page for a GET or HEAD that needs no routing (``ministry.web.shortcut``)."""
+        """A cached page for a GET or HEAD that needs no routing (``web.http.shortcut``)."""
         postpath = request.postpath
         if postpath == [b""]:
             scope = ALL

@@ -16,8 +16,8 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
 from ministry.core.errors import NotFound
-from ministry.web.rendered import Page, PageResponse
-from ministry.web.responses import refuse
+from ministry.web.http.rendered import Page, PageResponse
+from ministry.web.http.responses import refuse
 
 #: The types of the files we ship; nothing else lives in ``ministry/static/``.
 _TYPES = {

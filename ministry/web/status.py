@@ -21,11 +21,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from twisted.internet.threads import deferToThread
 from twisted.web.iweb import IRequest
 
+from ministry.catalog.cache import PageCache
 from ministry.core.errors import MinistryError, StoreUnavailable
 from ministry.interfaces import IBlobStore, IMetadataStore
 from ministry.mirror import MirrorService
 from ministry.web.auth import Authenticator
-from ministry.web.cache import PageCache
 from ministry.web.metrics import Metrics
 from ministry.web.proxy import ProxyCatalog
 

@@ -1,7 +1,7 @@
 """The legacy upload API (twine, ``uv publish``, poetry, pdm, distutils).
 
 By the time a handler runs, the body has been parsed as it arrived (see
-``ministry.web.form``): the fields are in memory and the file is in a staging
+``ministry.web.http.form``): the fields are in memory and the file is in a staging
 file with its digests. What is left is the order that keeps the invariants
 (the commit protocol in ``ministry.interfaces``): check everything, commit
 the bytes durably, then claim the filename in the store. The bytes go again
@@ -29,6 +29,7 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
+from ministry.catalog.readmes import Readmes
 from ministry.core import uploads
 from ministry.core.archives import read_core_metadata
 from ministry.core.auth import Action
@@ -46,10 +47,9 @@ from ministry.core.names import ParsedFilename, canonical
 from ministry.curation import Curator, Target
 from ministry.interfaces import IBlobStore, IMetadataStore
 from ministry.web.auth import Authenticator
-from ministry.web.form import StreamingForm
+from ministry.web.http.form import StreamingForm
+from ministry.web.http.responses import refuse
 from ministry.web.metrics import Metrics
-from ministry.web.readmes import Readmes
-from ministry.web.responses import refuse
 
 log = Logger()
 

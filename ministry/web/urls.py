@@ -4,7 +4,7 @@ Relative links keep working behind a reverse proxy that mounts the index
 under a path; ``--base-url`` is for when absolute links are wanted (the JSON
 API and the install commands always need them, and take the request's host
 without it). A page printing the request's host is cached once for every
-host (``ministry.web.rendered.ServerPage``), never once per ``Host`` header.
+host (``ministry.web.http.rendered.ServerPage``), never once per ``Host`` header.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from urllib.parse import quote
 from twisted.web.iweb import IRequest
 
 from ministry.core.models import FileRecord
-from ministry.web.rendered import SERVER_MARK, Page, ServerPage
+from ministry.web.http.rendered import SERVER_MARK, Page, ServerPage
 
 #: A ``Host`` header worth printing: a name or IPv4 address and a port.
 #: Nothing in it needs escaping in HTML, JSON or a shell command, which is

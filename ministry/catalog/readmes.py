@@ -4,7 +4,7 @@ A project page shows its README as HTML, and readme_renderer can take
 seconds per hundred kilobytes of reStructuredText (a 3 MB one took 20 s).
 Run on the reactor thread, or in a thread that holds the interpreter, that
 froze every other request, ``/health`` included. So each README goes to one
-child process (``ministry.readme_worker``), one at a time; the reactor only
+child process (``ministry.catalog.readme_worker``), one at a time; the reactor only
 waits for the answer. A render past :data:`TIME_BUDGET` gets the child
 killed (it cannot be interrupted otherwise) and a fresh one started for the
 next README; a text over :data:`SIZE_BUDGET` is never sent. Either way the
@@ -34,10 +34,10 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ministry.catalog.cache import CONTENT, Key, PageCache
+from ministry.catalog.readme_worker import READY, frame
 from ministry.core.metadata import CoreMetadata
 from ministry.core.models import FileRecord, ProjectRecord
-from ministry.readme_worker import READY, frame
-from ministry.web.cache import CONTENT, Key, PageCache
 
 log = Logger()
 
@@ -139,7 +139,7 @@ class ReadmeWorker(Service):
     def _spawn(self) -> None:
         child = self._child = _Child(self._received, self._ended)
         self._living.add(child)
-        args = [sys.executable, "-m", "ministry.readme_worker"]
+        args = [sys.executable, "-m", "ministry.catalog.readme_worker"]
         self._reactor.spawnProcess(child, sys.executable, args, env=dict(os.environ))
         self._start_timer(STARTUP_BUDGET, child.kill)
 

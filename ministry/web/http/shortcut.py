@@ -21,7 +21,7 @@ from twisted.web.resource import IResource, Resource
 READS = (b"GET", b"HEAD")
 
 #: A look-up reads only ``method``, ``uri``, ``postpath``, ``args`` and
-#: ``getHeader`` of the request: the fast lane (``ministry.web.fastlane``)
+#: ``getHeader`` of the request: the fast lane (``ministry.web.http.fastlane``)
 #: calls the same look-ups with a parsed request that has just those.
 Lookup = Callable[[IRequest], IResource | None]
 

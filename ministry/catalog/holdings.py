@@ -26,9 +26,9 @@ from twisted.internet.defer import Deferred, FirstError, ensureDeferred, gatherR
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ministry.catalog.cache import ALL
+from ministry.catalog.views import Catalog
 from ministry.core.models import FileRecord, ProjectRecord
-from ministry.web.cache import ALL
-from ministry.web.catalog import Catalog
 
 log = Logger()
 

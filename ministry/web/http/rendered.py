@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
-from ministry.web.fastlane import Answer, FixedAnswer
-from ministry.web.sending import CHUNK, BodyProducer, send_bytes
+from ministry.web.http.fastlane import Answer, FixedAnswer
+from ministry.web.http.sending import CHUNK, BodyProducer, send_bytes
 
 #: Stands for the server's URL in a page rendered for every URL. Random per
 #: process, so no uploaded text can contain it; characters that need no
@@ -97,7 +97,7 @@ class PageResponse(Resource, FixedAnswer):
     """The answer with a cached page, as a leaf resource for any router.
 
     A resource rather than bytes so that a big page can be produced in
-    chunks (``ministry.web.sending``) from Klein routes, the fast path and
+    chunks (``ministry.web.http.sending``) from Klein routes, the fast path and
     plain resources alike. ``no-cache`` lets clients keep the page but
     revalidate every time, which is one cheap 304 here and means a fresh
     upload is seen at once.

@@ -13,7 +13,7 @@ those points:
   headers, 400 for what is not HTTP/1.1, 408 for a head that took longer
   than ``--header-timeout``;
 - when a head with a body is complete, the site's ``plan_body`` decides
-  (``ministry.web.bodies``) before a byte of the body is read and before
+  (``ministry.web.http.bodies``) before a byte of the body is read and before
   ``100 Continue`` is sent, which twisted.web's ``allHeadersReceived`` does
   itself: refusing here means it never runs;
 - a refusal is written at once, then the connection lingers, reading and
@@ -23,9 +23,9 @@ those points:
 - the head deadline runs from the connection's start, and from the first
   byte of each later request, until the head is complete; it does not
   restart on each byte. The idle timeout between requests is twisted.web's;
-- it counts itself in the site's :class:`~ministry.web.connections.Connections`.
+- it counts itself in the site's :class:`~ministry.web.http.connections.Connections`.
 
-The fast lane (``ministry.web.fastlane``) is offered each read first; it
+The fast lane (``ministry.web.http.fastlane``) is offered each read first; it
 takes only a whole plain request within the same limits.
 
 Reads HTTPChannel's own state: ``requests``, ``_command``, ``_path``,
@@ -44,7 +44,7 @@ from twisted.logger import Logger
 from twisted.web import http
 
 from ministry.core.errors import BadRequest, MinistryError
-from ministry.web.responses import refusal_bytes
+from ministry.web.http.responses import refusal_bytes
 
 log = Logger()
 

@@ -22,11 +22,11 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.threads import deferToThread
 from twisted.web.resource import IResource
 
+from ministry.catalog.cache import ALL, PageCache
 from ministry.core.metadata import CoreMetadata, parse_core_metadata
 from ministry.core.models import FileRecord, ProjectRecord
 from ministry.core.upstream_pages import UpstreamFile
 from ministry.interfaces import IMetadataStore
-from ministry.web.cache import ALL, PageCache
 
 if TYPE_CHECKING:
     from ministry.web.proxy import ProxyCatalog

@@ -12,7 +12,7 @@ What: when a connection is idle (no request in flight, nothing buffered) and
 one read holds exactly one plain request (``GET``, HTTP/1.1, no query string,
 no percent-escapes, no body, no header that could change the answer:
 conditionals, ranges, credentials, ``Connection: close``), the lane asks the
-same look-ups as ``ministry.web.shortcut`` for the resource. When that is a
+same look-ups as ``ministry.web.http.shortcut`` for the resource. When that is a
 :class:`FixedAnswer` whose whole answer is in memory (a cached page up to one
 chunk; a file's header-only redirect), the lane writes the status line,
 headers and body twisted.web would have written for it, and logs and counts
@@ -21,7 +21,7 @@ which has not seen a byte of the connection until then. The lane is off for a
 ``--private`` index, whose reads need credentials.
 
 The lane takes no request that twisted.web would refuse: its head is within
-the channel's limits (``ministry.web.channel``: bytes, header lines), and,
+the channel's limits (``ministry.web.http.channel``: bytes, header lines), and,
 being whole in one read, within any deadline. The channel offers the lane
 each read and keeps the head deadline itself.
 """
@@ -35,9 +35,9 @@ from types import MappingProxyType
 
 from twisted.web import http, server
 
-from ministry.web.channel import MAX_HEAD, MAX_HEADERS
-from ministry.web.sending import write_at_once
-from ministry.web.shortcut import Lookup
+from ministry.web.http.channel import MAX_HEAD, MAX_HEADERS
+from ministry.web.http.sending import write_at_once
+from ministry.web.http.shortcut import Lookup
 
 #: Headers after which the answer may differ from the cached one.
 _DECLINED = frozenset(
@@ -116,7 +116,7 @@ class Served:
         return self.probe.getHeader(name)
 
     def getClientAddress(self) -> object:
-        """The peer, or behind a trusted proxy the client it names (``ministry.web.clients``)."""
+        """The peer, or behind a trusted proxy the client it names (``web.http.clients``)."""
         forwarded = self.probe.headers.get(b"x-forwarded-for")
         proxies = self.channel.site.connections.limits.proxies
         return proxies.client(self.channel.transport.getPeer(), forwarded and [forwarded])

@@ -10,7 +10,7 @@ Every request is bounded in time, so an upstream that hangs or trickles
 cannot hold a client of ours: the connect timeout (the Agent's), a timeout
 on the response headers, an idle timeout while a body is read (reset by
 every chunk), and a total ``deadline``: a page must be whole by then, a
-file must keep up ``min_rate`` after it (:mod:`ministry.upstream_body`).
+file must keep up ``min_rate`` after it (:mod:`ministry.upstream.body`).
 Every body is read to the end or the connection is closed, or a pooled
 connection would stay pinned.
 
@@ -57,7 +57,7 @@ import ministry
 from ministry.core.errors import MinistryError
 from ministry.core.redaction import Credentials, origin, redact_url, split_credentials
 from ministry.core.upstream_pages import PageError, UpstreamPage, parse_page
-from ministry.upstream_body import BodyReader, Pace, UpstreamError, refuse_all
+from ministry.upstream.body import BodyReader, Pace, UpstreamError, refuse_all
 
 log = Logger()
 

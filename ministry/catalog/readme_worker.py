@@ -1,9 +1,9 @@
-"""The README renderer's child process: ``python -m ministry.readme_worker``.
+"""The README renderer's child process: ``python -m ministry.catalog.readme_worker``.
 
 readme_renderer (docutils above all) can take seconds per hundred kilobytes
 and holds the interpreter while it runs, so the daemon never runs it itself:
 it sends each README here and waits without blocking
-(``ministry.web.readmes``). The parent kills this process whenever a render
+(``ministry.catalog.readmes``). The parent kills this process whenever a render
 runs past its time budget, so nothing is kept here between requests; a
 README that exhausts the memory limit fails alone.
 

@@ -6,7 +6,7 @@ unpack it and then fail the hash check), and it stats the disk to build its
 validators. Here everything comes from the file record: the type from the
 extension we accepted, the ETag from the sha256, the length from the size.
 One ``open`` is the only disk work on this path; the bytes go out through
-``ministry.web.sending`` (sendfile where it can).
+``ministry.web.http.sending`` (sendfile where it can).
 
 Behind nginx, ``--x-accel-redirect PREFIX`` hands the sending to it: the
 answer carries the headers and ``X-Accel-Redirect: PREFIX<path below the data
@@ -27,9 +27,9 @@ from twisted.web import resource
 from twisted.web.iweb import IRequest
 
 from ministry.config import Settings
-from ministry.web.fastlane import Answer, FixedAnswer
-from ministry.web.rendered import etag_matches
-from ministry.web.sending import send_file
+from ministry.web.http.fastlane import Answer, FixedAnswer
+from ministry.web.http.rendered import etag_matches
+from ministry.web.http.sending import send_file
 
 IMMUTABLE = b"public, max-age=31536000, immutable"
 

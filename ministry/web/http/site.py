@@ -4,15 +4,15 @@ Two things twisted.web does not do for us: cap the size of a request body,
 and parse multipart bodies without holding them in memory. Both happen here,
 as the body arrives, before any resource sees the request:
 
-- the channel (``ministry.web.channel``) asks :meth:`IndexSite.plan_body`
-  from the head, before reading the body (``ministry.web.bodies``): a body
+- the channel (``ministry.web.http.channel``) asks :meth:`IndexSite.plan_body`
+  from the head, before reading the body (``ministry.web.http.bodies``): a body
   that could only be refused is refused then, with no byte of it read;
 - a ``multipart/form-data`` body goes to a :class:`StreamingForm` instead of
   a temporary file; a body that grows past its cap, a form the parser gives
   up on, and a staging write that fails (a full disk: 507) are answered at
   once, and the rest of the body is not read;
 - the Site admits each new connection, or refuses it, by the caps of
-  ``ministry.web.connections``.
+  ``ministry.web.http.connections``.
 """
 
 from __future__ import annotations
@@ -27,19 +27,19 @@ from twisted.web.resource import IResource
 
 from ministry.config import ACCESS_LOG_OFF
 from ministry.core.errors import MinistryError
-from ministry.web.bodies import BodyPlan, plan_body
-from ministry.web.channel import IndexChannel
-from ministry.web.connections import ConnectionLimits, Connections
-from ministry.web.fastlane import FastLane, Served
-from ministry.web.form import StreamingForm, staging_failed
+from ministry.web.http.bodies import BodyPlan, plan_body
+from ministry.web.http.channel import IndexChannel
+from ministry.web.http.connections import ConnectionLimits, Connections
+from ministry.web.http.fastlane import FastLane, Served
+from ministry.web.http.form import StreamingForm, staging_failed
+from ministry.web.http.shortcut import Lookup
 from ministry.web.metrics import Metrics
-from ministry.web.shortcut import Lookup
 
 
 class IndexRequest(server.Request):
     """A Request that streams and caps its body (see the module docstring)."""
 
-    #: Set by the channel from the head when a body follows (``ministry.web.bodies``).
+    #: Set by the channel from the head when a body follows (``ministry.web.http.bodies``).
     body_plan = BodyPlan(0, "this request was not to have a body")
     _body_received: int = 0
     #: When the request line arrived, for the latency histogram.
@@ -55,7 +55,7 @@ class IndexRequest(server.Request):
         return self.channel.site
 
     def getClientAddress(self) -> object:
-        """The peer, or behind a trusted proxy the client it names (``ministry.web.clients``).
+        """The peer, or behind a trusted proxy the client it names (``ministry.web.http.clients``).
 
         The failed-login throttle and the access log read this.
         """
@@ -142,13 +142,13 @@ class IndexSite(server.Site):
     def plan_body(
         self, method: bytes, path: bytes, headers: Headers, length: int | None
     ) -> BodyPlan:
-        """How this request's body is received, or the refusal (``ministry.web.bodies``)."""
+        """How this request's body is received, or the refusal (``ministry.web.http.bodies``)."""
         return plan_body(
             method, path, headers, length, self.max_body, self.uploads_need_credentials
         )
 
     def use_fast_lane(self, lookups: Mapping[bytes, Lookup]) -> FastLane:
-        """Answer what these look-ups hold before twisted.web parses (``ministry.web.fastlane``)."""
+        """Answer what these look-ups hold before twisted.web parses (see ``fastlane``)."""
         self.fast_lane = FastLane(lookups, self.log)
         return self.fast_lane
 

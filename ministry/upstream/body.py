@@ -1,4 +1,4 @@
-"""Reading an upstream response body within its bounds, for :mod:`ministry.upstream`.
+"""Reading an upstream response body within its bounds, for :mod:`ministry.upstream.client`.
 
 :class:`BodyReader` hands every chunk to a sink and gives up, closing the
 connection, on the first bound crossed: a size limit, an idle timeout

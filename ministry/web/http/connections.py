@@ -3,7 +3,7 @@
 Each connection holds a file descriptor, and a process has a fixed number of
 them (``ulimit -n``). Peers that opened connections and sent their heads a
 byte at a time held them all: with the limit at 100, 87 such connections
-kept every other client out. The head deadline (``ministry.web.channel``)
+kept every other client out. The head deadline (``ministry.web.http.channel``)
 ends each of them in time; these caps bound how many there are meanwhile:
 
 - one client address holds at most ``per_client`` connections; a new one
@@ -38,9 +38,9 @@ from twisted.logger import Logger
 
 from ministry.config import Settings
 from ministry.core.errors import MinistryError
-from ministry.web.clients import TrustedProxies
-from ministry.web.responses import refusal_bytes
-from ministry.web.sending import write_at_once
+from ministry.web.http.clients import TrustedProxies
+from ministry.web.http.responses import refusal_bytes
+from ministry.web.http.sending import write_at_once
 
 log = Logger()
 

@@ -1,0 +1,1 @@
+"""HTTP transport: the Site and channel, the fast lane, bodies in and out."""
