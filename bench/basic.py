@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import JSON_ACCEPT, REPO, make_wheel, seed, wheel_filename, wrk
+from common import JSON_ACCEPT, make_wheel, publish, seed, wheel_filename, wrk
 from servers import MinistryProcess, client_env
 
 
@@ -68,11 +68,7 @@ def main() -> None:
         "",
         f"twine upload of 20 wheels: {upload:.2f} s",
     ]
-    report = "\n".join(lines)
-    print(report)
-    results = REPO / "bench" / "results"
-    results.mkdir(exist_ok=True)
-    (results / "basic.md").write_text(report + "\n")
+    publish(lines, "basic.md")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import sys
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,21 +20,22 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from archive_factory import make_wheel, wheel_filename  # noqa: E402
-from http_harness import multipart, upload_fields  # noqa: E402
+from http_harness import multipart, post_file, upload_fields  # noqa: E402, F401 - for load.py
 
 JSON_ACCEPT = "application/vnd.pypi.simple.v1+json"
 
 
-def post_file(url: str, name: str, version: str, filename: str, data: bytes) -> None:
-    """Upload one distribution with a plain HTTP POST, as twine would."""
-    body, content_type = multipart(
-        upload_fields(name, version, filename, data), [("content", filename, data)]
-    )
-    request = urllib.request.Request(
-        url + "/", data=body, headers={"Content-Type": content_type}, method="POST"
-    )
-    with urllib.request.urlopen(request) as response:
-        response.read()
+def publish(lines: list[str], name: str) -> None:
+    """Print a benchmark's report and keep it as ``bench/results/<name>``.
+
+    Every benchmark ends this way, so that the numbers on screen and the ones
+    committed for comparison are the same text.
+    """
+    report = "\n".join(lines)
+    print(report)
+    results = REPO / "bench" / "results"
+    results.mkdir(exist_ok=True)
+    (results / name).write_text(report + "\n")
 
 
 def post_wheel(url: str, name: str, version: str) -> None:

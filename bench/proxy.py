@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import REPO, make_wheel, post_file, wheel_filename
+from common import make_wheel, post_file, publish, wheel_filename
 from servers import MinistryProcess, client_env
 
 
@@ -114,11 +114,7 @@ def main() -> None:
             for (tool, scenario), times in results.items()
         ),
     ]
-    report = "\n".join(lines)
-    print(report)
-    out = REPO / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "proxy.md").write_text(report + "\n")
+    publish(lines, "proxy.md")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
-from common import REPO, seed, wrk
+from common import publish, seed, wrk
 from redis_server import RedisServer
 from servers import MinistryProcess
 
@@ -69,10 +69,7 @@ def main() -> None:
         "|---|---:|---:|---:|",
         *(f"| {label} | {up:,.0f} | {rps:,.0f} | {p99:.1f} |" for label, up, rps, p99 in rows),
     ]
-    report = "\n".join(lines)
-    print(report)
-    (REPO / "bench" / "results").mkdir(exist_ok=True)
-    (REPO / "bench" / "results" / "stores.md").write_text(report + "\n")
+    publish(lines, "stores.md")
 
 
 if __name__ == "__main__":

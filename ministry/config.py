@@ -14,39 +14,17 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
-from ministry.core.mirror_plan import MirrorConfig, MirrorConfigError, parse_mirror_table
+from ministry.core.mirror_config import MirrorConfig, MirrorConfigError, parse_mirror_table
 from ministry.core.redaction import redact, redact_url
+from ministry.core.redis_url import parse_redis_url
+from ministry.core.units import parse_count, parse_duration, parse_size, parse_timeout
 
 
 class ConfigError(ValueError):
     """A setting has a bad value; the message names the setting."""
-
-
-_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_size(value: Any) -> int:
-    """``1G``, ``512M``, ``50G``, ``1048576`` (bytes) -> bytes."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", str(value), re.IGNORECASE)
-    if match is None or float(match.group(1)) <= 0:
-        raise ValueError(f"expected a size such as 1G, 512M or 1048576, not {value!r}")
-    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).upper()])
-
-
-def parse_duration(value: Any) -> float:
-    """``10m``, ``3d``, ``90s``, ``1h``, ``600`` (seconds) -> seconds."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return float(value)
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", str(value))
-    if match is None:
-        raise ValueError(f"expected a duration such as 90s, 10m, 1h or 3d, not {value!r}")
-    return float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"]
 
 
 def parse_endpoint(value: Any) -> str:
@@ -67,14 +45,6 @@ def parse_url(value: Any) -> str:
     if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text):
         raise ValueError(f"expected an http:// or https:// URL, not {redact_url(text)!r}")
     return text.rstrip("/")
-
-
-def parse_timeout(value: Any) -> float:
-    """A duration that must be more than zero (a zero timeout would fail every call)."""
-    seconds = parse_duration(value)
-    if seconds <= 0:
-        raise ValueError("must be more than zero")
-    return seconds
 
 
 def parse_flag(value: Any) -> bool:
@@ -114,14 +84,6 @@ def parse_access_log(value: Any) -> str:
     return ACCESS_LOG_OFF if text.lower() == ACCESS_LOG_OFF else text
 
 
-def parse_count(value: Any) -> int:
-    """A whole number more than zero, such as ``1000``."""
-    text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit() or int(text) <= 0:
-        raise ValueError(f"expected a whole number more than zero, not {value!r}")
-    return int(text)
-
-
 #: ``--trusted-proxy unix``: the peers of a Unix socket (a proxy on the same host).
 UNIX_PROXY = "unix"
 
@@ -141,8 +103,6 @@ def parse_trusted_proxy(value: Any) -> str:
 
 def parse_redis(value: Any) -> str:
     """A Redis URL, checked now so that a typo stops start-up, not the first request."""
-    from ministry.stores.redis import parse_redis_url
-
     text = parse_text(value)
     try:
         parse_redis_url(text)
@@ -156,7 +116,6 @@ class Setting:
     """One option: its name on the command line and in the TOML file."""
 
     name: str
-    default: Any
     parse: Callable[[Any], Any]
     help: str
     short: str | None = None
@@ -170,11 +129,16 @@ class Setting:
     def attribute(self) -> str:
         return self.name.replace("-", "_")
 
+    @property
+    def default(self) -> Any:
+        """The value when neither the command line nor the file sets it: the
+        :class:`Settings` field's, the one place defaults are written."""
+        return _DEFAULTS[self.attribute]
+
 
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "port",
-        "tcp:8080",
         parse_endpoint,
         "Where to listen: a port number or a strports description "
         "such as tcp:8080:interface=127.0.0.1.",
@@ -182,59 +146,50 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "data-dir",
-        "ministry-data",
         parse_text,
         "Directory for files and the embedded database; created if missing.",
         "d",
     ),
     Setting(
         "max-upload-size",
-        1024**3,
         parse_size,
         "Largest distribution file accepted, e.g. 1G or 200M.",
     ),
     Setting(
         "base-url",
-        None,
         parse_url,
         "Public URL of this index when it is behind a proxy, used in links.",
     ),
     Setting(
         "redis",
-        None,
         parse_redis,
         "Keep metadata in Redis at this URL (redis://[:password@]host:port/db, "
         "rediss://..., unix:///path/redis.sock?db=N) instead of the embedded database.",
     ),
     Setting(
         "redis-prefix",
-        "ministry:",
         parse_text,
         "Prefix of every Redis key, so several indexes can share one Redis.",
     ),
     Setting(
         "redis-timeout",
-        5.0,
         parse_timeout,
         "Longest wait for a Redis reply; past it the request is answered 503.",
     ),
     Setting(
         "private",
-        False,
         parse_flag,
         "Reads need credentials too (every page but /health), not only uploads.",
         flag=True,
     ),
     Setting(
         "htpasswd",
-        None,
         parse_text,
         "An Apache htpasswd file (bcrypt or SHA entries) whose users may log in, "
         "besides those added with ministry-admin; re-read when it changes.",
     ),
     Setting(
         "upstream",
-        (),
         parse_url,
         "Simple index to proxy for projects not hosted here, e.g. "
         "https://pypi.example.test/simple/ (with user:password@ to log in to it, and to "
@@ -243,60 +198,51 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "upstream-ttl",
-        600.0,
         parse_duration,
         "How long a fetched upstream project page is used before it is revalidated.",
     ),
     Setting(
         "upstream-timeout",
-        10.0,
         parse_timeout,
         "Connect timeout, and longest silence while reading, of every upstream request.",
     ),
     Setting(
         "upstream-deadline",
-        30.0,
         parse_timeout,
         "Longest an upstream page (or a file's first bytes) may take in all, however it "
         "trickles; past it a cached copy is served, if any.",
     ),
     Setting(
         "upstream-min-rate",
-        50 * 1024,
         parse_size,
         "Slowest average rate, in bytes per second, an upstream file may keep up once "
         "--upstream-deadline has passed, e.g. 50K; a slower transfer is cut off.",
     ),
     Setting(
         "upstream-min-age",
-        0.0,
         parse_duration,
         "Hide upstream files uploaded more recently than this, e.g. 3d (0: off).",
     ),
     Setting(
         "offline",
-        False,
         parse_flag,
         "Never contact the upstreams: serve only what is cached.",
         flag=True,
     ),
     Setting(
         "cache-max-size",
-        None,
         parse_size,
         "Bound on the bytes of cached upstream files, e.g. 50G; least recently "
         "used go first (uploads are never evicted). Default: unbounded.",
     ),
     Setting(
         "page-cache-size",
-        256 * 1024**2,
         parse_size,
         "Bound on the bytes of rendered pages, READMEs and project views kept in "
         "memory, e.g. 512M; least recently used go first.",
     ),
     Setting(
         "x-accel-redirect",
-        None,
         parse_uri_prefix,
         "Behind nginx: answer file downloads with X-Accel-Redirect: PREFIX<path below "
         "the data directory> and no body, for an internal nginx location at PREFIX "
@@ -304,7 +250,6 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "access-log",
-        None,
         parse_access_log,
         "Append the access log (combined format) to this file instead of twistd's log, "
         "or 'off' for none (behind nginx, which keeps its own). Either is cheaper per "
@@ -312,14 +257,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "header-timeout",
-        20.0,
         parse_timeout,
         "Longest a client may take to send a request line and its headers, however it "
         "trickles them; then it is answered 408 and disconnected.",
     ),
     Setting(
         "max-connections",
-        1000,
         parse_count,
         "Most connections open at once, lowered to what the open-file limit (ulimit -n) "
         "leaves after a reserve for files; at the cap the connection waiting longest for "
@@ -327,14 +270,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "max-connections-per-client",
-        64,
         parse_count,
         "Most connections open at once from one client address; more are answered 503. "
         "A trusted proxy's connections are not counted per client.",
     ),
     Setting(
         "trusted-proxy",
-        (),
         parse_trusted_proxy,
         "Address or network (10.0.0.0/8) of a reverse proxy, or 'unix' for a Unix socket's "
         "peers, whose X-Forwarded-For names the client (for the failed-login throttle and "
@@ -372,6 +313,9 @@ class Settings:
     max_connections: int = 1000
     max_connections_per_client: int = 64
     trusted_proxy: tuple[str, ...] = ()
+
+
+_DEFAULTS: dict[str, Any] = {item.name: item.default for item in fields(Settings)}
 
 
 def _read_toml(path: str) -> dict[str, Any]:

@@ -83,11 +83,12 @@ class BlobCollector(Service):
         self,
         store: IMetadataStore,
         blobs: FilesystemBlobStore,
-        clock: IReactorTime | None = None,
+        clock: IReactorTime,
         grace: float = GRACE_PERIOD,
         interval: float = INTERVAL,
     ) -> None:
-        # Nothing runs before startService; the clock defaults to twistd's reactor.
+        # Nothing runs before startService. The clock times the passes; ages
+        # are judged by the files' own times, which are the system's.
         self.store = store
         self.blobs = blobs
         self.clock = clock
@@ -98,10 +99,6 @@ class BlobCollector(Service):
 
     def startService(self) -> None:
         super().startService()
-        if self.clock is None:
-            from twisted.internet import reactor
-
-            self.clock = reactor
         self._loop = LoopingCall(self._collect)
         self._loop.clock = self.clock
         self._loop.start(self.interval, now=True)

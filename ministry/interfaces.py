@@ -1,4 +1,4 @@
-"""The two storage interfaces every backend implements.
+"""The storage interfaces every backend implements, and the lease stores offer.
 
 Metadata (projects, file records, serials) and blobs (the distribution bytes)
 are separate because they scale separately: several processes share one
@@ -151,6 +151,42 @@ class IMetadataStore(Interface):
 
         Changes made by this process and, for shared stores, by other
         processes, so that page caches can drop exactly what went stale.
+        """
+
+    def lease(name: str):
+        """The ILease called ``name``, for work only one process may do at a time.
+
+        As wide as the store is shared: the Redis store's lease holds across
+        every process on that Redis, the embedded store's within this one.
+        Every call with one name returns a lease over the same holder.
+        """
+
+
+class ILease(Interface):
+    """A named right to do something alone (a mirror run), that lapses if not renewed.
+
+    A holder that dies stops renewing, so another takes over after at most
+    the duration it asked for. Holders are strings unique to each taker.
+    """
+
+    def acquire(holder: str, duration: float):
+        """Deferred[bool]: take the lease for ``duration`` seconds.
+
+        True if ``holder`` holds it now: it was free or expired, or
+        ``holder`` held it already (then it is renewed); False if another does.
+        """
+
+    def renew(holder: str, duration: float):
+        """Deferred[bool]: extend the lease to ``duration`` seconds from now.
+
+        False (and nothing changes) when ``holder`` no longer holds it: it
+        expired, or was taken by another since.
+        """
+
+    def release(holder: str):
+        """Deferred[bool]: give the lease up now; False if ``holder`` did not hold it.
+
+        Only its holder releases a lease: an expired one may be another's.
         """
 
 

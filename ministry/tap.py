@@ -12,22 +12,50 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from twisted.application import strports
 from twisted.application.service import IService, MultiService
+from twisted.internet.interfaces import IReactorTime
 from twisted.python import usage
+from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.iweb import IAgent
 
-from ministry.catalog.readmes import ReadmeWorker
+from ministry.catalog.cache import PageCache
+from ministry.catalog.readmes import Readmes, ReadmeWorker
+from ministry.catalog.views import Catalog
 from ministry.config import SETTINGS, ConfigError, Setting, Settings, load_mirror, load_settings
-from ministry.core.mirror_plan import MirrorConfig
+from ministry.core.mirror_config import MirrorConfig
+from ministry.curation import Curator
 from ministry.integrity import BlobCollector
-from ministry.mirror import MirrorService
+from ministry.interfaces import IMetadataStore
+from ministry.mirror.service import MirrorService
 from ministry.stores.blobs import FilesystemBlobStore
 from ministry.stores.redis import RedisStore
 from ministry.stores.sqlite import SQLiteStore
-from ministry.web.app import build_site
+from ministry.stores.timed import TimedStore
+from ministry.upstream.cache import FileCache
+from ministry.upstream.client import UpstreamClient
+from ministry.upstream.downloads import Downloads
+from ministry.upstream.pages import UpstreamPages
+from ministry.upstream.saved_pages import SavedPages
+from ministry.web.api import CurationApi
+from ministry.web.app import Components, build_site
 from ministry.web.auth import Authenticator
-from ministry.web.proxy import make_proxy
+from ministry.web.front import Front
+from ministry.web.http.files import Delivery
+from ministry.web.http.site import IndexSite
+from ministry.web.jsonapi import JsonApi
+from ministry.web.listing import DirectoryListing
+from ministry.web.metrics import Metrics
+from ministry.web.mirror_status import MirrorStatusPage
+from ministry.web.packages import PackagesTree
+from ministry.web.pages import README_HEADING_OFFSET, ProjectPages
+from ministry.web.search import ProjectList
+from ministry.web.simple import SimpleIndex
+from ministry.web.status import Status
+from ministry.web.upload import Uploads
+from ministry.web.urls import Urls
 
 
 class Options(usage.Options):
@@ -86,46 +114,179 @@ for _setting in SETTINGS:
 
 
 def makeService(options: Options) -> IService:
-    """Wire the store, the blob storage, the proxy and the web server into one MultiService."""
-    settings = options.settings
+    """The daemon: every object of :func:`build_index`, and the web server, in one MultiService."""
+    from twisted.internet import reactor  # installed by twistd before makeService
+
+    index = build_index(options.settings, reactor, options.mirror)
     service = MultiService()
     service.setName("ministry")
-    data_dir = os.path.abspath(settings.data_dir)
-    store = make_store(settings, data_dir)
-    store.setName("store")
-    store.setServiceParent(service)
-    blobs = FilesystemBlobStore(os.path.join(data_dir, "files"))
-    collector = BlobCollector(store, blobs)  # the uploads' root only, never the upstream cache
-    collector.setName("collector")
-    collector.setServiceParent(service)  # after the store: stopped before it
-    proxy = make_proxy(settings, data_dir)
-    if proxy is not None:
-        proxy.client.setServiceParent(service)
-        proxy.setServiceParent(service)
-    auth = Authenticator.from_settings(settings, store)
-    auth.setName("auth")
-    auth.setServiceParent(service)  # after the store: it logs who may upload
-    mirror = None
-    if options.mirror is not None and proxy is not None:
-        mirror = MirrorService(options.mirror, proxy, store)
-        mirror.setName("mirror")
-    readme_worker = ReadmeWorker()
-    readme_worker.setName("readmes")
-    readme_worker.setServiceParent(service)
-    site = build_site(settings, store, blobs, proxy, auth, mirror, readme_worker)
-    web = strports.service(settings.port, site)
+    web = strports.service(options.settings.port, index.site)
     web.setName("web")
-    web.setServiceParent(service)
-    if mirror is not None:  # last: stopped first, so its run ends before the proxy stops
-        mirror.setServiceParent(service)
+    # Started in this order, stopped in the reverse: the store first up and
+    # last down; the mirror last up, so its run ends before the proxy stops.
+    mirror = () if index.mirror is None else (index.mirror,)
+    for child in (*index.services, web, *mirror):
+        child.setServiceParent(service)
     return service
 
 
-def make_store(settings: Settings, data_dir: str) -> SQLiteStore | RedisStore:
-    """The metadata store the settings ask for: Redis if named, else embedded."""
+@dataclass(frozen=True)
+class Index:
+    """Every object of one index, built and wired for its settings; nothing started.
+
+    ``services`` are those to start, in order (the web server and the mirror
+    are not among them: ``makeService`` adds them after).
+    """
+
+    store: SQLiteStore | RedisStore
+    blobs: FilesystemBlobStore
+    auth: Authenticator
+    readme_worker: ReadmeWorker
+    site: IndexSite
+    proxy: UpstreamPages | None
+    mirror: MirrorService | None
+    services: tuple[IService, ...]
+
+
+def build_index(
+    settings: Settings, reactor: IReactorTime, mirror_config: MirrorConfig | None = None
+) -> Index:
+    """Build every object the settings ask for, once, for the daemon and the tests alike.
+
+    ``reactor`` is the one clock they all get (it also connects the upstream
+    client and spawns the README renderer). The web side reads through a
+    timed store (its calls are in ``/metrics``); ``/health``, the collector
+    and the mirror use the store itself.
+    """
+    data_dir = os.path.abspath(settings.data_dir)
+    store = make_store(settings, data_dir, reactor)
+    store.setName("store")
+    blobs = FilesystemBlobStore(os.path.join(data_dir, "files"))
+    collector = BlobCollector(store, blobs, reactor)  # the uploads' root, never the upstream's
+    collector.setName("collector")
+    proxy = build_upstream(settings, data_dir, reactor)
+    mirror = None
+    if mirror_config is not None and proxy is not None:
+        mirror = MirrorService(mirror_config, proxy, store, clock=reactor)
+        mirror.setName("mirror")
+    cache = PageCache(settings.page_cache_size, reactor.seconds)
+    metrics = Metrics(cache)
+    if proxy is not None:
+        metrics.watch_upstream(proxy.stats)
+    if mirror is not None:
+        metrics.watch_mirror(lambda: mirror.status)
+    timed = TimedStore(store, metrics.timed)
+    auth = Authenticator.from_settings(settings, timed, reactor)
+    auth.setName("auth")
+    readme_worker = ReadmeWorker(reactor)
+    readme_worker.setName("readmes")
+    web = _Backends(store, timed, blobs, cache, metrics, auth, proxy, mirror, readme_worker)
+    site = build_site(settings, build_components(settings, web), auth, metrics, blobs)
+    upstream = () if proxy is None else (proxy.client, proxy)
+    # The collector after the store (stopped before it); the authenticator
+    # after it too: at start-up it logs who may upload.
+    services = (store, collector, *upstream, auth, readme_worker)
+    return Index(store, blobs, auth, readme_worker, site, proxy, mirror, services)
+
+
+@dataclass(frozen=True)
+class _Backends:
+    """What the web components are built on."""
+
+    store: IMetadataStore
+    timed: IMetadataStore
+    blobs: FilesystemBlobStore
+    cache: PageCache
+    metrics: Metrics
+    auth: Authenticator
+    proxy: UpstreamPages | None
+    mirror: MirrorService | None
+    readme_worker: ReadmeWorker
+
+
+def build_components(settings: Settings, web: _Backends) -> Components:
+    """The web components, each given what it reads and nothing more."""
+    catalog = Catalog(web.timed, web.cache, web.proxy)
+    urls = Urls(settings.base_url)
+    readmes = Readmes(web.cache, web.readme_worker, README_HEADING_OFFSET)
+    tree = PackagesTree(catalog, web.blobs, Delivery.from_settings(settings))
+    curator = Curator(web.timed, web.blobs)
+    return Components(
+        simple=SimpleIndex(catalog, urls),
+        packages=DirectoryListing(tree, "/packages/", web.cache),
+        json_api=JsonApi(catalog, urls),
+        pages=ProjectPages(catalog, urls, readmes),
+        projects=ProjectList(catalog),
+        status=Status(
+            web.store, web.blobs, web.cache, web.metrics, web.auth, web.proxy, web.mirror
+        ),
+        mirror=MirrorStatusPage(web.mirror),
+        curation=CurationApi(web.auth, curator),
+        uploads=Uploads(
+            web.timed, web.blobs, settings.max_upload_size, web.metrics, web.auth, curator, readmes
+        ),
+        front=Front(catalog, urls),
+    )
+
+
+def build_upstream(
+    settings: Settings, data_dir: str, reactor: IReactorTime, agent: IAgent | None = None
+) -> UpstreamPages | None:
+    """The proxy's upstream side the settings ask for, or None (no upstream, not offline).
+
+    Returns the pages service (named "proxy"); its client (named "upstream")
+    is ``.client``, its file cache and downloads ``.cache`` and ``.downloads``.
+    ``reactor`` is the clock of all of them. Without ``agent`` (tests give an
+    in-memory one) the client connects through an Agent on ``reactor`` with a
+    connection pool of its own, closed when the client stops.
+    """
+    if not settings.upstream and not settings.offline:
+        return None
+    pool = None
+    if agent is None:
+        pool = HTTPConnectionPool(reactor, persistent=True)
+        pool.maxPersistentPerHost = 8
+        agent = Agent(reactor, connectTimeout=settings.upstream_timeout, pool=pool)
+    client = UpstreamClient(
+        settings.upstream,
+        settings.upstream_timeout,
+        deadline=settings.upstream_deadline,
+        min_rate=settings.upstream_min_rate,
+        agent=agent,
+        clock=reactor,
+        pool=pool,
+    )
+    client.setName("upstream")
+    root = os.path.join(data_dir, "upstream")
+    blobs = FilesystemBlobStore(os.path.join(root, "files"))
+    cache = FileCache(blobs, max_size=settings.cache_max_size, clock=reactor)
+    proxy = UpstreamPages(
+        client,
+        SavedPages(os.path.join(root, "pages")),
+        cache,
+        Downloads(client, cache, offline=settings.offline),
+        ttl=settings.upstream_ttl,
+        min_age=settings.upstream_min_age,
+        offline=settings.offline,
+        clock=reactor,
+    )
+    proxy.setName("proxy")
+    return proxy
+
+
+def make_store(
+    settings: Settings, data_dir: str, clock: IReactorTime | None = None
+) -> SQLiteStore | RedisStore:
+    """The metadata store the settings ask for: Redis if named, else embedded.
+
+    ``clock`` times out Redis calls and paces SQLite's polls (default: the
+    reactor running when the store starts, for ``ministry-admin``).
+    """
     if settings.redis:
-        return RedisStore(settings.redis, settings.redis_prefix, settings.redis_timeout)
-    return SQLiteStore(os.path.join(data_dir, "ministry.sqlite3"))
+        return RedisStore(
+            settings.redis, settings.redis_prefix, settings.redis_timeout, clock=clock
+        )
+    return SQLiteStore(os.path.join(data_dir, "ministry.sqlite3"), clock=clock)
 
 
 def main_options(argv: list[str] | None = None) -> Options:

@@ -12,9 +12,14 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import pytest
 from servers import MinistryProcess, build_sample_project
+
+if TYPE_CHECKING:
+    from http_harness import InMemoryIndex
+    from recorder import Recorder
 
 SAMPLE_NAME = "ministry-sample"
 SAMPLE_README = (
@@ -41,6 +46,34 @@ def ministry_server(tmp_path: Path) -> Iterator[MinistryProcess]:
     """A fresh ``twistd ministry`` on a loopback port, data in ``tmp_path/data``."""
     with MinistryProcess(tmp_path / "data") as server:
         yield server
+
+
+@pytest.fixture
+def logged() -> Iterator[Recorder]:
+    """A :class:`recorder.Recorder` of every event of Twisted's global log during the test."""
+    from recorder import Recorder
+
+    with Recorder().watching_log() as recorder:
+        yield recorder
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Iterator[InMemoryIndex]:
+    """An empty :class:`http_harness.InMemoryIndex` on ``tmp_path``, started and then stopped.
+
+    Written as a plain fixture that blocks on the reactor, with its imports
+    inside, so that this module still imports neither pytest_twisted nor the
+    web stack: pytest-twisted must choose the reactor first. A module that
+    needs the index filled overrides ``index`` and asks for this one.
+    """
+    import pytest_twisted
+    from http_harness import InMemoryIndex
+    from twisted.internet.defer import ensureDeferred
+
+    served = InMemoryIndex(str(tmp_path))
+    pytest_twisted.blockon(ensureDeferred(served.start()))
+    yield served
+    pytest_twisted.blockon(ensureDeferred(served.stop()))
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ in-memory connection until the response has arrived.
 from __future__ import annotations
 
 import hashlib
+import urllib.request
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,15 +20,13 @@ import treq
 from treq.testing import RequestTraversalAgent
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH
 
-from ministry.catalog.readmes import ReadmeWorker
 from ministry.config import load_settings
-from ministry.stores.blobs import FilesystemBlobStore
-from ministry.stores.sqlite import SQLiteStore
-from ministry.web.app import build_site
+from ministry.tap import build_index
 
 BASE = "http://index.test"
 
@@ -83,6 +82,25 @@ def upload_fields(name: str, version: str, filename: str, data: bytes) -> list[t
     ]
 
 
+def post_file(
+    url: str, name: str, version: str, filename: str, data: bytes, timeout: float = 60
+) -> None:
+    """Upload one distribution to a daemon at ``url`` with a plain HTTP POST, as twine would.
+
+    Blocking (urllib), for tests and benchmarks that run a real daemon in
+    another process; anything but a 200 fails the caller.
+    """
+    body, content_type = multipart(
+        upload_fields(name, version, filename, data), [("content", filename, data)]
+    )
+    request = urllib.request.Request(
+        url + "/", data=body, headers={"Content-Type": content_type}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        response.read()
+        assert response.status == 200, response.status
+
+
 class _BodyProducer:
     """Hands the whole body over at once, as the in-memory transport wants."""
 
@@ -99,16 +117,17 @@ class _BodyProducer:
 
 
 class InMemoryIndex:
-    """A started store, blob store and Site, and a client for them."""
+    """A started store, blob store and Site, and a client for them.
 
-    def __init__(self, data_dir: str, **options: str) -> None:
+    Built by ``ministry.tap.build_index``, as the daemon is, on ``clock``
+    (the reactor unless a test brings its own).
+    """
+
+    def __init__(self, data_dir: str, clock: IReactorTime = reactor, **options: object) -> None:
         self.settings = load_settings({"data-dir": data_dir, **options})
-        self.store = SQLiteStore(f"{data_dir}/ministry.sqlite3")
-        self.blobs = FilesystemBlobStore(f"{data_dir}/files")
-        self.readme_worker = ReadmeWorker()
-        self.site = build_site(
-            self.settings, self.store, self.blobs, readme_worker=self.readme_worker
-        )
+        built = build_index(self.settings, clock)
+        self.store, self.blobs, self.auth = built.store, built.blobs, built.auth
+        self.readme_worker, self.site, self.proxy = built.readme_worker, built.site, built.proxy
         # treq.testing's agent (not StubTreq's client, which would decode a
         # gzip Content-Encoding and hide it from the tests). It builds a plain
         # Site around the resource; ours, with its request class, must serve.

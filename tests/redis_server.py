@@ -26,12 +26,10 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-from servers import free_port
+from servers import ChildServer, free_port
 
 REDIS_SERVER = "redis-server"
 
@@ -41,7 +39,7 @@ def find_redis_server() -> str | None:
     return shutil.which(REDIS_SERVER) or shutil.which(REDIS_SERVER, path="/usr/sbin:/usr/bin")
 
 
-class RedisServer:
+class RedisServer(ChildServer):
     """One ``redis-server`` process: started on construction, stopped by :meth:`close`.
 
     ``extra_args`` are passed on the command line (``"--requirepass",
@@ -51,20 +49,12 @@ class RedisServer:
     """
 
     def __init__(self, *extra_args: str, unix_socket: bool = False) -> None:
-        binary = find_redis_server()
-        if binary is None:
-            raise FileNotFoundError(f"{REDIS_SERVER} is not installed (apt-get install redis)")
-        self.binary = binary
+        missing = f"{REDIS_SERVER} is not installed (apt-get install redis)"
+        super().__init__(find_redis_server(), missing, "ministry-redis-")
         self.port = free_port()
-        self.directory = Path(tempfile.mkdtemp(prefix="ministry-redis-"))
         self.socket_path = str(self.directory / "redis.sock") if unix_socket else None
         self.extra_args = extra_args
-        self._process: subprocess.Popen[bytes] | None = None
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
+        self._start_or_close()
 
     @property
     def url(self) -> str:
@@ -129,12 +119,6 @@ class RedisServer:
         """Stop the server and remove its directory."""
         self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
-
-    def __enter__(self) -> RedisServer:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def command(self, *args: str | bytes | int, password: str | None = None) -> Any:
         """Send one command on a fresh blocking connection and return its reply.

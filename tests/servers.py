@@ -22,12 +22,14 @@ copy instead (after ``pip install .``).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import urllib.error
@@ -35,6 +37,7 @@ import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 #: The repository checkout holding ``ministry/`` and ``twisted/plugins/``.
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -90,6 +93,59 @@ def wait_listening(port: int, process: subprocess.Popen, what: str, timeout: flo
         assert process.poll() is None, f"{what} exited"
         assert time.monotonic() < deadline, f"{what} did not start"
         time.sleep(0.05)
+
+
+def call(
+    url: str, method: str, path: str, body: bytes = b"", headers=None, timeout: float = 60.0
+) -> tuple[int, bytes]:
+    """One request to a daemon at ``url`` on a fresh connection: (status, body).
+
+    Blocking and without a connection pool on purpose: the end-to-end tests
+    call it from threads, and each request must not wait behind another's.
+    """
+    connection = http.client.HTTPConnection(url.removeprefix("http://"), timeout=timeout)
+    try:
+        connection.request(method, path, body=body or None, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+class ChildServer:
+    """A server binary the tests run as a child process: started on construction.
+
+    A start that fails, or is interrupted, still closes, so that neither a
+    process nor a temporary directory outlives a fixture that never yielded.
+    Subclasses set up what :meth:`start` needs, then call
+    :meth:`_start_or_close`; they define ``start`` and ``close``.
+    """
+
+    def __init__(self, binary: str | None, missing: str, prefix: str) -> None:
+        if binary is None:
+            raise FileNotFoundError(missing)
+        self.binary = binary
+        self.directory = Path(tempfile.mkdtemp(prefix=prefix))
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _start_or_close(self) -> None:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def client_env(home: Path | None = None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -350,23 +406,8 @@ def build_sample_project(
         encoding="utf-8",
     )
     env = client_env(extra={"SOURCE_DATE_EPOCH": "315532800"})
-    built = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "build",
-            "--no-isolation",
-            "--wheel",
-            "--sdist",
-            "--outdir",
-            str(outdir),
-            str(source),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    build = ["-m", "build", "--no-isolation", "--wheel", "--sdist", "--outdir", str(outdir)]
+    built = _build_step([*build, str(source)], env)
     if built.returncode != 0:
         _build_without_build(source, outdir, env, built.stdout + built.stderr)
     wheels = sorted(outdir.glob("*.whl"))
@@ -376,37 +417,26 @@ def build_sample_project(
     return {"wheel": wheels[0], "sdist": sdists[0], "source": source, "outdir": outdir}
 
 
+def _build_step(
+    args: list[str], env: dict[str, str], cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python ARGS``, its output kept for the error a failed build raises.
+
+    Every way of building the sample project runs the same way: this
+    interpreter, the loopback-only client environment, five minutes at most.
+    """
+    command = [sys.executable, *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+
+
 _BUILD_SDIST = "import sys, setuptools.build_meta as b; b.build_sdist(sys.argv[1])"
 
 
 def _build_without_build(source: Path, outdir: Path, env: dict[str, str], why: str) -> None:
     """The fallback: ``pip wheel`` for the wheel, setuptools' hook for the sdist."""
-    wheel = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-build-isolation",
-            "--no-deps",
-            "--no-index",
-            "--wheel-dir",
-            str(outdir),
-            str(source),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    sdist = subprocess.run(
-        [sys.executable, "-c", _BUILD_SDIST, str(outdir)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=source,
-        timeout=300,
-    )
+    pip_wheel = ["-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "--no-index"]
+    wheel = _build_step([*pip_wheel, "--wheel-dir", str(outdir), str(source)], env)
+    sdist = _build_step(["-c", _BUILD_SDIST, str(outdir)], env, cwd=source)
     if wheel.returncode or sdist.returncode:
         raise RuntimeError(
             "could not build the sample project.\n"

@@ -7,11 +7,10 @@ import subprocess
 import sys
 
 import pytest_twisted
+from accept_headers import UV
 from archive_factory import make_sdist, make_wheel, sdist_filename, wheel_filename
 from http_harness import InMemoryIndex
 from servers import REPO_ROOT
-
-UV = "application/vnd.pypi.simple.v1+json"
 
 
 async def populated(path) -> InMemoryIndex:
@@ -23,6 +22,21 @@ async def populated(path) -> InMemoryIndex:
     sdist = make_sdist("alpha", "1.0")
     assert (await index.upload("alpha", "1.0", sdist_filename("alpha", "1.0"), sdist)).code == 200
     return index
+
+
+@pytest_twisted.async_yield_fixture
+async def source_and_target(tmp_path):
+    """A :func:`populated` index to export and an empty one to import into, both stopped after.
+
+    They sit in ``tmp_path/source`` and ``tmp_path/target``, so that the
+    export (``tmp_path/dump``) is in neither's data directory.
+    """
+    source = await populated(tmp_path / "source")
+    target = InMemoryIndex(str(tmp_path / "target"))
+    await target.start()
+    yield source, target
+    await source.stop()
+    await target.stop()
 
 
 async def simple_pages(index: InMemoryIndex) -> dict[str, object]:
@@ -37,52 +51,40 @@ async def simple_pages(index: InMemoryIndex) -> dict[str, object]:
 
 
 @pytest_twisted.ensureDeferred
-async def test_an_export_imports_into_an_empty_index_identically(tmp_path):
-    source = await populated(tmp_path / "source")
-    target = InMemoryIndex(str(tmp_path / "target"))
-    await target.start()
-    try:
-        from ministry.admin import export_index, import_index
+async def test_an_export_imports_into_an_empty_index_identically(tmp_path, source_and_target):
+    from ministry.admin.transfer import export_index, import_index
 
-        assert await export_index(source.store, source.blobs, str(tmp_path / "dump")) == (2, 4)
-        added, present, problems = await import_index(
-            target.store, target.blobs, str(tmp_path / "dump")
-        )
-        assert (added, present, problems) == (4, 0, [])
-        assert await simple_pages(target) == await simple_pages(source)
-        for name in ("alpha", "beta-pkg"):
-            for record in await source.store.list_files(name):
-                copied = await target.store.get_file(name, record.filename)
-                assert copied == record
-                url = f"/packages/{name}/{record.filename}"
-                assert (await target.request("GET", url)).body == (
-                    await source.request("GET", url)
-                ).body
-        again = await import_index(target.store, target.blobs, str(tmp_path / "dump"))
-        assert again == (0, 4, [])
-    finally:
-        await source.stop()
-        await target.stop()
+    source, target = source_and_target
+    assert await export_index(source.store, source.blobs, str(tmp_path / "dump")) == (2, 4)
+    added, present, problems = await import_index(
+        target.store, target.blobs, str(tmp_path / "dump")
+    )
+    assert (added, present, problems) == (4, 0, [])
+    assert await simple_pages(target) == await simple_pages(source)
+    for name in ("alpha", "beta-pkg"):
+        for record in await source.store.list_files(name):
+            copied = await target.store.get_file(name, record.filename)
+            assert copied == record
+            url = f"/packages/{name}/{record.filename}"
+            assert (await target.request("GET", url)).body == (
+                await source.request("GET", url)
+            ).body
+    again = await import_index(target.store, target.blobs, str(tmp_path / "dump"))
+    assert again == (0, 4, [])
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_damaged_export_file_is_reported_and_skipped(tmp_path):
-    source = await populated(tmp_path / "source")
-    target = InMemoryIndex(str(tmp_path / "target"))
-    await target.start()
-    try:
-        from ministry.admin import export_index, import_index
+async def test_a_damaged_export_file_is_reported_and_skipped(tmp_path, source_and_target):
+    from ministry.admin.transfer import export_index, import_index
 
-        await export_index(source.store, source.blobs, str(tmp_path / "dump"))
-        victim = next((tmp_path / "dump" / "files").rglob("*.tar.gz"))
-        victim.unlink()
-        victim.write_bytes(b"not the same bytes")
-        added, _, problems = await import_index(target.store, target.blobs, str(tmp_path / "dump"))
-        assert added == 3
-        assert problems == [f"{victim.name}: file missing or damaged in the export"]
-    finally:
-        await source.stop()
-        await target.stop()
+    source, target = source_and_target
+    await export_index(source.store, source.blobs, str(tmp_path / "dump"))
+    victim = next((tmp_path / "dump" / "files").rglob("*.tar.gz"))
+    victim.unlink()
+    victim.write_bytes(b"not the same bytes")
+    added, _, problems = await import_index(target.store, target.blobs, str(tmp_path / "dump"))
+    assert added == 3
+    assert problems == [f"{victim.name}: file missing or damaged in the export"]
 
 
 def test_the_command_line_exports_with_the_daemon_settings(tmp_path):

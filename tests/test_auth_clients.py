@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from accept_headers import JSON_V1
 from servers import REPO_ROOT, MinistryProcess, client_env
 
 pytestmark = pytest.mark.e2e
@@ -93,7 +94,7 @@ def simple_json(server: MinistryProcess, user: str = "alice") -> dict:
     request = urllib.request.Request(
         f"{server.url}/simple/{PROJECT}/",
         headers={
-            "Accept": "application/vnd.pypi.simple.v1+json",
+            "Accept": JSON_V1,
             "Authorization": "Basic " + b64encode(f"{user}:{PASSWORDS[user]}".encode()).decode(),
         },
     )

@@ -19,18 +19,16 @@ from datetime import UTC, datetime
 import bcrypt
 import pytest
 import pytest_twisted
+from accept_headers import JSON_V1, TEXT_HTML
 from archive_factory import make_sdist, make_wheel, sdist_filename, wheel_filename
 from http_harness import InMemoryIndex, multipart
-from treq.testing import RequestTraversalAgent
-from twisted.logger import globalLogPublisher
+from twisted.internet import reactor
 
 from ministry.core.auth import FailureThrottle, hash_password, new_token
 from ministry.core.models import MAINTAINER, OWNER, TokenRecord, UserRecord
 from ministry.curation import Target, select_files
-from ministry.web.app import build_site
-from ministry.web.auth import REMEMBER_SECONDS, Authenticator, HtpasswdFile
+from ministry.web.auth import REMEMBER_SECONDS
 
-JSON = "application/vnd.pypi.simple.v1+json"
 WHEEL = make_wheel("demo", "1.0")
 WHEEL_NAME = wheel_filename("demo", "1.0")
 SDIST = make_sdist("demo", "1.0")
@@ -39,26 +37,25 @@ CHALLENGE = 'Basic realm="ministry"'
 
 
 class Clock:
-    """A settable monotonic clock for the authenticator's memory and the htpasswd file."""
+    """The reactor with a time the test sets: for the authenticator's memory and the
+    htpasswd file. Delayed calls (the throttle's waits) still run on the reactor."""
 
     def __init__(self) -> None:
         self.now = 1000.0
 
-    def __call__(self) -> float:
+    def seconds(self) -> float:
         return self.now
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(reactor, name)
 
 
 class AuthIndex(InMemoryIndex):
-    """The in-memory index with an authenticator the test holds (and a clock it sets)."""
+    """The in-memory index on a clock the test sets."""
 
-    def __init__(self, data_dir: str, htpasswd: str | None = None, **options: str) -> None:
-        super().__init__(data_dir, **options)
+    def __init__(self, data_dir: str, **options: str) -> None:
         self.clock = Clock()
-        file = HtpasswdFile(htpasswd, self.clock) if htpasswd else None
-        self.auth = Authenticator(self.store, file, self.settings.private, self.clock)
-        self.site = build_site(self.settings, self.store, self.blobs, auth=self.auth)
-        self.agent = RequestTraversalAgent(self.site.resource)
-        self.agent._serverFactory = self.site
+        super().__init__(data_dir, self.clock, **options)
 
     async def add_user(self, name: str, password: str, admin: bool = False) -> None:
         # Cheap scrypt parameters: they are stored with the hash, and tests are many.
@@ -81,7 +78,7 @@ class AuthIndex(InMemoryIndex):
         return await self.request("POST", f"/api/{action}", headers, json.dumps(body).encode())
 
     async def files(self, name: str = "demo", user=None, password=None) -> dict[str, object]:
-        headers = {"Accept": JSON, **_headers(user, password)}
+        headers = {"Accept": JSON_V1, **_headers(user, password)}
         response = await self.request("GET", f"/simple/{name}/", headers)
         assert response.code == 200, response.body
         return {entry["filename"]: entry["yanked"] for entry in json.loads(response.body)["files"]}
@@ -142,17 +139,11 @@ async def test_an_index_without_users_takes_uploads_from_anyone(index):
 
 
 @pytest_twisted.ensureDeferred
-async def test_the_start_up_warns_while_anyone_may_upload(index):
-    logged: list[dict] = []
-    globalLogPublisher.addObserver(logged.append)
-    try:
-        index.auth.startService()
-        await index.request("GET", "/health")  # lets the store answer
-        index.auth.stopService()
-    finally:
-        globalLogPublisher.removeObserver(logged.append)
-    texts = [event.get("log_format", "") for event in logged]
-    assert any("anyone who can reach this index may upload" in text for text in texts)
+async def test_the_start_up_warns_while_anyone_may_upload(index, logged):
+    index.auth.startService()
+    await index.request("GET", "/health")  # lets the store answer
+    index.auth.stopService()
+    assert any("anyone who can reach this index may upload" in text for text in logged.texts)
 
 
 @pytest_twisted.ensureDeferred
@@ -250,7 +241,7 @@ async def test_yanking_a_release_shows_in_every_format_and_bumps_the_serial(team
         "changed": [WHEEL_NAME, SDIST_NAME],
     }
     assert await team.files() == {WHEEL_NAME: "broken build", SDIST_NAME: "broken build"}
-    html = await team.request("GET", "/simple/demo/", {"Accept": "text/html"})
+    html = await team.request("GET", "/simple/demo/", {"Accept": TEXT_HTML})
     assert html.body.count(b'data-yanked="broken build"') == 2
     api = json.loads((await team.request("GET", "/pypi/demo/json")).body)
     assert api["info"]["yanked"] is True

@@ -29,14 +29,6 @@ WHEEL = make_wheel("tidy", "1.0")
 WHEEL_NAME = wheel_filename("tidy", "1.0")
 
 
-@pytest_twisted.async_yield_fixture
-async def index(tmp_path):
-    served = InMemoryIndex(str(tmp_path))
-    await served.start()
-    yield served
-    await served.stop()
-
-
 def lose_the_reply(index: InMemoryIndex) -> None:
     """The next claim is committed by the store but its caller hears a timeout.
 

@@ -7,16 +7,14 @@ from datetime import UTC, datetime
 import pytest
 from packaging.requirements import Requirement
 
-from ministry.core.mirror_plan import (
+from ministry.core.mirror_config import (
     MirrorConfig,
     MirrorConfigError,
-    Need,
-    Target,
-    dependencies,
     parse_mirror_table,
     parse_requirements_file,
-    select,
 )
+from ministry.core.mirror_plan import dependencies, select
+from ministry.core.mirror_targets import Need, Target
 from ministry.core.models import SDIST, WHEEL, FileRecord
 
 LINUX = Target("3.11", "manylinux_2_28_x86_64")

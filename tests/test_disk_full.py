@@ -40,14 +40,6 @@ class _FullDisk:
         self._file.close()
 
 
-@pytest_twisted.async_yield_fixture
-async def index(tmp_path):
-    served = InMemoryIndex(str(tmp_path))
-    await served.start()
-    yield served
-    await served.stop()
-
-
 def staged_and_stored(index: InMemoryIndex) -> list[str]:
     root = index.settings.data_dir + "/files"
     return sorted(name for _, _, names in os.walk(root) for name in names)

@@ -18,27 +18,20 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
-from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
+from accept_headers import JSON_V1, TEXT_HTML
+from accept_headers import PIP as PIP_ACCEPT
+from accept_headers import UV as UV_ACCEPT
 from archive_factory import make_sdist, sdist_filename
+from html_page import links as links_of
 from servers import MinistryProcess, build_sample_project, client_env
 
 pytestmark = pytest.mark.e2e
 
 PROJECT = "ministry-sample"
-JSON_TYPE = "application/vnd.pypi.simple.v1+json"
-#: The Accept headers the clients send (captured from uv 0.13 and pip 26).
-UV_ACCEPT = (
-    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, "
-    "text/html;q=0.01"
-)
-PIP_ACCEPT = (
-    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
-    "text/html; q=0.01"
-)
 #: Exactly what distutils' ``upload`` command used as its multipart boundary.
 DISTUTILS_BOUNDARY = "--------------GHSKFJDLGDS7543FJKLFHRE75642756743254"
 
@@ -91,9 +84,9 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 def simple_json(server: MinistryProcess, project: str) -> dict:
-    status, headers, body = fetch(f"{server.url}/simple/{project}/", JSON_TYPE)
+    status, headers, body = fetch(f"{server.url}/simple/{project}/", JSON_V1)
     assert status == 200, body
-    assert headers["content-type"] == JSON_TYPE
+    assert headers["content-type"] == JSON_V1
     return json.loads(body)
 
 
@@ -103,36 +96,6 @@ def sha256(path: Path) -> str:
 
 def sample_files(sample_dists: dict[str, dict[str, Path]]) -> list[Path]:
     return [dists[kind] for dists in sample_dists.values() for kind in ("wheel", "sdist")]
-
-
-class Anchors(HTMLParser):
-    """Every ``<a>`` of a page: its attributes and its text."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.anchors: list[tuple[dict[str, str | None], str]] = []
-        self._current: dict[str, str | None] | None = None
-        self._text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            self._current, self._text = dict(attrs), []
-
-    def handle_data(self, data: str) -> None:
-        if self._current is not None:
-            self._text.append(data)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "a" and self._current is not None:
-            self.anchors.append((self._current, "".join(self._text).strip()))
-            self._current = None
-
-    @classmethod
-    def of(cls, html: bytes) -> list[tuple[dict[str, str | None], str]]:
-        parser = cls()
-        parser.feed(html.decode("utf-8"))
-        parser.close()
-        return parser.anchors
 
 
 def access_lines(log: str, path_fragment: str) -> list[str]:
@@ -202,22 +165,19 @@ def test_twine_upload_publishes_every_file(
             assert b"Requires-Python: >=3.8" in metadata
 
     # PEP 503 HTML: one link per file with its hash and escaped Requires-Python.
-    status, headers, html = fetch(f"{server.url}/simple/{PROJECT}/", "text/html")
+    status, headers, html = fetch(f"{server.url}/simple/{PROJECT}/", TEXT_HTML)
     assert status == 200 and headers["content-type"].startswith("text/html")
-    links = {
-        unquote(urlsplit(attrs["href"] or "").path.rsplit("/", 1)[-1]): attrs
-        for attrs, _ in Anchors.of(html)
-    }
+    links = {unquote(urlsplit(link.href).path.rsplit("/", 1)[-1]): link for link in links_of(html)}
     assert set(links) == set(files)
-    for filename, attrs in links.items():
-        assert (attrs["href"] or "").endswith(f"#sha256={sha256(files[filename])}")
-        assert attrs["data-requires-python"] == ">=3.8"
+    for filename, link in links.items():
+        assert link.href.endswith(f"#sha256={sha256(files[filename])}")
+        assert link["data-requires-python"] == ">=3.8"
     assert b'data-requires-python="&gt;=3.8"' in html
 
     # The Apache-style listing shows the same files.
     status, _, listing = fetch(f"{server.url}/packages/{PROJECT}/")
     assert status == 200
-    hrefs = {unquote(attrs["href"] or "") for attrs, _ in Anchors.of(listing)}
+    hrefs = {unquote(link.href) for link in links_of(listing)}
     assert set(files) <= hrefs
 
     # The JSON API: both releases, 1.1 the latest, the README as description.
@@ -400,14 +360,14 @@ def test_uv_pip_install_uses_json_and_core_metadata(
     assert pages, log
     sizes = {int(m.group(1)) for line in pages if (m := re.search(r'" 200 (\d+) ', line))}
     status, headers, json_page = fetch(f"{server.url}/simple/{PROJECT}/", UV_ACCEPT)
-    assert status == 200 and headers["content-type"] == JSON_TYPE
+    assert status == 200 and headers["content-type"] == JSON_V1
     assert headers.get("vary", "").lower() == "accept"
-    _, _, html_page = fetch(f"{server.url}/simple/{PROJECT}/", "text/html")
+    _, _, html_page = fetch(f"{server.url}/simple/{PROJECT}/", TEXT_HTML)
     assert len(json_page) != len(html_page)
     assert sizes == {len(json_page)}, (pages, len(json_page), len(html_page))
     # pip's Accept header gets JSON too.
     _, pip_headers, _ = fetch(f"{server.url}/simple/{PROJECT}/", PIP_ACCEPT)
-    assert pip_headers["content-type"] == JSON_TYPE
+    assert pip_headers["content-type"] == JSON_V1
 
 
 def test_uv_publish_to_the_legacy_url(
@@ -461,8 +421,8 @@ def crawl(start: str, max_pages: int = 200) -> tuple[list[str], list[str], list[
         assert status == 200, (page, status)
         assert headers["content-type"].startswith("text/html"), page
         pages.append(page)
-        for attrs, _ in Anchors.of(body):
-            href = attrs.get("href")
+        for link in links_of(body):
+            href = link.href
             if not href:
                 continue
             url = urljoin(page, href).split("#", 1)[0]
@@ -489,7 +449,7 @@ def test_recursive_crawl_of_the_listing_finds_every_file_once(
 
     # Every file of every hosted project, each under exactly one URL.
     expected: dict[str, str] = {}
-    status, _, body = fetch(f"{server.url}/simple/", JSON_TYPE)
+    status, _, body = fetch(f"{server.url}/simple/", JSON_V1)
     assert status == 200
     for project in json.loads(body)["projects"]:
         for entry in simple_json(server, project["name"])["files"]:
@@ -681,7 +641,7 @@ def register_fields(name: str) -> dict[str, object]:
 
 
 def hosted_projects(server: MinistryProcess) -> set[str]:
-    status, _, body = fetch(f"{server.url}/simple/", JSON_TYPE)
+    status, _, body = fetch(f"{server.url}/simple/", JSON_V1)
     assert status == 200
     return {project["name"] for project in json.loads(body)["projects"]}
 

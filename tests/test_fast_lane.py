@@ -12,6 +12,7 @@ import socket
 
 import pytest
 import pytest_twisted
+from accept_headers import PIP as PIP_ACCEPT
 from archive_factory import make_wheel, wheel_filename
 from http_harness import InMemoryIndex
 from twisted.internet import reactor, threads
@@ -23,8 +24,7 @@ PLAIN = b"GET /simple/demo/ HTTP/1.1\r\nHost: x\r\n\r\n"
 #: What pip 25 sends for a project page (its Accept and keep-alive included).
 PIP = (
     b"GET /simple/demo/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: pip/25.0\r\n"
-    b"Accept-Encoding: gzip, deflate\r\nAccept: application/vnd.pypi.simple.v1+json, "
-    b"application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01\r\n"
+    b"Accept-Encoding: gzip, deflate\r\nAccept: " + PIP_ACCEPT.encode() + b"\r\n"
     b"Connection: keep-alive\r\nCache-Control: max-age=0\r\n\r\n"
 )
 

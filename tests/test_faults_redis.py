@@ -12,7 +12,6 @@ a 503 succeeds when retried.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import threading
 import time
@@ -20,14 +19,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from accept_headers import JSON_V1
 from archive_factory import make_wheel, wheel_filename
 from http_harness import multipart, upload_fields
 from redis_server import RedisServer
-from servers import MinistryProcess
+from servers import MinistryProcess, call
 
 pytestmark = pytest.mark.e2e
 
-JSON = "application/vnd.pypi.simple.v1+json"
 PROJECT = "stall-test"
 #: The daemon's store timeout here (seconds), and how long each stall lasts.
 STORE_TIMEOUT = 0.5
@@ -35,22 +34,11 @@ STALL, BETWEEN_STALLS, STALLS = 1.2, 0.6, 4
 UPLOADERS = 4
 
 
-def call(port: int, method: str, path: str, body: bytes = b"", headers=None):
-    """One request on a fresh connection; (status, body)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        connection.request(method, path, body=body or None, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
-
-
-def upload(port: int, version: str, data: bytes) -> int:
+def upload(url: str, version: str, data: bytes) -> int:
     filename = wheel_filename(PROJECT, version)
     fields = upload_fields(PROJECT, version, filename, data)
     body, content_type = multipart(fields, [("content", filename, data)])
-    return call(port, "POST", "/legacy/", body, {"Content-Type": content_type})[0]
+    return call(url, "POST", "/legacy/", body, {"Content-Type": content_type}, 30)[0]
 
 
 def stall_repeatedly(redis: RedisServer, done: threading.Event) -> None:
@@ -65,7 +53,7 @@ def stall_repeatedly(redis: RedisServer, done: threading.Event) -> None:
         done.set()
 
 
-def upload_until(port: int, wheels: dict[str, bytes], done: threading.Event) -> dict[str, int]:
+def upload_until(url: str, wheels: dict[str, bytes], done: threading.Event) -> dict[str, int]:
     """Take versions off the shared dict and upload each once, until the stalls end."""
     answered = {}
     while not done.is_set():
@@ -73,14 +61,14 @@ def upload_until(port: int, wheels: dict[str, bytes], done: threading.Event) -> 
             version, data = wheels.popitem()
         except KeyError:
             break
-        answered[version] = upload(port, version, data)
+        answered[version] = upload(url, version, data)
     return answered
 
 
-def retry(port: int, version: str, data: bytes, attempts: int = 40) -> int:
+def retry(url: str, version: str, data: bytes, attempts: int = 40) -> int:
     """Retry as twine would after a 503, until Redis is back (a few seconds at most)."""
     for _ in range(attempts):
-        status = upload(port, version, data)
+        status = upload(url, version, data)
         if status != 503:
             return status
         time.sleep(0.25)
@@ -100,7 +88,7 @@ def test_uploads_survive_a_redis_that_stalls_past_the_store_timeout(tmp_path: Pa
         with ThreadPoolExecutor(UPLOADERS + 1) as pool:
             staller = pool.submit(stall_repeatedly, redis, done)
             uploads = [
-                pool.submit(upload_until, server.port, wheels, done) for _ in range(UPLOADERS)
+                pool.submit(upload_until, server.url, wheels, done) for _ in range(UPLOADERS)
             ]
             answered = {k: v for future in uploads for k, v in future.result().items()}
             staller.result()
@@ -109,15 +97,19 @@ def test_uploads_survive_a_redis_that_stalls_past_the_store_timeout(tmp_path: Pa
         assert refused, "no upload met a stall: the test proved nothing"
 
         for version in refused:
-            assert retry(server.port, version, sent[version]) == 200, server.log_tail()
+            assert retry(server.url, version, sent[version]) == 200, server.log_tail()
 
-        status, page = call(server.port, "GET", f"/simple/{PROJECT}/", headers={"Accept": JSON})
+        status, page = call(
+            server.url, "GET", f"/simple/{PROJECT}/", headers={"Accept": JSON_V1}, timeout=30
+        )
         assert status == 200
         listed = json.loads(page)["files"]
         expected = {wheel_filename(PROJECT, version) for version in answered}
         assert {entry["filename"] for entry in listed} == expected
         for entry in listed:
-            status, body = call(server.port, "GET", f"/packages/{PROJECT}/{entry['filename']}")
+            status, body = call(
+                server.url, "GET", f"/packages/{PROJECT}/{entry['filename']}", timeout=30
+            )
             assert status == 200, (entry["filename"], body)
             assert hashlib.sha256(body).hexdigest() == entry["hashes"]["sha256"]
             version = entry["filename"].split("-")[1]

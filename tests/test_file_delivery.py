@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from accept_headers import TEXT_HTML
 from archive_factory import make_wheel, wheel_filename
 from http_harness import multipart, upload_fields
 from servers import MinistryProcess, free_port, wait_listening
@@ -346,8 +347,8 @@ def test_the_internal_location_is_not_reachable_from_outside(behind_nginx):
 
 def test_pages_pass_through_nginx_unchanged(behind_nginx, server):
     port, _ = behind_nginx
-    direct = get(server.port, f"/simple/{PROJECT}/", {"Accept": "text/html"})
-    through = get(port, f"/simple/{PROJECT}/", {"Accept": "text/html"})
+    direct = get(server.port, f"/simple/{PROJECT}/", {"Accept": TEXT_HTML})
+    through = get(port, f"/simple/{PROJECT}/", {"Accept": TEXT_HTML})
     assert through[0] == 200
     assert through[2] == direct[2]
 

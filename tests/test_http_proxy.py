@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import time
 import zipfile
 from datetime import UTC, datetime, timedelta
@@ -20,22 +19,17 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
+from accept_headers import JSON_V1, UV
 from archive_factory import make_sdist, make_wheel, sdist_filename, wheel_filename
-from http_harness import InMemoryIndex, RequestTraversalAgent
+from http_harness import InMemoryIndex
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
 from twisted.internet.task import LoopingCall, deferLater
-from twisted.logger import globalLogPublisher
 from twisted.web.client import ResponseFailed
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
 from ministry.core.models import format_time
-from ministry.web.app import build_site
-from ministry.web.proxy import make_proxy
-
-JSON_V1 = "application/vnd.pypi.simple.v1+json"
-UV = f"{JSON_V1}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
 
 WHEEL = make_wheel("demo", "1.0", requires_python=">=3.8", requires_dist=["other"])
 WHEEL_NAME = wheel_filename("demo", "1.0")
@@ -141,6 +135,10 @@ class Upstream(Resource):
         body = json.dumps({"meta": {"api-version": "1.1"}, "name": project, "files": files})
         self.pages[f"/simple/{project}/"] = (JSON_V1, body.encode(), etag)
 
+    def publish_demo(self, etag: str | None = '"v1"') -> None:
+        """``demo`` with the sdist and the wheel: the page most tests start from."""
+        self.publish("demo", [entry(self, SDIST_NAME, SDIST), entry(self, WHEEL_NAME, WHEEL)], etag)
+
     def publish_html(self, project: str, filenames: list[str]) -> None:
         links = "".join(
             f'<a href="../../files/{name}#sha256={sha256(self.files["/files/" + name])}">{name}</a>'
@@ -215,14 +213,8 @@ async def upstream():
 
 
 class ProxyIndex(InMemoryIndex):
-    """The in-memory index with a proxy, its services started and stopped here."""
-
-    def __init__(self, data_dir: str, **options) -> None:
-        super().__init__(data_dir, **options)
-        self.proxy = make_proxy(self.settings, os.path.abspath(data_dir))
-        self.site = build_site(self.settings, self.store, self.blobs, self.proxy)
-        self.agent = RequestTraversalAgent(self.site.resource)
-        self.agent._serverFactory = self.site
+    """The in-memory index with a proxy (built from ``upstream=``), its services
+    started and stopped here."""
 
     async def start(self) -> None:
         await super().start()
@@ -235,13 +227,13 @@ class ProxyIndex(InMemoryIndex):
         await super().stop()
 
     def cached_blobs(self) -> list[str]:
-        root = Path(self.proxy.files.blobs.root)
+        root = Path(self.proxy.cache.blobs.root)
         return sorted(
             path.name for path in root.rglob("*") if path.is_file() and ".staging" not in path.parts
         )
 
     def staged(self) -> list[Path]:
-        return [path for path in Path(self.proxy.files.blobs.root, ".staging").glob("*")]
+        return [path for path in Path(self.proxy.cache.blobs.root, ".staging").glob("*")]
 
 
 @pytest_twisted.async_yield_fixture
@@ -259,25 +251,10 @@ async def start_proxy(tmp_path):
         await index.stop()
 
 
-@pytest.fixture
-def logged():
-    events: list[str] = []
-
-    def observe(event):
-        if "log_format" in event:
-            from twisted.logger import formatEvent
-
-            events.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observe)
-    yield events
-    globalLogPublisher.removeObserver(observe)
-
-
 async def kept(index: ProxyIndex) -> None:
     """Wait until downloads in flight are committed (clients are answered before that)."""
     for _ in range(200):
-        if not index.proxy.files._downloads:
+        if not index.proxy.downloads.in_flight():
             return
         await deferLater(reactor, 0.01, lambda: None)
     raise AssertionError("a download never finished")
@@ -348,9 +325,7 @@ async def test_a_changed_upstream_page_is_seen_after_the_ttl(upstream, start_pro
     upstream.publish("demo", [entry(upstream, SDIST_NAME, SDIST)])
     index = await start_proxy([upstream.url + "/simple"], **{"upstream-ttl": "0"})
     assert set(await files_of(index)) == {SDIST_NAME}
-    upstream.publish(
-        "demo", [entry(upstream, SDIST_NAME, SDIST), entry(upstream, WHEEL_NAME, WHEEL)], '"v2"'
-    )
+    upstream.publish_demo('"v2"')
     assert set(await files_of(index)) == {SDIST_NAME, WHEEL_NAME}
 
 
@@ -369,7 +344,7 @@ async def test_a_stale_page_is_served_when_the_upstream_fails(upstream, start_pr
     assert set(await files_of(index)) == {SDIST_NAME}
     assert time.monotonic() - started < 3
     assert index.proxy.stats()["stale_pages_served"] == 1
-    assert any("serving its page from" in line for line in logged)
+    assert any("serving its page from" in line for line in logged.texts)
 
 
 @pytest.mark.parametrize("mode", ["500", "garbage", "hang"])
@@ -420,7 +395,7 @@ async def test_the_cooldown_hides_recent_files_when_serving(upstream, start_prox
     assert set(await files_of(index)) == {SDIST_NAME}
     assert (await index.request("GET", f"/packages/demo/{WHEEL_NAME}")).code == 404
     # The page is kept whole: the cooldown is applied when serving, not caching.
-    kept = json.loads(Path(index.proxy.pages, "demo.json").read_text())
+    kept = json.loads(Path(index.proxy.saved.directory, "demo.json").read_text())
     assert {item["filename"] for item in kept["files"]} == {SDIST_NAME, WHEEL_NAME}
     now = await start_proxy([upstream.url + "/simple"], "later", **{"upstream-min-age": "30m"})
     assert set(await files_of(now)) == {SDIST_NAME, WHEEL_NAME}
@@ -489,7 +464,7 @@ async def test_a_file_with_a_wrong_hash_fails_and_is_not_kept(upstream, start_pr
     assert index.cached_blobs() == []
     assert index.staged() == []
     assert len(upstream.asked("/files/")) == 2
-    assert any("is not the page's" in line for line in logged)
+    assert any("is not the page's" in line for line in logged.texts)
 
 
 @pytest_twisted.ensureDeferred

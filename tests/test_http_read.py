@@ -9,27 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from html.parser import HTMLParser
 from urllib.parse import quote
 
 import pytest
 import pytest_twisted
+from accept_headers import BROWSER, CLIENT_CASES, HTML_V1, JSON_V1, PIP, UV
 from archive_factory import make_sdist, make_wheel, sdist_filename, wheel_filename
+from html_page import links, parse_page
 from http_harness import InMemoryIndex
 from twisted.web.resource import Resource
-
-PIP = (
-    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
-    "text/html; q=0.01"
-)
-UV = (
-    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, "
-    "text/html;q=0.01"
-)
-POETRY = "application/vnd.pypi.simple.v1+json"
-BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
-JSON_V1 = "application/vnd.pypi.simple.v1+json"
-HTML_V1 = "application/vnd.pypi.simple.v1+html"
 
 WHEEL = make_wheel("Demo.Pkg", "1.0", requires_python=">=3.8", description="# Demo\n")
 SDIST = make_sdist("Demo.Pkg", "1.0", requires_python=">=3.8")
@@ -37,50 +25,26 @@ WHEEL_NAME = wheel_filename("Demo.Pkg", "1.0")
 SDIST_NAME = sdist_filename("Demo.Pkg", "1.0")
 
 
-class Links(HTMLParser):
-    """Collects every <a>'s attributes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.anchors: list[dict[str, str | None]] = []
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "a":
-            self.anchors.append(dict(attrs))
-
-
-def anchors(body: bytes) -> list[dict[str, str | None]]:
-    parser = Links()
-    parser.feed(body.decode())
-    return parser.anchors
-
-
-@pytest_twisted.async_yield_fixture
-async def index(tmp_path):
-    served = InMemoryIndex(str(tmp_path))
-    await served.start()
+@pytest_twisted.async_fixture
+async def index(index):
+    """conftest's index, holding the wheel and the sdist of Demo.Pkg 1.0."""
     for filename, data in ((WHEEL_NAME, WHEEL), (SDIST_NAME, SDIST)):
-        response = await served.upload("Demo.Pkg", "1.0", filename, data)
+        response = await index.upload("Demo.Pkg", "1.0", filename, data)
         assert response.code == 200, response.body
-    yield served
-    await served.stop()
+    return index
 
 
 @pytest.mark.parametrize(
     ("accept", "expected"),
     [
-        pytest.param(PIP, JSON_V1, id="pip gets JSON"),
-        pytest.param(UV, JSON_V1, id="uv gets JSON"),
-        pytest.param(POETRY, JSON_V1, id="poetry gets JSON"),
-        pytest.param(BROWSER, "text/html", id="a browser gets HTML"),
-        pytest.param(None, "text/html", id="no Accept is */* and gets HTML"),
+        *CLIENT_CASES,
         pytest.param(HTML_V1, HTML_V1, id="the versioned HTML type"),
         pytest.param("application/json", None, id="nothing acceptable is a 406"),
     ],
 )
 @pytest_twisted.ensureDeferred
 async def test_project_page_format_follows_accept(index, accept, expected):
-    headers = {"Accept": accept} if accept else {}
+    headers = {"Accept": accept} if accept is not None else {}
     response = await index.request("GET", "/simple/demo-pkg/", headers)
     if expected is None:
         assert response.code == 406
@@ -120,13 +84,14 @@ async def test_json_project_page_lists_every_file_with_pep_700_fields(index):
 @pytest_twisted.ensureDeferred
 async def test_html_project_page_has_hashes_and_metadata_attributes(index):
     response = await index.request("GET", "/simple/demo-pkg/")
-    assert b'<meta name="pypi:repository-version" content="1.1">' in response.body
-    links = {link["href"].split("#")[0].rsplit("/", 1)[1]: link for link in anchors(response.body)}
-    wheel = links[WHEEL_NAME]
+    page = parse_page(response.body)
+    assert page.meta["pypi:repository-version"] == "1.1"
+    by_file = {link.href.split("#")[0].rsplit("/", 1)[1]: link for link in page.links}
+    wheel = by_file[WHEEL_NAME]
     assert wheel["href"].endswith("#sha256=" + hashlib.sha256(WHEEL).hexdigest())
     assert wheel["data-requires-python"] == ">=3.8"
     assert wheel["data-core-metadata"] == wheel["data-dist-info-metadata"]
-    assert "data-core-metadata" not in links[SDIST_NAME]
+    assert "data-core-metadata" not in by_file[SDIST_NAME]
 
 
 @pytest.mark.parametrize(
@@ -265,14 +230,14 @@ async def test_metadata_file_matches_the_advertised_hash(index):
 async def test_listing_sorts_with_apache_queries(index, query, order):
     response = await index.request("GET", "/packages/demo-pkg/" + query)
     assert response.code == 200
-    names = [link["href"] for link in anchors(response.body) if not link["href"].startswith("?")]
+    names = [link.href for link in links(response.body) if not link.href.startswith("?")]
     assert names == ["../", *order]
 
 
 @pytest_twisted.ensureDeferred
 async def test_root_listing_links_each_project_directory(index):
     response = await index.request("GET", "/packages/")
-    hrefs = [link["href"] for link in anchors(response.body)]
+    hrefs = [link.href for link in links(response.body)]
     assert "demo-pkg/" in hrefs
 
 

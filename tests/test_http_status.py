@@ -7,15 +7,6 @@ import os
 
 import pytest_twisted
 from archive_factory import make_wheel, wheel_filename
-from http_harness import InMemoryIndex
-
-
-@pytest_twisted.async_yield_fixture
-async def index(tmp_path):
-    served = InMemoryIndex(str(tmp_path))
-    await served.start()
-    yield served
-    await served.stop()
 
 
 @pytest_twisted.ensureDeferred

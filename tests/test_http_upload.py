@@ -12,12 +12,12 @@ import os
 
 import pytest
 import pytest_twisted
+from accept_headers import UV
 from archive_factory import make_sdist, make_wheel, sdist_filename, wheel_filename
 from http_harness import InMemoryIndex, multipart, upload_fields
 
 WHEEL = make_wheel("tidy", "1.0")
 WHEEL_NAME = wheel_filename("tidy", "1.0")
-UV_ACCEPT = "application/vnd.pypi.simple.v1+json"
 
 
 @pytest_twisted.async_yield_fixture
@@ -37,7 +37,7 @@ def stored_files(index: InMemoryIndex) -> list[str]:
 
 
 async def project_files(index: InMemoryIndex, name: str) -> list[str]:
-    response = await index.request("GET", f"/simple/{name}/", {"Accept": UV_ACCEPT})
+    response = await index.request("GET", f"/simple/{name}/", {"Accept": UV})
     if response.code == 404:
         return []
     return [entry["filename"] for entry in json.loads(response.body)["files"]]
@@ -93,7 +93,7 @@ async def test_repeated_fields_are_all_kept_by_register(index):
         "Programming Language :: Python :: 3",
         "License :: OSI Approved :: MIT License",
     ]
-    listing = await index.request("GET", "/simple/", {"Accept": UV_ACCEPT})
+    listing = await index.request("GET", "/simple/", {"Accept": UV})
     assert "Registered.Only" in [p["name"] for p in json.loads(listing.body)["projects"]]
 
 

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -28,8 +27,8 @@ from archive_factory import (
     sdist_filename,
     wheel_filename,
 )
-from http_harness import multipart, upload_fields
-from servers import MinistryProcess
+from http_harness import post_file
+from servers import REPO_ROOT, MinistryProcess
 from test_proxy import assert_installs, get
 
 pytestmark = pytest.mark.e2e
@@ -100,17 +99,6 @@ def build(name: str, version: str, tag: str, requires: list[str]) -> tuple[str, 
     return wheel_filename(name, version, tag), data
 
 
-def upload(url: str, filename: str, data: bytes, name: str, version: str) -> None:
-    body, content_type = multipart(
-        upload_fields(name, version, filename, data), [("content", filename, data)]
-    )
-    request = urllib.request.Request(
-        url + "/", data=body, headers={"Content-Type": content_type}, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
-
-
 def fetched(upstream: MinistryProcess, since: int = 0) -> list[str]:
     """Files the upstream sent (200s of /packages/ file URLs), in order, repeats kept."""
     found = re.findall(
@@ -146,7 +134,7 @@ def upstream(tmp_path_factory):
     with MinistryProcess(tmp_path_factory.mktemp("upstream")) as process:
         for name, version, tag, requires in TREE:
             filename, data = build(name, version, tag, requires)
-            upload(process.url, filename, data, name, version)
+            post_file(process.url, name, version, filename, data)
         yield process
 
 
@@ -262,19 +250,30 @@ def test_start_up_stops_when_the_mirror_has_no_upstream_or_a_bad_key(tmp_path):
         process.start()
 
 
+def python(args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in ``cwd`` with this checkout importable: a process of its own,
+    as an operator's command or a second mirror would be, output kept for the asserts.
+    """
+    return subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+
+
 def test_admin_mirror_run_does_one_pass_with_a_progress_bar(tmp_path, upstream):
     where = tmp_path / "mirror"
     mirroring(where, upstream)  # writes the config files
-    done = subprocess.run(
+    done = python(
         [
-            *(sys.executable, "-m", "ministry.admin", "--config", str(where / "ministry.toml")),
+            *("-m", "ministry.admin", "--config", str(where / "ministry.toml")),
             *("--data-dir", str(where), "--upstream", f"{upstream.url}/simple/", "mirror", "run"),
         ],
-        capture_output=True,
-        text=True,
+        where,
         timeout=60,
-        cwd=where,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
     )
     assert done.returncode == 0, done.stderr
     assert "[" + "#" * 30 + "] 5/5 projects" in done.stderr
@@ -293,36 +292,30 @@ def test_the_redis_lease_lets_one_holder_mirror_and_expires(tmp_path):
 import sys
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import react, deferLater
-from ministry.stores.redis import RedisStore, release_lease, try_lease
+from ministry.stores.redis import RedisStore
 
 async def main(reactor):
     store = RedisStore({shared_server().url!r}, "lease-test-{os.getpid()}:")
     store.startService()
+    lease = store.lease("mirror")
     try:
         results = [
-            await try_lease(store, "mirror", "a", 0.5),
-            await try_lease(store, "mirror", "b", 0.5),  # held by a
-            await try_lease(store, "mirror", "a", 0.5),  # renewed
-            await release_lease(store, "mirror", "b"),  # not b's to release
+            await lease.acquire("a", 0.5),
+            await lease.acquire("b", 0.5),  # held by a
+            await lease.acquire("a", 0.5),  # renewed
+            await lease.release("b"),  # not b's to release
         ]
         await deferLater(reactor, 0.7, lambda: None)  # a died: its lease expired
-        results.append(await try_lease(store, "mirror", "b", 5))
-        results.append(await release_lease(store, "mirror", "b"))
-        results.append(await try_lease(store, "mirror", "a", 5))
-        await release_lease(store, "mirror", "a")
+        results.append(await lease.acquire("b", 5))
+        results.append(await lease.release("b"))
+        results.append(await lease.acquire("a", 5))
+        await lease.release("a")
         print(results)
     finally:
         await store.stopService()
 
 react(lambda reactor: ensureDeferred(main(reactor)))
 """
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
-    )
+    done = python(["-c", code], tmp_path, timeout=30)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[True, False, True, False, True, True, True]"

@@ -17,14 +17,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from accept_headers import JSON_V1
 from archive_factory import make_wheel, wheel_filename
 from http_harness import multipart, upload_fields
 from redis_server import RedisServer
 from servers import MinistryProcess
 
 pytestmark = pytest.mark.e2e
-
-JSON = "application/vnd.pypi.simple.v1+json"
 
 
 def call(url: str, method: str, path: str, body: bytes = b"", headers=None, timeout=30):
@@ -48,7 +47,7 @@ def upload(url: str, name: str, version: str, data: bytes):
 
 
 def files_on(url: str, project: str) -> list[str]:
-    status, _, body = call(url, "GET", f"/simple/{project}/", headers={"Accept": JSON})
+    status, _, body = call(url, "GET", f"/simple/{project}/", headers={"Accept": JSON_V1})
     return [entry["filename"] for entry in json.loads(body)["files"]] if status == 200 else []
 
 
@@ -128,7 +127,7 @@ def test_serials_from_two_processes_never_repeat(pair):
                 enumerate(jobs),
             )
         )
-    _, _, body = call(first.url, "GET", "/simple/", headers={"Accept": JSON})
+    _, _, body = call(first.url, "GET", "/simple/", headers={"Accept": JSON_V1})
     serials = [project["_last-serial"] for project in json.loads(body)["projects"]]
     assert len(serials) == 12 and len(set(serials)) == 12
     assert json.loads(body)["meta"]["_last-serial"] == max(serials) == 12

@@ -16,6 +16,7 @@ import pytest
 import pytest_twisted
 from archive_factory import make_wheel, metadata_text, wheel_filename
 from http_harness import InMemoryIndex
+from twisted.internet import reactor
 
 from ministry.catalog.cache import OVERHEAD, PageCache
 from ministry.catalog.readmes import Readmes, ReadmeWorker
@@ -33,14 +34,6 @@ def slow_rst(size: int) -> str:
         sections.append(section)
         count += len(section)
     return "".join(sections)
-
-
-@pytest_twisted.async_yield_fixture
-async def index(tmp_path):
-    served = InMemoryIndex(str(tmp_path))
-    await served.start()
-    yield served
-    await served.stop()
 
 
 async def upload(index: InMemoryIndex, name: str, version: str, description: str) -> None:
@@ -123,7 +116,7 @@ async def test_the_same_host_revalidates_with_304(index):
 
 @pytest_twisted.ensureDeferred
 async def test_a_readme_past_its_time_budget_is_killed_and_shown_as_text():
-    worker = ReadmeWorker(time_budget=0.5)
+    worker = ReadmeWorker(reactor, time_budget=0.5)
     readmes = Readmes(PageCache(), worker)
     try:
         slow = CoreMetadata("slow", "1.0", description=slow_rst(300_000))
@@ -145,7 +138,7 @@ async def test_a_readme_past_its_time_budget_is_killed_and_shown_as_text():
 @pytest.mark.parametrize("size", [2 * 1024**2])
 @pytest_twisted.ensureDeferred
 async def test_a_readme_over_its_size_budget_is_shown_as_text_without_rendering(size):
-    worker = ReadmeWorker()
+    worker = ReadmeWorker(reactor)
     readmes = Readmes(PageCache(), worker)
     huge = CoreMetadata("huge", "1.0", description="<b>x</b>\n" * (size // 9))
     shown = await readmes.html(("huge", "readme", 1), huge)

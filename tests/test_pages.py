@@ -13,12 +13,12 @@ import hashlib
 import re
 import shlex
 from datetime import UTC, datetime, timedelta
-from html.parser import HTMLParser
 from urllib.parse import quote
 
 import pytest
 import pytest_twisted
 from archive_factory import make_wheel, metadata_text, wheel_filename
+from html_page import Page, parse_page
 from http_harness import InMemoryIndex
 from test_http_proxy import WHEEL as PROXIED_WHEEL_BYTES
 from test_http_proxy import WHEEL_NAME as PROXIED_WHEEL
@@ -41,37 +41,6 @@ URLS = {"Source": "https://git.example/demo", "Docs": "http://docs.example/demo"
 
 XSS = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'
-
-
-class Page(HTMLParser):
-    """The structure of a page: every start tag with its attributes, and the text."""
-
-    def __init__(self, body: bytes) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.text_parts: list[str] = []
-        self._in: list[str] = []
-        self.feed(body.decode("utf-8"))
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-
-    def handle_data(self, data):
-        self.text_parts.append(data)
-
-    @property
-    def text(self) -> str:
-        return " ".join(" ".join(self.text_parts).split())
-
-    def all(self, tag: str) -> list[dict[str, str | None]]:
-        return [attrs for name, attrs in self.tags if name == tag]
-
-    def hrefs(self) -> list[str]:
-        return [attrs.get("href") or "" for attrs in self.all("a")]
-
-    def link(self, text_pattern: str) -> str:
-        """The href of the first link whose href matches ``text_pattern``."""
-        return next(href for href in self.hrefs() if re.search(text_pattern, href))
 
 
 def wheel(name: str, version: str, **knobs) -> tuple[str, bytes]:
@@ -116,14 +85,6 @@ async def upload(index: InMemoryIndex, name: str, version: str, **knobs) -> None
 
 
 @pytest_twisted.async_yield_fixture
-async def index(tmp_path):
-    served = InMemoryIndex(str(tmp_path))
-    await served.start()
-    yield served
-    await served.stop()
-
-
-@pytest_twisted.async_yield_fixture
 async def demo(index):
     """Demo.Pkg 1.0 and 2.0 (Markdown README, URLs) and 3.0b1; Other-Thing 0.1."""
     meta = {"requires_python": ">=3.8", "description": README}
@@ -153,7 +114,7 @@ def assert_html_page(response) -> Page:
     assert response.header("content-security-policy").startswith("default-src 'self'")
     assert response.header("x-content-type-options") == "nosniff"
     assert response.header("etag")
-    page = Page(response.body)
+    page = parse_page(response.body)
     assert len(page.all("h1")) == 1
     assert page.all("a")[0]["href"] == "#content"
     assert any(attrs.get("id") == "content" for attrs in page.all("main"))
@@ -197,7 +158,7 @@ async def test_recent_uploads_are_the_ten_newest_files(index):
     start = datetime(2024, 1, 1, tzinfo=UTC)
     for number in range(14):
         await add_record(index.store, f"proj{number}", "1.0", start + timedelta(hours=number))
-    page = Page((await index.request("GET", "/")).body)
+    page = parse_page((await index.request("GET", "/")).body)
     shown = re.findall(r"project/(proj\d+)/1\.0/", " ".join(page.hrefs()))
     assert shown == [f"proj{number}" for number in range(13, 3, -1)]
 
@@ -207,24 +168,25 @@ async def test_a_large_first_count_runs_in_the_background(index, monkeypatch):
     monkeypatch.setattr(holdings, "INLINE_LIMIT", 2)
     for number in range(5):
         await add_record(index.store, f"proj{number}", "1.0")
-    first = Page((await index.request("GET", "/")).body)
+    first = parse_page((await index.request("GET", "/")).body)
     assert "holding 5 projects (their files are still being counted)" in first.text
     assert len(re.findall(r"project/proj\d/1\.0/", " ".join(first.hrefs()))) == 5
     for _ in range(200):
-        text = Page((await index.request("GET", "/")).body).text
+        text = parse_page((await index.request("GET", "/")).body).text
         if "still being counted" not in text:
             break
         await deferLater(reactor, 0.01, lambda: None)
     assert "holding 5 projects and 5 files" in text
     await add_record(index.store, "proj5", "1.0")  # one more: counted inline
-    assert "holding 6 projects and 6 files" in Page((await index.request("GET", "/")).body).text
+    again = parse_page((await index.request("GET", "/")).body)
+    assert "holding 6 projects and 6 files" in again.text
 
 
 @pytest_twisted.ensureDeferred
 async def test_home_follows_uploads(demo):
     before = await demo.request("GET", "/")
     await upload(demo, "Third", "1.0")
-    after = Page((await demo.request("GET", "/")).body)
+    after = parse_page((await demo.request("GET", "/")).body)
     assert "holding 3 projects and 5 files" in after.text
     assert after.link(r"project/third/") == "./project/third/1.0/"
     assert before.header("etag") != (await demo.request("GET", "/")).header("etag")
@@ -276,16 +238,16 @@ async def test_pagination_boundaries(index):
     assert "../project/pkg-000/" in first.hrefs() and "../project/pkg-049/" in first.hrefs()
     assert "../project/pkg-050/" not in first.hrefs()
 
-    second = Page((await index.request("GET", "/projects/?page=2")).body)
+    second = parse_page((await index.request("GET", "/projects/?page=2")).body)
     rels = {attrs["rel"]: attrs["href"] for attrs in second.all("a") if attrs.get("rel")}
     assert rels == {"prev": "./", "next": "?page=3"}
 
-    last = Page((await index.request("GET", "/projects/?page=3")).body)
+    last = parse_page((await index.request("GET", "/projects/?page=3")).body)
     assert "Showing 101 to 120." in last.text
     assert [attrs["rel"] for attrs in last.all("a") if attrs.get("rel")] == ["prev"]
     assert "../project/pkg-119/" in last.hrefs()
 
-    searched = Page((await index.request("GET", "/projects/?q=pkg-1")).body)
+    searched = parse_page((await index.request("GET", "/projects/?q=pkg-1")).body)
     assert "20 projects matching “pkg-1”." in searched.text  # pkg-100 .. pkg-119
     assert not [attrs for attrs in searched.all("a") if attrs.get("rel")]
     assert (await index.request("GET", "/projects/?q=pkg-1&page=2")).code == 404
@@ -304,11 +266,11 @@ async def test_bad_page_numbers_are_refused(demo, page):
 
 @pytest_twisted.ensureDeferred
 async def test_project_list_follows_uploads(demo):
-    assert "2 projects." in Page((await demo.request("GET", "/projects/?q=")).body).text
+    assert "2 projects." in parse_page((await demo.request("GET", "/projects/?q=")).body).text
     await upload(demo, "Third", "1.0")
-    page = Page((await demo.request("GET", "/projects/")).body)
+    page = parse_page((await demo.request("GET", "/projects/")).body)
     assert "3 projects." in page.text and "../project/third/" in page.hrefs()
-    searched = Page((await demo.request("GET", "/projects/?q=thi")).body)
+    searched = parse_page((await demo.request("GET", "/projects/?q=thi")).body)
     assert "../project/third/" in searched.hrefs()
 
 
@@ -416,7 +378,7 @@ async def test_missing_things_are_404(demo, path):
 @pytest_twisted.ensureDeferred
 async def test_project_page_follows_uploads(demo):
     before = await demo.request("GET", "/project/demo-pkg/")
-    assert "Demo.Pkg 2.0" in Page(before.body).text
+    assert "Demo.Pkg 2.0" in parse_page(before.body).text
     again = await demo.request(
         "GET", "/project/demo-pkg/", {"If-None-Match": before.header("etag")}
     )
@@ -424,8 +386,8 @@ async def test_project_page_follows_uploads(demo):
     await upload(demo, "Demo.Pkg", "2.1", description="# Newer\n")
     after = await demo.request("GET", "/project/demo-pkg/")
     assert after.code == 200 and after.header("etag") != before.header("etag")
-    assert "Demo.Pkg 2.1" in Page(after.body).text
-    assert "../../project/demo-pkg/2.1/" in Page(after.body).hrefs()
+    assert "Demo.Pkg 2.1" in parse_page(after.body).text
+    assert "../../project/demo-pkg/2.1/" in parse_page(after.body).hrefs()
 
 
 @pytest_twisted.ensureDeferred
@@ -477,8 +439,8 @@ async def test_a_proxied_project_has_a_page_with_its_upstream_metadata(
     assert "Requires other" in page.text
     assert upstream.asked(f"/files/{PROXIED_WHEEL}.metadata")
     # Proxied projects are shown on request, not listed or counted as hosted.
-    assert "holding 0 projects" in Page((await proxy.request("GET", "/")).body).text
-    assert "0 projects." in Page((await proxy.request("GET", "/projects/")).body).text
+    assert "holding 0 projects" in parse_page((await proxy.request("GET", "/")).body).text
+    assert "0 projects." in parse_page((await proxy.request("GET", "/projects/")).body).text
 
 
 @pytest_twisted.ensureDeferred
@@ -526,9 +488,9 @@ async def test_base_url_is_what_commands_name(tmp_path):
     await served.start()
     try:
         await upload(served, "Demo.Pkg", "1.0")
-        project = Page((await served.request("GET", "/project/demo-pkg/")).body).text
+        project = parse_page((await served.request("GET", "/project/demo-pkg/")).body).text
         assert "pip install --index-url https://pkgs.example/ministry/simple/ demo-pkg" in project
-        help_page = Page((await served.request("GET", "/help/upload/")).body).text
+        help_page = parse_page((await served.request("GET", "/help/upload/")).body).text
         assert "--repository-url https://pkgs.example/ministry/ dist/*" in help_page
     finally:
         await served.stop()
@@ -539,7 +501,7 @@ async def test_base_url_is_what_commands_name(tmp_path):
 
 @pytest_twisted.ensureDeferred
 async def test_static_files_are_local_versioned_and_long_lived(index):
-    page = Page((await index.request("GET", "/")).body)
+    page = parse_page((await index.request("GET", "/")).body)
     (stylesheet,) = [attrs["href"] for attrs in page.all("link") if attrs["rel"] == "stylesheet"]
     (script,) = [attrs["src"] for attrs in page.all("script")]
     for url, kind in ((stylesheet, "text/css"), (script, "text/javascript")):
@@ -568,8 +530,8 @@ async def test_head_requests(demo):
 
 def assert_harmless(body: bytes) -> None:
     """No script but ours, no event handler, no javascript: link, no foreign <img>."""
-    page = Page(body)
-    for tag, attrs in page.tags:
+    for element in parse_page(body).elements:
+        tag, attrs = element.tag, element.attrs
         assert not [name for name in attrs if name.startswith("on")], (tag, attrs)
         for name in ("href", "src", "action"):
             value = (attrs.get(name) or "").strip().lower()
@@ -602,7 +564,7 @@ async def test_payloads_in_uploaded_metadata_render_as_text(index):
         assert_harmless(response.body)
     body = (await index.request("GET", "/project/evil/")).body.decode()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
-    page = Page(body.encode())
+    page = parse_page(body.encode())
     assert XSS + IMG in page.text  # the summary, shown as the text it is
     assert "javascript:alert(4)" in page.text  # shown, but not a link
     assert "https://fine.example/" in page.hrefs()
@@ -624,16 +586,16 @@ async def test_payloads_in_names_versions_and_filenames_render_as_text(index):
         response = await index.request("GET", path)
         assert response.code == 200, path
         assert_harmless(response.body)
-        assert IMG in Page(response.body).text
+        assert IMG in parse_page(response.body).text
     body = (await index.request("GET", "/project/evil/")).body.decode()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
     release_path = f"/project/evil/{quote(IMG, safe='')}/"
-    assert "../.." + release_path in Page(body.encode()).hrefs()
+    assert "../.." + release_path in parse_page(body.encode()).hrefs()
     # The pinned install command of such a version is shell-quoted.
     release = await index.request("GET", release_path)
     assert release.code == 200
     assert_harmless(release.body)
-    assert shlex.quote(f"evil=={IMG}") in Page(release.body).text
+    assert shlex.quote(f"evil=={IMG}") in parse_page(release.body).text
 
 
 @pytest_twisted.ensureDeferred
@@ -643,8 +605,8 @@ async def test_host_header_cannot_inject_into_commands(index):
     assert_harmless(response.body)
     assert b"<b>" not in response.body
     # Not a host at all: the commands name localhost rather than print it.
-    assert "rm -rf" not in Page(response.body).text
-    assert "--index-url http://localhost/simple/ demo-pkg" in Page(response.body).text
+    assert "rm -rf" not in parse_page(response.body).text
+    assert "--index-url http://localhost/simple/ demo-pkg" in parse_page(response.body).text
 
 
 # -- the pure parts --------------------------------------------------------------------

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 from archive_factory import make_wheel, wheel_filename
-from http_harness import multipart, upload_fields
+from http_harness import post_file
 from servers import MinistryProcess, client_env, free_port, wait_listening
 
 pytestmark = pytest.mark.e2e
@@ -45,15 +45,7 @@ PRIVATE = ("shadowed", "1.0")
 
 def upload(url: str, name: str, version: str, requires: list[str] = ()) -> None:
     data = make_wheel(name, version, requires_dist=list(requires))
-    filename = wheel_filename(name, version)
-    body, content_type = multipart(
-        upload_fields(name, version, filename, data), [("content", filename, data)]
-    )
-    request = urllib.request.Request(
-        url + "/", data=body, headers={"Content-Type": content_type}, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
+    post_file(url, name, version, wheel_filename(name, version), data)
 
 
 def install(tool: str, index: str, target: Path, home: Path, *requirements: str):

@@ -16,7 +16,7 @@ import zipfile
 import pytest
 from archive_factory import make_wheel, metadata_text, wheel_filename
 from http_harness import multipart, upload_fields
-from servers import MinistryProcess
+from servers import MinistryProcess, call
 from test_page_cache import slow_rst
 
 from ministry.catalog.readmes import SIZE_BUDGET, TIME_BUDGET
@@ -25,16 +25,6 @@ pytestmark = pytest.mark.e2e
 
 #: The longest an unrelated request may wait.
 LATENCY_BUDGET = 0.100
-
-
-def call(url: str, method: str, path: str, body: bytes = b"", headers=None, timeout=60.0):
-    connection = http.client.HTTPConnection(url.removeprefix("http://"), timeout=timeout)
-    try:
-        connection.request(method, path, body=body or None, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
 
 
 def upload_readme(url: str, name: str, description: str) -> None:

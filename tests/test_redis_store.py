@@ -1,9 +1,10 @@
 """What only the Redis store has to get right: sharing one Redis between processes.
 
-The behaviour every store shares is in ``test_store_contract.py``. Here: the
-URL parser, the key layout, prefixes, claims and serials raced by two store
-instances (two connections, as two processes have), notifications across
-instances, and outages, against a real ``redis-server`` (``redis_server.py``).
+The behaviour every store shares is in ``test_store_contract.py``, the URL
+parser in ``test_core_redis_url.py``. Here: the key layout, prefixes, claims
+and serials raced by two store instances (two connections, as two processes
+have), notifications across instances, and outages, against a real
+``redis-server`` (``redis_server.py``).
 A missing ``redis-server`` fails these tests: they are the only proof that
 the multi-process promises hold.
 """
@@ -21,16 +22,17 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from recorder import Recorder
 from redis_server import RedisServer, shared_server
 from servers import free_port
 from twisted.internet import reactor
 from twisted.internet.defer import DeferredList
-from twisted.internet.task import deferLater
-from twisted.python import threadable
+from twisted.internet.task import Clock, deferLater
 
 from ministry.core.errors import FileExists, StoreUnavailable
 from ministry.core.models import WHEEL, FileRecord
-from ministry.stores.redis import UNAVAILABLE, RedisAddress, RedisStore, parse_redis_url
+from ministry.stores.redis import RedisStore
+from ministry.stores.redis.store import UNAVAILABLE
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -86,18 +88,6 @@ def record(
     )
 
 
-class Recorder:
-    """A subscriber that remembers what it was told, and on which thread."""
-
-    def __init__(self) -> None:
-        self.names: list[str] = []
-        self.on_reactor_thread: list[bool] = []
-
-    def __call__(self, name: str) -> None:
-        self.names.append(name)
-        self.on_reactor_thread.append(threadable.isInIOThread())
-
-
 async def eventually(condition: Callable[[], Any], within: float = 15.0) -> None:
     """Wait, without blocking the reactor, until ``condition()`` is true.
 
@@ -119,67 +109,7 @@ def subscribers(server: RedisServer, store: RedisStore) -> int:
     return server.command("PUBSUB", "NUMSUB", f"{store.prefix}changes")[1]
 
 
-# -- URLs ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("url", "address"),
-    [
-        ("redis://localhost", RedisAddress(host="localhost")),
-        ("redis://127.0.0.1:6380/2", RedisAddress(host="127.0.0.1", port=6380, db=2)),
-        ("redis://redis.internal:6379/", RedisAddress(host="redis.internal")),
-        ("redis://[::1]:7000/1", RedisAddress(host="::1", port=7000, db=1)),
-        ("redis://:s3cret@db:6379/0", RedisAddress(host="db", password="s3cret")),
-        (
-            "redis://ministry:p%40ss%3Aword@db/4",
-            RedisAddress(host="db", db=4, username="ministry", password="p@ss:word"),
-        ),
-        (
-            "rediss://db.example.com:6380/0",
-            RedisAddress(host="db.example.com", port=6380, tls=True),
-        ),
-        ("unix:///run/redis/redis.sock", RedisAddress(path="/run/redis/redis.sock")),
-        ("unix:///run/redis/redis.sock?db=3", RedisAddress(path="/run/redis/redis.sock", db=3)),
-        (
-            "unix://:s3cret@/run/redis.sock?db=1",
-            RedisAddress(path="/run/redis.sock", db=1, password="s3cret"),
-        ),
-        ("  redis://db  ", RedisAddress(host="db")),
-    ],
-)
-def test_parse_redis_url(url: str, address: RedisAddress) -> None:
-    assert parse_redis_url(url) == address
-
-
-@pytest.mark.parametrize(
-    ("url", "complaint"),
-    [
-        ("http://localhost:6379", "expected a redis://"),
-        ("localhost:6379", "expected a redis://"),
-        ("redis://", "no host"),
-        ("redis://:pw@/0", "no host"),
-        ("redis://db:notaport/0", "bad port"),
-        ("redis://db:70000/0", "bad port"),
-        ("redis://db/zero", "database number"),
-        ("redis://db/0/extra", "database number"),
-        ("redis://db/-1", "database number"),
-        ("redis://db/0?db=1", "unsupported option"),
-        ("redis://db/0#frag", "fragment"),
-        ("unix://", "expected unix:///path"),
-        ("unix://host/run/redis.sock", "expected unix:///path"),
-        ("unix:///run/redis.sock?db=x", "database number"),
-        ("unix:///run/redis.sock?timeout=3", "unsupported option"),
-    ],
-)
-def test_parse_redis_url_refuses(url: str, complaint: str) -> None:
-    with pytest.raises(ValueError, match=complaint):
-        parse_redis_url(url)
-
-
-def test_addresses_print_without_password() -> None:
-    assert str(parse_redis_url("redis://u:s3cret@db:6380/2")) == "redis://db:6380/2"
-    assert str(parse_redis_url("rediss://[::1]")) == "rediss://[::1]:6379/0"
-    assert str(parse_redis_url("unix://:s3cret@/run/r.sock?db=1")) == "unix:///run/r.sock?db=1"
+# -- construction ----------------------------------------------------------------------
 
 
 def test_constructor_checks_its_settings() -> None:
@@ -363,12 +293,22 @@ async def test_changes_by_another_instance_are_heard(server: RedisServer, start)
     assert all(heard_by_writer.on_reactor_thread + heard_by_reader.on_reactor_thread)
 
 
-@pytest_twisted.ensureDeferred
-async def test_changes_missed_while_not_listening_are_caught_up(server: RedisServer, start) -> None:
+async def writer_and_listening_reader(server: RedisServer, start):
+    """Two instances on ``server``, the reader's changes recorded once both listen.
+
+    Waiting for both subscriptions first means a message the test then sends
+    is heard live, not only by a later catch-up.
+    """
     writer, reader = start(server.url), start(server.url)
     heard = Recorder()
     reader.subscribe(heard)
     await eventually(lambda: subscribers(server, reader) == 2)
+    return writer, reader, heard
+
+
+@pytest_twisted.ensureDeferred
+async def test_changes_missed_while_not_listening_are_caught_up(server: RedisServer, start) -> None:
+    writer, reader, heard = await writer_and_listening_reader(server, start)
 
     server.command("CLIENT", "KILL", "TYPE", "pubsub")
     await writer.add_file(record(), "demo-pkg", None)
@@ -382,10 +322,7 @@ async def test_changes_missed_while_not_listening_are_caught_up(server: RedisSer
 
 @pytest_twisted.ensureDeferred
 async def test_strangers_on_the_channel_are_ignored(server: RedisServer, start) -> None:
-    writer, reader = start(server.url), start(server.url)
-    heard = Recorder()
-    reader.subscribe(heard)
-    await eventually(lambda: subscribers(server, reader) == 2)
+    writer, reader, heard = await writer_and_listening_reader(server, start)
 
     server.command("PUBLISH", f"{reader.prefix}changes", "not a change")
     await writer.add_file(record(), "demo-pkg", None)
@@ -461,6 +398,25 @@ async def test_a_hung_server_times_out_and_its_connection_is_replaced(
     await fails_within(1.5, store.last_serial)
     await eventually(store.is_available)
     assert await store.add_file(record(), "demo-pkg", None) is True
+
+
+@pytest_twisted.ensureDeferred
+async def test_calls_time_out_on_the_given_clock(own_server: RedisServer) -> None:
+    clock = Clock()
+    store = RedisStore(own_server.url, prefix="clock:", timeout=5.0, clock=clock)
+    store.startService()
+    try:
+        assert await store.last_serial() == 0
+        own_server.command("CLIENT", "PAUSE", "1000", "ALL")
+        outcome: list[Any] = []
+        store.last_serial().addBoth(outcome.append)
+        await deferLater(reactor, 0.3, lambda: None)
+        assert outcome == []  # no reply, and the real reactor's time does not count
+        clock.advance(5.0)
+        assert outcome[0].check(StoreUnavailable)
+        assert "within 5 s" in outcome[0].value.message
+    finally:
+        await store.stopService()
 
 
 @pytest_twisted.ensureDeferred

@@ -31,7 +31,7 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import deferLater
 from twisted.web.client import ResponseFailed
 
-from ministry.web import proxy
+from ministry.upstream import pages
 
 WHEEL_2 = make_wheel("demo", "2.0")
 WHEEL_2_NAME = wheel_filename("demo", "2.0")
@@ -127,7 +127,7 @@ async def test_a_slow_upstream_gets_a_short_wait_then_is_revalidated_in_the_back
     start_proxy,  # noqa: F811
     monkeypatch,
 ):
-    monkeypatch.setattr(proxy, "STALE_WAIT", 0.3, raising=False)
+    monkeypatch.setattr(pages, "STALE_WAIT", 0.3)
     upstream.publish("demo", [entry(upstream, SDIST_NAME, SDIST)])
     options = {"upstream-ttl": "0", "upstream-timeout": "5"}
     index = await start_proxy([upstream.url + "/simple"], **options)
@@ -135,9 +135,7 @@ async def test_a_slow_upstream_gets_a_short_wait_then_is_revalidated_in_the_back
     await index.request("GET", f"/packages/demo/{SDIST_NAME}")
     await kept(index)
     upstream.page_gate = Deferred()
-    upstream.publish(
-        "demo", [entry(upstream, SDIST_NAME, SDIST), entry(upstream, WHEEL_NAME, WHEEL)], '"v2"'
-    )
+    upstream.publish_demo('"v2"')
     response, took = await timed(index, "/simple/demo/")
     assert response.code == 200 and took < 1.5
     assert set(await listed(index)) == {SDIST_NAME}  # stale, so only what is held
@@ -155,7 +153,7 @@ async def test_while_the_upstream_is_down_pages_list_only_what_is_held(
     start_proxy,  # noqa: F811
     monkeypatch,
 ):
-    monkeypatch.setattr(proxy, "RETRY_AFTER", 0.3)
+    monkeypatch.setattr(pages, "RETRY_AFTER", 0.3)
     wheel_2_metadata = {"core-metadata": {"sha256": hashlib.sha256(b"whatever").hexdigest()}}
     upstream.publish(
         "demo",

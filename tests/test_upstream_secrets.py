@@ -23,7 +23,6 @@ from test_http_proxy import (  # noqa: F401 - fixtures too
     WHEEL_NAME,
     entry,
     files_of,
-    logged,
     start_proxy,
     upstream,
 )
@@ -90,7 +89,7 @@ async def test_credentials_never_go_to_another_host(
 async def test_no_password_in_health_metrics_logs_or_error_bodies(
     upstream,  # noqa: F811
     start_proxy,  # noqa: F811
-    logged,  # noqa: F811
+    logged,
 ):
     upstream.authorization = SENT
     upstream.publish("demo", [entry(upstream, SDIST_NAME, SDIST)])
@@ -104,7 +103,7 @@ async def test_no_password_in_health_metrics_logs_or_error_bodies(
     shown = json.loads(health.body)["upstream"]["upstreams"]
     assert shown == [f"http://mirror-user:***@{upstream.url.removeprefix('http://')}/simple"]
     metrics = await index.request("GET", "/metrics")
-    for text in (failed.body, health.body, metrics.body, "\n".join(logged)):
+    for text in (failed.body, health.body, metrics.body, "\n".join(logged.texts)):
         assert_no_secret(text)
 
 

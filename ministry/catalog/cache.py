@@ -33,7 +33,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 
 ALL = ""  # the project name of pages that list every project
 
@@ -86,11 +86,20 @@ class PageCache:
         self.hits += 1
         return entry[0]
 
+    def get_or_fill(self, key: Key, compute: Callable[[], Any]) -> Deferred:
+        """The cached value at once, or on a miss :meth:`fill`'s computation of it.
+
+        What every reader wants: one look-up, and on a miss one shared render.
+        """
+        value = self.get(key)
+        return succeed(value) if value is not None else self.fill(key, compute)
+
     def fill(self, key: Key, compute: Callable[[], Any]) -> Deferred:
         """Compute the value for a missed key once, cache it, and fire with it.
 
         ``compute`` may return a value or a Deferred. A None result is passed
-        on but not cached.
+        on but not cached. Call it after a :meth:`get` that missed, or use
+        :meth:`get_or_fill`.
         """
         waiters = self._pending.get(key)
         if waiters is not None:

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from twisted.internet.defer import Deferred, FirstError, ensureDeferred, gatherResults, succeed
+from twisted.internet.defer import Deferred, FirstError, ensureDeferred, gatherResults
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -80,9 +80,7 @@ class Holdings:
 
     def summary(self) -> Deferred[Summary]:
         """The summary, computed at most once per change to the index (and per epoch)."""
-        key = (ALL, "holdings", self.epoch)
-        found = self.catalog.cache.get(key)
-        return succeed(found) if found is not None else self.catalog.cache.fill(key, self._sum)
+        return self.catalog.cache.get_or_fill((ALL, "holdings", self.epoch), self._sum)
 
     async def _sum(self) -> Summary:
         index = await self.catalog.index()

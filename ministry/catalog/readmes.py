@@ -95,17 +95,20 @@ class _Child(ProcessProtocol):
         self.ended.callback(None)
 
 
+class _ProcessesAndTime(IReactorProcess, IReactorTime):
+    """What the worker needs of the reactor: child processes, and time for their budgets."""
+
+
 class ReadmeWorker(Service):
     """Renders READMEs in a child process, one at a time, killed past its budget.
 
     The child starts with the first README, not with the daemon, and is
     replaced after each kill. :meth:`render` fires with the HTML, or with
     None when the render ran out of time, failed or could not be run.
+    ``reactor`` starts the child and times its budgets (the daemon's clock).
     """
 
-    def __init__(self, reactor: IReactorProcess | None = None, time_budget: float = TIME_BUDGET):
-        if reactor is None:
-            from twisted.internet import reactor
+    def __init__(self, reactor: _ProcessesAndTime, time_budget: float = TIME_BUDGET):
         self._reactor = reactor
         self.time_budget = time_budget
         self._jobs: deque[_Job] = deque()
@@ -144,9 +147,8 @@ class ReadmeWorker(Service):
         self._start_timer(STARTUP_BUDGET, child.kill)
 
     def _start_timer(self, delay: float, action: Callable[[], object]) -> None:
-        clock: IReactorTime = self._reactor  # type: ignore[assignment]
         self._stop_timer()
-        self._timer = clock.callLater(delay, action)
+        self._timer = self._reactor.callLater(delay, action)
 
     def _stop_timer(self) -> None:
         if self._timer is not None and self._timer.active():
@@ -241,10 +243,7 @@ class Readmes:
         """The README of ``meta`` as safe HTML; empty when it has none."""
         if not meta.description.strip():
             return succeed("")
-        found = self.cache.get(key)
-        if found is not None:
-            return succeed(found)
-        return self.cache.fill(key, lambda: self._render(meta))
+        return self.cache.get_or_fill(key, lambda: self._render(meta))
 
     async def _render(self, meta: CoreMetadata) -> str:
         text = meta.description

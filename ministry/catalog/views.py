@@ -6,7 +6,7 @@ change, not once per request: serving a file or a page costs dictionary
 look-ups, never a store round trip.
 
 With a proxy configured, a name the store does not hold is asked of the
-upstream (``ministry.web.proxy``), and its view is cached like a hosted one
+upstream (``ministry.upstream.pages``), and its view is cached like a hosted one
 until the deadline the proxy gives. The store is always asked first: a
 project hosted here shadows its upstream namesake entirely, never merged with
 it (the defence against dependency confusion).
@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 from twisted.web.resource import IResource
 
@@ -29,7 +29,7 @@ from ministry.core.upstream_pages import UpstreamFile
 from ministry.interfaces import IMetadataStore
 
 if TYPE_CHECKING:
-    from ministry.web.proxy import ProxyCatalog
+    from ministry.upstream.pages import UpstreamPages
 
 
 #: What a file record (and its upstream source) costs in memory, roughly.
@@ -92,23 +92,18 @@ class Catalog:
     """Cached views of the metadata store for the read paths."""
 
     def __init__(
-        self, store: IMetadataStore, cache: PageCache, proxy: ProxyCatalog | None = None
+        self, store: IMetadataStore, cache: PageCache, proxy: UpstreamPages | None = None
     ) -> None:
         self.store = store
         self.cache = cache
         self.proxy = proxy
         store.subscribe(cache.invalidate)
-        if proxy is not None:
-            proxy.subscribe(cache.drop)
+        if proxy is not None:  # None from the proxy: its list of cached projects changed
+            proxy.subscribe(lambda project: cache.drop(ALL if project is None else project))
 
     def project(self, name: str) -> Deferred[ProjectView | None]:
         """The view of a canonical project name, or None if it is not hosted."""
-        key = (name, "view")
-        view = self.cache.get(key)
-        if view is None:
-            view = self.cache.fill(key, lambda: self._load_project(name))
-        else:
-            view = succeed(view)
+        view = self.cache.get_or_fill((name, "view"), lambda: self._load_project(name))
         return view.addCallback(lambda found: None if found is ABSENT else found)
 
     def cached_project(self, name: str) -> ProjectView | None:
@@ -124,15 +119,15 @@ class Catalog:
             return ABSENT
         # Only a definite "not hosted" reaches the upstream: a store error has
         # already propagated, so an outage never exposes an upstream namesake.
-        view, expires = await self.proxy.project(name)
+        found, expires = await self.proxy.project(name)
         self.cache.expire_at(name, expires)
-        return ABSENT if view is None else view
+        if found is None:
+            return ABSENT
+        return ProjectView.of(found.project, list(found.files), found.sources)
 
     def index(self) -> Deferred[IndexView]:
         """Every hosted project, the cached upstream ones, and the global serial."""
-        key = (ALL, "index-view")
-        view = self.cache.get(key)
-        return succeed(view) if view is not None else self.cache.fill(key, self._load_index)
+        return self.cache.get_or_fill((ALL, "index-view"), self._load_index)
 
     async def _load_index(self) -> IndexView:
         serial = await self.store.last_serial()
@@ -143,24 +138,25 @@ class Catalog:
         cached = [project for project in self.proxy.cached_projects() if project.name not in hosted]
         return IndexView(serial, tuple(projects), tuple(cached))
 
-    def metadata(self, record: FileRecord) -> Deferred[bytes | None]:
-        """The core metadata bytes of a file (immutable while the file exists)."""
-        key = (record.project, "metadata", record.filename)
-        data = self.cache.get(key)
-        if data is not None:
-            return succeed(data)
-        return self.cache.fill(
-            key, lambda: self.store.get_metadata(record.project, record.filename)
-        )
+    def file_metadata(self, view: ProjectView, record: FileRecord) -> Deferred[bytes | None]:
+        """A file's core metadata bytes: the store's, or for a proxied file the upstream's.
 
-    def upstream_metadata(self, record: FileRecord, source: UpstreamFile) -> Deferred[bytes]:
-        """A proxied wheel's core metadata, fetched once and kept with the project's pages."""
+        Kept with the project's pages (the bytes never change while the file
+        exists); a proxied wheel's is fetched at most once.
+        """
+        source = view.sources.get(record.filename)
+        if source is None:
+            return self.metadata(record)
         assert self.proxy is not None  # proxied records exist only with a proxy
         key = (record.project, "upstream-metadata", record.filename)
-        data = self.cache.get(key)
-        if data is not None:
-            return succeed(data)
-        return self.cache.fill(key, lambda: self.proxy.files.metadata(record, source))
+        return self.cache.get_or_fill(key, lambda: self.proxy.downloads.metadata(record, source))
+
+    def metadata(self, record: FileRecord) -> Deferred[bytes | None]:
+        """The core metadata bytes of a hosted file (immutable while the file exists)."""
+        key = (record.project, "metadata", record.filename)
+        return self.cache.get_or_fill(
+            key, lambda: self.store.get_metadata(record.project, record.filename)
+        )
 
     async def release_metadata(self, view: ProjectView) -> dict[str, CoreMetadata]:
         """Parsed core metadata per version, from the first file of each release."""

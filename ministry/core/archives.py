@@ -308,29 +308,32 @@ def _files_by_path(
 
 
 def _wheel_dist_info(members: list[_Member[_Info]], parsed: ParsedFilename) -> str:
-    found = sorted({m.parts[0] for m in members if m.parts and m.parts[0].endswith(".dist-info")})
-    if len(found) != 1:
-        raise BadRequest(
-            f"Invalid distribution file {shown(parsed.filename)}: a wheel needs exactly one "
-            f"top-level .dist-info directory, found {len(found)} "
-            f"({', '.join(_first(found, 5)) or 'none'})."
-        )
-    directory = found[0]
+    found = {m.parts[0] for m in members if m.parts and m.parts[0].endswith(".dist-info")}
+    directory = _the_only(found, parsed, "a wheel needs exactly one top-level .dist-info directory")
     _check_directory_name(directory.removesuffix(".dist-info"), directory, parsed)
     return directory
 
 
 def _sdist_top_directory(members: list[_Member[_Info]], parsed: ParsedFilename) -> str:
-    found = sorted({m.parts[0] for m in members if m.parts})
-    if len(found) != 1:
-        raise BadRequest(
-            f"Invalid distribution file {shown(parsed.filename)}: an sdist needs exactly one "
-            f"top-level directory, found {len(found)} entries "
-            f"({', '.join(_first(found, 5)) or 'none'})."
-        )
-    directory = found[0]
+    found = {m.parts[0] for m in members if m.parts}
+    needs = "an sdist needs exactly one top-level directory"
+    directory = _the_only(found, parsed, needs, counted=" entries")
     _check_directory_name(directory, directory, parsed)
     return directory
+
+
+def _the_only(found: set[str], parsed: ParsedFilename, needs: str, counted: str = "") -> str:
+    """The one top-level name of ``found``; else a refusal saying ``needs``, naming a few.
+
+    Wheels and sdists differ in which name they need, not in how a wrong count is told.
+    """
+    names = sorted(found)
+    if len(names) != 1:
+        raise BadRequest(
+            f"Invalid distribution file {shown(parsed.filename)}: {needs}, found "
+            f"{len(names)}{counted} ({', '.join(_first(names, 5)) or 'none'})."
+        )
+    return names[0]
 
 
 def _check_directory_name(stem: str, directory: str, parsed: ParsedFilename) -> None:

@@ -5,6 +5,8 @@ The web layer turns these into responses in one place (Klein's
 machinery, only the number.
 """
 
+from __future__ import annotations
+
 
 class MinistryError(Exception):
     """A refusal with a reason a user can act on."""
@@ -28,6 +30,18 @@ class FileExists(MinistryError):
     """A filename already taken in a project with other bytes."""
 
     status = 409
+
+    @classmethod
+    def taken(cls, filename: str, project: str, sha256: str) -> FileExists:
+        """The refusal every path gives (its start is what twine looks for).
+
+        ``sha256`` is that of the bytes the filename already holds.
+        """
+        return cls(
+            f"File already exists: {filename} was already uploaded to {project} with other "
+            f"contents (sha256 {sha256}). A filename always means the same bytes: upload "
+            "under a new version."
+        )
 
 
 class TooLarge(MinistryError):

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 from packaging.metadata import parse_email
 
+from ministry.core.archives import read_core_metadata
 from ministry.core.errors import BadRequest
+from ministry.core.names import ParsedFilename
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,26 @@ class CoreMetadata:
     project_urls: dict[str, str] = field(default_factory=dict)
 
 
+#: The fields copied as they are, by type: ``packaging``'s raw keys are the
+#: field names, so one list each says what is read, and an absent or
+#: ill-typed value falls back to the field's empty default.
+_TEXT_FIELDS = (
+    "metadata_version",
+    "summary",
+    "description",
+    "description_content_type",
+    "author",
+    "author_email",
+    "maintainer",
+    "maintainer_email",
+    "license",
+    "license_expression",
+    "home_page",
+    "download_url",
+)
+_MANY_FIELDS = ("requires_dist", "provides_extra", "classifiers", "keywords", "platforms")
+
+
 def parse_core_metadata(data: bytes) -> CoreMetadata:
     """Parse METADATA / PKG-INFO bytes; raise BadRequest without name or version."""
     raw, _unparsed = parse_email(data)
@@ -62,23 +84,18 @@ def parse_core_metadata(data: bytes) -> CoreMetadata:
     return CoreMetadata(
         name=name,
         version=version,
-        metadata_version=text("metadata_version"),
-        summary=text("summary"),
-        description=text("description"),
-        description_content_type=text("description_content_type"),
         requires_python=raw.get("requires_python") or None,
-        requires_dist=many("requires_dist"),
-        provides_extra=many("provides_extra"),
-        classifiers=many("classifiers"),
-        keywords=many("keywords"),
-        author=text("author"),
-        author_email=text("author_email"),
-        maintainer=text("maintainer"),
-        maintainer_email=text("maintainer_email"),
-        license=text("license"),
-        license_expression=text("license_expression"),
-        home_page=text("home_page"),
-        download_url=text("download_url"),
-        platforms=many("platforms"),
         project_urls=dict(raw.get("project_urls") or {}),
+        **{key: text(key) for key in _TEXT_FIELDS},
+        **{key: many(key) for key in _MANY_FIELDS},
     )
+
+
+def read_core_metadata_at(path: str, parsed: ParsedFilename) -> bytes:
+    """The core metadata bytes of a wheel or sdist on local disk (a staged upload, a
+    fetched file), read by :func:`ministry.core.archives.read_core_metadata`.
+
+    It blocks on the disk: callers on the reactor run it in a thread.
+    """
+    with open(path, "rb") as handle:
+        return read_core_metadata(handle, parsed)

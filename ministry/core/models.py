@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar, Self
 
 WHEEL = "bdist_wheel"
 SDIST = "sdist"
@@ -18,6 +18,10 @@ SDIST = "sdist"
 #: Where a file came from: uploaded here, fetched through the proxy, or
 #: fetched ahead of time by the mirror.
 ORIGINS = ("upload", "proxy", "mirror")
+
+#: What a wheel's URL ends with to name its core metadata (PEP 658), both
+#: under ``/packages/`` and in a cache of upstream files.
+METADATA_SUFFIX = ".metadata"
 
 
 def utcnow() -> datetime:
@@ -45,9 +49,42 @@ def parse_info(text: str | bytes) -> dict[str, Any]:
     return {} if text in ("{}", b"{}") else json.loads(text)
 
 
+class _Serialised:
+    """``to_dict`` / ``from_dict`` for the records, one rule for all of them.
+
+    JSON (what both stores write) has neither datetimes nor tuples: the
+    fields named in ``_TIMES`` go out as :func:`format_time` strings and
+    those in ``_TUPLES`` as lists, and come back as what they were. Keeping
+    the rule in one place is what lets the stores and the contract tests
+    rely on ``from_dict(record.to_dict()) == record`` for every record.
+    """
+
+    _TIMES: ClassVar[tuple[str, ...]] = ()
+    _TUPLES: ClassVar[tuple[str, ...]] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)  # every subclass is a dataclass
+        for name in self._TUPLES:
+            data[name] = list(data[name])
+        for name in self._TIMES:
+            data[name] = format_time(data[name])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        values = dict(data)
+        for name in cls._TUPLES:
+            values[name] = tuple(values[name])
+        for name in cls._TIMES:
+            values[name] = parse_time(values[name])
+        return cls(**values)
+
+
 @dataclass(frozen=True)
-class FileRecord:
+class FileRecord(_Serialised):
     """One distribution file of a project, as stored and as served."""
+
+    _TIMES = ("upload_time",)
 
     project: str  # canonical (normalised) project name
     filename: str
@@ -87,24 +124,15 @@ class FileRecord:
         """
         return self.packagetype == WHEEL and self.metadata_sha256 is not None
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["upload_time"] = format_time(self.upload_time)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FileRecord:
-        values = dict(data)
-        values["upload_time"] = parse_time(values["upload_time"])
-        return cls(**values)
-
     def with_changes(self, **changes: Any) -> FileRecord:
         return replace(self, **changes)
 
 
 @dataclass(frozen=True)
-class ProjectRecord:
+class ProjectRecord(_Serialised):
     """A project hosted here."""
+
+    _TIMES = ("created",)
 
     name: str  # canonical
     display_name: str  # as first uploaded or registered
@@ -112,17 +140,6 @@ class ProjectRecord:
     created: datetime
     #: Metadata sent with ``:action=submit`` (register): field -> values.
     info: dict[str, list[str]] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["created"] = format_time(self.created)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ProjectRecord:
-        values = dict(data)
-        values["created"] = parse_time(values["created"])
-        return cls(**values)
 
 
 #: Project roles. Owners and maintainers may both upload, register and yank;
@@ -134,8 +151,10 @@ ROLES = (OWNER, MAINTAINER)
 
 
 @dataclass(frozen=True)
-class UserRecord:
+class UserRecord(_Serialised):
     """A user of the index, as the metadata store keeps it."""
+
+    _TIMES = ("created",)
 
     name: str  # as given: user names are case-sensitive
     #: ``ministry.core.auth.hash_password`` output: scheme, parameters, salt, hash.
@@ -143,21 +162,13 @@ class UserRecord:
     admin: bool
     created: datetime
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["created"] = format_time(self.created)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> UserRecord:
-        values = dict(data)
-        values["created"] = parse_time(values["created"])
-        return cls(**values)
-
 
 @dataclass(frozen=True)
-class TokenRecord:
+class TokenRecord(_Serialised):
     """An API token, kept as the digest of its secret only (shown once, at creation)."""
+
+    _TIMES = ("created",)
+    _TUPLES = ("projects",)
 
     id: str  # the public part of the token: names it in lists and revocations
     username: str
@@ -165,16 +176,3 @@ class TokenRecord:
     #: Canonical names the token may act on; empty: every project its user may.
     projects: tuple[str, ...]
     created: datetime
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["projects"] = list(self.projects)
-        data["created"] = format_time(self.created)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TokenRecord:
-        values = dict(data)
-        values["projects"] = tuple(values["projects"])
-        values["created"] = parse_time(values["created"])
-        return cls(**values)

@@ -13,7 +13,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
-from ministry.interfaces import IMetadataStore
+from ministry.interfaces import ILease, IMetadataStore
 
 Observer = Callable[[str], Callable[[float], None]]
 
@@ -28,6 +28,10 @@ class TimedStore:
 
     def subscribe(self, callback: Callable[[str], None]) -> None:
         self._store.subscribe(callback)
+
+    def lease(self, name: str) -> ILease:
+        """The wrapped store's lease, untimed: it returns a lease, not a Deferred."""
+        return self._store.lease(name)
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._store, name)

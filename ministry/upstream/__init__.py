@@ -1,1 +1,18 @@
-"""The upstream side: the client for upstream indexes and what is kept of them."""
+"""The upstream side of the proxy: asking upstream indexes, and keeping what they gave.
+
+- ``client``: :class:`UpstreamClient`, HTTP requests for pages and file bodies
+  over an injected ``IAgent`` and ``IReactorTime`` clock, with credentials per origin.
+- ``body``: reading one response body within its bounds (size, idle, deadline, rate).
+- ``pages``: :class:`UpstreamPages`, the service the catalog and the mirror ask:
+  project views, TTL, revalidation, stale-if-error, ``--upstream-min-age``.
+- ``saved_pages``: the fetched pages kept on disk, one JSON file per project.
+- ``cache``: :class:`FileCache`, the proxied files on disk, their index and LRU eviction.
+- ``downloads``: verified downloads into the cache, joined by every reader
+  (the mirror waits for the end, a client's response follows the bytes).
+
+The rule: no HTTP-server types here (no ``IRequest``, ``Resource``, Klein or
+``ministry.web``), and nothing from ``ministry.catalog``: imports point down
+(stores, config, core). The web layer (``ministry.web.proxied_files``, the
+catalog behind it) and the scheduled mirror (``ministry.mirror``) both use
+this package; ``ministry.tap.build_upstream`` builds it.
+"""

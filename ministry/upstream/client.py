@@ -1,10 +1,13 @@
 """The HTTP client for upstream indexes: project pages and file bodies.
 
-A :class:`twisted.application.service.Service` owning one ``treq.HTTPClient``
-over a connection pool of its own: treq's module-level functions share a
-global pool that outlives the service, so connections would survive
-``stopService``. Nothing connects before ``startService``; ``stopService``
-cancels what is in flight and closes the pool.
+A :class:`twisted.application.service.Service` over an injected ``IAgent``
+and ``IReactorTime`` clock (``ministry.tap.build_upstream`` gives an Agent on
+a connection pool of its own, since treq's module-level functions share a
+global pool that outlives the service; tests give treq.testing's
+``RequestTraversalAgent`` over a resource, and a ``Clock``). An Agent rather
+than a ``treq.HTTPClient``: treq gzip-decodes every body, which pages want
+and files must not get (see below). Nothing is requested before
+``startService``; ``stopService`` cancels what is in flight and closes the pool.
 
 Every request is bounded in time, so an upstream that hangs or trickles
 cannot hold a client of ours: the connect timeout (the Agent's), a timeout
@@ -45,13 +48,13 @@ from hyperlink import EncodedURL
 from treq.client import HTTPClient
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTCP
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, HTTPConnectionPool, RedirectAgent
+from twisted.web.client import HTTPConnectionPool, RedirectAgent
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import UNKNOWN_LENGTH, IResponse
+from twisted.web.iweb import UNKNOWN_LENGTH, IAgent, IResponse
 
 import ministry
 from ministry.core.errors import MinistryError
@@ -119,10 +122,10 @@ class UpstreamClient(Service):
         *,
         deadline: float,
         min_rate: float,
-        reactor: Any = None,
+        agent: IAgent,
+        clock: IReactorTime,
+        pool: HTTPConnectionPool | None = None,
     ) -> None:
-        if reactor is None:
-            from twisted.internet import reactor
         split = [split_credentials(url.rstrip("/")) for url in urls]
         #: The upstream base URLs, without credentials.
         self.urls = tuple(url for url, _ in split)
@@ -132,35 +135,21 @@ class UpstreamClient(Service):
         self.timeout = timeout
         self.deadline = deadline
         self.min_rate = min_rate
-        self._reactor: IReactorTCP = reactor
-        self._pool: HTTPConnectionPool | None = None
-        self._http: HTTPClient | None = None
-        self._files: RedirectAgent | None = None
+        #: Every timer and timestamp of the upstream side comes from this clock.
+        self.clock = clock
+        self._pool = pool  # behind ``agent``: its connections are closed on stop
+        self._http = HTTPClient(agent)
+        self._files = RedirectAgent(agent)
         self._in_flight: set[Deferred[Any]] = set()
         self.pages_fetched = 0
         self.pages_not_modified = 0
         self.errors = 0
 
-    @property
-    def reactor(self) -> Any:
-        """The reactor (and clock) this client runs on, for callers' timers."""
-        return self._reactor
-
-    def startService(self) -> None:
-        super().startService()
-        self._pool = HTTPConnectionPool(self._reactor, persistent=True)
-        self._pool.maxPersistentPerHost = 8
-        agent = Agent(self._reactor, connectTimeout=self.timeout, pool=self._pool)
-        self._http = HTTPClient(agent)
-        self._files = RedirectAgent(agent)
-
     def stopService(self) -> Deferred[Any]:
         super().stopService()
         for waiting in list(self._in_flight):
             waiting.cancel()
-        pool, self._pool = self._pool, None
-        self._http = self._files = None
-        return pool.closeCachedConnections() if pool is not None else succeed(None)
+        return self._pool.closeCachedConnections() if self._pool is not None else succeed(None)
 
     # -- pages ------------------------------------------------------------------
 
@@ -178,13 +167,13 @@ class UpstreamClient(Service):
             revalidating = cached is not None and cached.upstream == upstream and cached.etag
             if revalidating:
                 headers.setRawHeaders(b"if-none-match", [cached.etag.encode("latin-1")])
-            pace = Pace(self._reactor.seconds(), self.deadline)
-            sent = self._client().get(url, headers=headers, unbuffered=True, reactor=self._reactor)
+            pace = Pace(self.clock.seconds(), self.deadline)
+            sent = self._running().get(url, headers=headers, unbuffered=True, reactor=self.clock)
             response = await self._send(sent, url, pace)
             if response.code == 304 and revalidating:
                 await self._discard(response, url, pace)
                 self.pages_not_modified += 1
-                return replace(cached, fetched=self._reactor.seconds())
+                return replace(cached, fetched=self.clock.seconds())
             if response.code in (404, 410):
                 await self._discard(response, url, pace)
                 continue
@@ -207,7 +196,7 @@ class UpstreamClient(Service):
         await self._guard(self._read(response, url, chunks.append, PAGE_LIMIT, pace))
         page_url = response.request.absoluteURI.decode("ascii", "replace")
         content_type = _header(response, b"content-type") or ""
-        now = self._reactor.seconds()
+        now = self.clock.seconds()
         try:
             parsed = await deferToThread(
                 parse_page,
@@ -238,12 +227,10 @@ class UpstreamClient(Service):
         Credentials in ``url`` itself (a page may link with them) are used
         for it alone; otherwise those of the configured upstream on its origin.
         """
-        agent = self._files
-        if agent is None:
-            raise self._error("the upstream client is not running")
+        self._running()
         url, own = split_credentials(url)
-        pace = Pace(self._reactor.seconds(), self.deadline, self.min_rate)
-        sent = agent.request(
+        pace = Pace(self.clock.seconds(), self.deadline, self.min_rate)
+        sent = self._files.request(
             b"GET",
             EncodedURL.from_text(url).to_uri().to_text().encode("ascii"),
             self._headers(url, own),
@@ -263,8 +250,9 @@ class UpstreamClient(Service):
 
     # -- plumbing ---------------------------------------------------------------
 
-    def _client(self) -> HTTPClient:
-        if self._http is None:
+    def _running(self) -> HTTPClient:
+        """The page client; refuses before ``startService`` and after ``stopService``."""
+        if not self.running:
             raise self._error("the upstream client is not running")
         return self._http
 
@@ -285,8 +273,8 @@ class UpstreamClient(Service):
 
     async def _send(self, sent: Deferred[IResponse], url: str, pace: Pace) -> IResponse:
         """The response, or UpstreamError naming the URL (timeouts included)."""
-        wait = min(self.timeout, pace.latest(0) - self._reactor.seconds())
-        timer = self._reactor.callLater(wait, sent.cancel)
+        wait = min(self.timeout, pace.latest(0) - self.clock.seconds())
+        timer = self.clock.callLater(wait, sent.cancel)
         sent.addBoth(_cancelling(timer))
         try:
             return await self._track(sent)
@@ -304,7 +292,7 @@ class UpstreamClient(Service):
         limit: int | None,
         pace: Pace,
     ) -> Deferred[None]:
-        reader = BodyReader(sink, limit, self.timeout, self._reactor, url, pace)
+        reader = BodyReader(sink, limit, self.timeout, self.clock, url, pace)
         response.deliverBody(reader)
 
         def count(failure: Failure) -> Failure:

@@ -19,15 +19,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from klein import Klein
 from twisted.web.iweb import IRequest
 
 from ministry.core.auth import Action
-from ministry.core.errors import BadRequest, MinistryError, TooLarge
+from ministry.core.errors import BadRequest, TooLarge
 from ministry.curation import Curator, Target
 from ministry.web.auth import Authenticator
+from ministry.web.errors import refusing_app
 from ministry.web.http.form import StreamingForm
-from ministry.web.http.responses import refuse
 
 #: A request body is a few names; anything bigger is a mistake.
 MAX_BODY = 64 * 1024
@@ -36,15 +35,11 @@ MAX_BODY = 64 * 1024
 class CurationApi:
     """The ``/api/`` routes."""
 
-    app = Klein()
+    app = refusing_app()
 
     def __init__(self, auth: Authenticator, curator: Curator) -> None:
         self.auth = auth
         self.curator = curator
-
-    @app.handle_errors(MinistryError)
-    def _refuse(self, request: IRequest, failure) -> bytes:
-        return refuse(request, failure.value)
 
     @app.route("/api/yank", methods=["POST"])
     async def yank(self, request: IRequest) -> bytes:

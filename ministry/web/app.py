@@ -1,89 +1,86 @@
-"""Builds the Site: every web component wired to the stores it reads."""
+"""Mounts the built web components on one Site; nothing is built here.
+
+Every object of an index (stores, catalog, page cache, authenticator,
+metrics, the components) is built once, in ``ministry.tap.build_index``, for
+the daemon and the tests alike. :func:`build_site` only puts each
+component's resource at its place in the URL space and makes the Site
+around the root.
+"""
 
 from __future__ import annotations
 
-from ministry.catalog.cache import PageCache
-from ministry.catalog.readmes import Readmes, ReadmeWorker
-from ministry.catalog.views import Catalog
+from dataclasses import dataclass
+
 from ministry.config import Settings
-from ministry.curation import Curator
-from ministry.interfaces import IBlobStore, IMetadataStore
-from ministry.mirror import MirrorService
-from ministry.stores.timed import TimedStore
+from ministry.interfaces import IBlobStore
 from ministry.web.api import CurationApi
 from ministry.web.auth import Authenticator
 from ministry.web.front import Front
 from ministry.web.http.connections import ConnectionLimits
-from ministry.web.http.files import Delivery
 from ministry.web.http.form import FormLimits
 from ministry.web.http.site import IndexSite
 from ministry.web.jsonapi import JsonApi
 from ministry.web.listing import DirectoryListing
 from ministry.web.metrics import Metrics
 from ministry.web.mirror_status import MirrorStatusPage
-from ministry.web.packages import PackagesTree
-from ministry.web.pages import README_HEADING_OFFSET, ProjectPages
-from ministry.web.proxy import ProxyCatalog
+from ministry.web.pages import ProjectPages
 from ministry.web.root import Root
 from ministry.web.search import ProjectList
 from ministry.web.simple import SimpleIndex
 from ministry.web.static import StaticFiles
 from ministry.web.status import Status
 from ministry.web.upload import Uploads
-from ministry.web.urls import Urls
+
+
+@dataclass(frozen=True)
+class Components:
+    """The web components of one index, each served at its own path."""
+
+    simple: SimpleIndex  # /simple/
+    packages: DirectoryListing  # /packages/
+    json_api: JsonApi  # /pypi/
+    pages: ProjectPages  # /project/
+    projects: ProjectList  # /projects/
+    status: Status  # /health and /metrics
+    mirror: MirrorStatusPage  # /mirror/
+    curation: CurationApi  # /api/
+    uploads: Uploads  # POST to /, /legacy/ or /dist
+    front: Front  # everything else
 
 
 def build_site(
     settings: Settings,
-    store: IMetadataStore,
+    components: Components,
+    auth: Authenticator,
+    metrics: Metrics,
     blobs: IBlobStore,
-    proxy: ProxyCatalog | None = None,
-    auth: Authenticator | None = None,
-    mirror: MirrorService | None = None,
-    readme_worker: ReadmeWorker | None = None,
 ) -> IndexSite:
-    """The Site for these settings; nothing here does I/O.
+    """The Site serving ``components``; nothing here does I/O.
 
-    ``proxy`` (from ``ministry.web.proxy.make_proxy``) serves the names the
-    store does not hold from the upstream indexes. ``auth`` is made from the
-    settings unless given (``makeService`` gives it, to start it as a service).
-    ``mirror`` (the service of a ``[mirror]`` table) is shown at ``/mirror/``.
-    ``readme_worker`` renders READMEs; give it to stop its child process with
-    the service (one made here starts its child on the first README all the same).
+    ``auth`` guards reads on a ``--private`` index and refuses anonymous
+    uploads from their head; ``metrics`` counts every answer; uploads are
+    staged where ``blobs`` commits them from.
     """
-    cache = PageCache(settings.page_cache_size)
-    metrics = Metrics(cache, proxy, mirror)
-    probed = store  # /health asks the store itself, untimed
-    store = TimedStore(store, metrics.timed)
-    catalog = Catalog(store, cache, proxy)
-    urls = Urls(settings.base_url)
-    readmes = Readmes(cache, readme_worker or ReadmeWorker(), README_HEADING_OFFSET)
-    tree = PackagesTree(catalog, blobs, Delivery.from_settings(settings))
-    packages = DirectoryListing(tree, "/packages/", cache)
-    auth = auth or Authenticator.from_settings(settings, store)
-    status = Status(probed, blobs, cache, metrics, auth, proxy, mirror).app.resource()
-    curator = Curator(store, blobs)
-    simple_tree = SimpleIndex(catalog, urls).resource()
-    packages_tree = packages.resource()
+    simple_tree = components.simple.resource()
+    packages_tree = components.packages.resource()
+    status = components.status.app.resource()
     root = Root(
         trees={
             b"simple": simple_tree,
             b"packages": packages_tree,
-            b"pypi": JsonApi(catalog, urls).app.resource(),
-            b"project": ProjectPages(catalog, urls, readmes).app.resource(),
-            b"projects": ProjectList(catalog).app.resource(),
+            b"pypi": components.json_api.app.resource(),
+            b"project": components.pages.app.resource(),
+            b"projects": components.projects.app.resource(),
             b"static": StaticFiles(),
         },
         routes={
             b"health": status,
             b"metrics": status,
-            b"mirror": MirrorStatusPage(mirror).app.resource(),
-            b"api": CurationApi(auth, curator).app.resource(),
+            b"mirror": components.mirror.app.resource(),
+            b"api": components.curation.app.resource(),
         },
-        uploads=Uploads(
-            store, blobs, settings.max_upload_size, metrics, auth, curator, readmes
-        ).app.resource(),
-        front=Front(catalog, urls).app.resource(),
+        uploads=components.uploads.app.resource(),
+        front=components.front.app.resource(),
     )
     # The body cap leaves room for the form's text fields around the file.
     max_body = settings.max_upload_size + FormLimits().max_fields_total

@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from collections import OrderedDict
-from collections.abc import Callable
 
 from twisted.application.service import Service
 from twisted.internet.defer import ensureDeferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
@@ -86,7 +85,7 @@ class HtpasswdFile:
     at first), and says why in the log.
     """
 
-    def __init__(self, path: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, path: str, clock: IReactorTime) -> None:
         self.path = path
         self._clock = clock
         self._checked: float | None = None
@@ -94,7 +93,7 @@ class HtpasswdFile:
         self._current = Htpasswd({})
 
     def entries(self) -> Htpasswd:
-        now = self._clock()
+        now = self._clock.seconds()
         if self._checked is None or now - self._checked >= HTPASSWD_CHECK_SECONDS:
             self._checked = now
             self._reload_if_changed()
@@ -126,9 +125,9 @@ class Authenticator(Service):
     def __init__(
         self,
         store: IMetadataStore,
+        clock: IReactorTime,
         htpasswd: HtpasswdFile | None = None,
         private: bool = False,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.htpasswd = htpasswd
@@ -141,10 +140,17 @@ class Authenticator(Service):
         self._remembered: OrderedDict[bytes, tuple[Identity, float]] = OrderedDict()
 
     @classmethod
-    def from_settings(cls, settings: Settings, store: IMetadataStore) -> Authenticator:
-        """The authenticator ``--private`` and ``--htpasswd`` ask for (no I/O yet)."""
+    def from_settings(
+        cls, settings: Settings, store: IMetadataStore, clock: IReactorTime
+    ) -> Authenticator:
+        """The authenticator ``--private`` and ``--htpasswd`` ask for (no I/O yet).
+
+        ``clock`` times the throttle's waits, the memory of good credentials
+        and the htpasswd file's re-reads.
+        """
         path = settings.htpasswd
-        return cls(store, HtpasswdFile(os.path.abspath(path)) if path else None, settings.private)
+        htpasswd = HtpasswdFile(os.path.abspath(path), clock) if path else None
+        return cls(store, clock, htpasswd, settings.private)
 
     # -- start-up ----------------------------------------------------------------
 
@@ -185,7 +191,7 @@ class Authenticator(Service):
             return True
         if self._known_open:
             return False
-        now = self._clock()
+        now = self._clock.seconds()
         if now - self._open_checked >= OPEN_RECHECK_SECONDS:
             self._open_checked = now
             ensureDeferred(self.is_open()).addErrback(_log_unchecked)
@@ -203,14 +209,14 @@ class Authenticator(Service):
         if found is None:
             return None
         identity, until = found
-        if self._clock() >= until:
+        if self._clock.seconds() >= until:
             del self._remembered[key]
             return None
         return identity
 
     def _remember(self, header: bytes, identity: Identity) -> None:
         key = hashlib.sha256(header).digest()
-        self._remembered[key] = (identity, self._clock() + REMEMBER_SECONDS)
+        self._remembered[key] = (identity, self._clock.seconds() + REMEMBER_SECONDS)
         self._remembered.move_to_end(key)
         while len(self._remembered) > REMEMBER_ENTRIES:
             self._remembered.popitem(last=False)
@@ -229,11 +235,9 @@ class Authenticator(Service):
         if identity is not None:
             return identity
         address = _address(request)
-        delay = self.throttle.delay(address, self._clock())
+        delay = self.throttle.delay(address, self._clock.seconds())
         if delay:
-            from twisted.internet import reactor
-
-            await deferLater(reactor, delay, lambda: None)
+            await deferLater(self._clock, delay, lambda: None)
         if credentials.username == TOKEN_USERNAME:
             identity = await self._token_identity(credentials.password)
             failure = "The token is not valid: it is malformed, unknown or revoked."
@@ -241,7 +245,7 @@ class Authenticator(Service):
             identity = await self._password_identity(credentials.username, credentials.password)
             failure = "Wrong username or password."
         if identity is None:
-            self.throttle.failed(address, self._clock())
+            self.throttle.failed(address, self._clock.seconds())
             log.info("Failed login from {address}", address=address)
             raise Unauthorized(failure)
         self._remember(header, identity)

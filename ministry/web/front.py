@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Hashable
 
-from klein import Klein
 from twisted.internet.defer import ensureDeferred
 from twisted.web.iweb import IRequest
 
@@ -18,26 +17,22 @@ from ministry.catalog.cache import ALL
 from ministry.catalog.holdings import Holdings
 from ministry.catalog.views import Catalog
 from ministry.core.commands import install_commands, pip_conf, pypirc, upload_commands
-from ministry.core.errors import MinistryError
+from ministry.web.errors import refusing_app
 from ministry.web.html import render_html, send_html
 from ministry.web.http.rendered import Page, ServerPage
-from ministry.web.http.responses import redirect, refuse
+from ministry.web.http.responses import redirect
 from ministry.web.urls import Urls
 
 
 class Front:
     """``/`` and ``/help/upload/``."""
 
-    app = Klein()
+    app = refusing_app()
 
     def __init__(self, catalog: Catalog, urls: Urls) -> None:
         self.catalog = catalog
         self.urls = urls
         self.holdings = Holdings(catalog)
-
-    @app.handle_errors(MinistryError)
-    def _refuse(self, request: IRequest, failure) -> bytes:
-        return refuse(request, failure.value)
 
     def _page(
         self,
@@ -46,20 +41,16 @@ class Front:
         render: Callable[[str], Page | Awaitable[Page]],
     ):
         """Send the cached page ``name`` with this request's server URL, rendering it on a miss."""
-        key = (ALL, "page", name)
-        page = self.catalog.cache.get(key)
-        if page is not None:
-            return send_html(request, self.urls.for_request(page, request))
 
         async def rendered() -> Page | ServerPage:
             page = render(self.urls.render_root())
             return self.urls.rendered(page if isinstance(page, Page) else await page)
 
-        async def fill() -> bytes:
-            page = await self.catalog.cache.fill(key, rendered)
+        async def send() -> bytes:
+            page = await self.catalog.cache.get_or_fill((ALL, "page", name), rendered)
             return send_html(request, self.urls.for_request(page, request))
 
-        return ensureDeferred(fill())
+        return ensureDeferred(send())
 
     @app.route("/", methods=["GET", "HEAD"])
     def home(self, request: IRequest):

@@ -11,31 +11,27 @@ from __future__ import annotations
 
 import json
 
-from klein import Klein
 from twisted.internet.defer import ensureDeferred
 from twisted.web.iweb import IRequest
 
 from ministry.catalog.views import Catalog
 from ministry.core import jsonapi
-from ministry.core.errors import MinistryError, NotFound
+from ministry.core.errors import NotFound
 from ministry.core.names import canonical
+from ministry.web.errors import refusing_app
 from ministry.web.http.rendered import Page, PageResponse, ServerPage
-from ministry.web.http.responses import redirect, refuse
+from ministry.web.http.responses import redirect
 from ministry.web.urls import Urls, file_path
 
 
 class JsonApi:
     """The ``/pypi/`` tree."""
 
-    app = Klein()
+    app = refusing_app()
 
     def __init__(self, catalog: Catalog, urls: Urls) -> None:
         self.catalog = catalog
         self.urls = urls
-
-    @app.handle_errors(MinistryError)
-    def _refuse(self, request: IRequest, failure) -> bytes:
-        return refuse(request, failure.value)
 
     @app.route("/<name>/json", methods=["GET", "HEAD"])
     @app.route("/<name>/<version>/json", methods=["GET", "HEAD"])
@@ -44,13 +40,9 @@ class JsonApi:
         if normal != name:
             tail = f"{version}/json" if version else "json"
             return redirect(request, f"/pypi/{normal}/{tail}")
-        key = (normal, "json", version)
-        page = self.catalog.cache.get(key)
-        if page is not None:
-            return PageResponse(self.urls.for_request(page, request), vary_accept=False)
-        return ensureDeferred(self._render(request, key, normal, version))
+        return ensureDeferred(self._render(request, normal, version))
 
-    async def _render(self, request: IRequest, key, name: str, version: str | None):
+    async def _render(self, request: IRequest, name: str, version: str | None):
         root = self.urls.render_root()
 
         async def render() -> Page | ServerPage | None:
@@ -69,7 +61,7 @@ class JsonApi:
             body = json.dumps(document, separators=(",", ":")).encode()
             return self.urls.rendered(Page.of(body, "application/json", view.project.serial))
 
-        page = await self.catalog.cache.fill(key, render)
+        page = await self.catalog.cache.get_or_fill((name, "json", version), render)
         if page is None:
             raise NotFound(f"No such project: {name}")
         return PageResponse(self.urls.for_request(page, request), vary_accept=False)

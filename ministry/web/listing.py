@@ -13,16 +13,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from klein import Klein
 from twisted.internet.defer import ensureDeferred
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 
 from ministry.catalog.cache import PageCache
 from ministry.core import listing
-from ministry.core.errors import MinistryError, NotFound
+from ministry.core.errors import NotFound
+from ministry.web.errors import refusing_app
 from ministry.web.http.rendered import Page, PageResponse
-from ministry.web.http.responses import redirect, refuse
+from ministry.web.http.responses import redirect
 from ministry.web.http.shortcut import Shortcut
 
 Path = tuple[str, ...]
@@ -50,16 +50,12 @@ class Tree(Protocol):
 class DirectoryListing:
     """Serves a :class:`Tree` mounted at ``mount`` (e.g. ``/packages/``)."""
 
-    app = Klein()
+    app = refusing_app()
 
     def __init__(self, tree: Tree, mount: str, cache: PageCache) -> None:
         self.tree = tree
         self.mount = "/" + mount.strip("/") + "/"
         self.cache = cache
-
-    @app.handle_errors(MinistryError)
-    def _refuse(self, request: IRequest, failure) -> bytes:
-        return refuse(request, failure.value)
 
     def _path(self, request: IRequest) -> tuple[Path, bool]:
         """The path below the mount, and whether it names a directory (ends in "/")."""

@@ -4,20 +4,23 @@ A registry per Site (not prometheus_client's global one) lets tests build
 several sites in one process. Request counts and latencies are recorded when
 twisted.web logs a finished request, so every response is counted once,
 whichever component answered it, errors and 304s included.
+
+The upstream's and the mirror's figures are read through the functions
+given to :meth:`Metrics.watch_upstream` and :meth:`Metrics.watch_mirror`
+(``ministry.tap`` wires them), so metrics know neither service's type.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ministry.catalog.cache import PageCache
-from ministry.mirror import MirrorService
 from ministry.web.http.fastlane import FastLane
-from ministry.web.proxy import ProxyCatalog
 
 #: First path segments reported as themselves; anything else is "other",
 #: so a scan of random URLs cannot grow the label set without bound.
@@ -63,13 +66,13 @@ class _FastLaneCollector(Collector):
 
 
 class _ProxyCollector(Collector):
-    """The upstream cache's size and hits, read from the proxy when scraped."""
+    """The upstream cache's size and hits, read from the proxy's ``stats()`` when scraped."""
 
-    def __init__(self, proxy: ProxyCatalog) -> None:
-        self.proxy = proxy
+    def __init__(self, stats: Callable[[], Mapping[str, Any]]) -> None:
+        self.stats = stats
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        stats = self.proxy.stats()
+        stats = self.stats()
         size = GaugeMetricFamily("ministry_upstream_cache_bytes", "Bytes of cached upstream files.")
         size.add_metric([], stats["cache_bytes"])
         files = GaugeMetricFamily("ministry_upstream_cache_files", "Cached upstream files.")
@@ -99,11 +102,11 @@ class _ProxyCollector(Collector):
 class _MirrorCollector(Collector):
     """The scheduled mirror's progress and totals, read from its status when scraped."""
 
-    def __init__(self, mirror: MirrorService) -> None:
-        self.mirror = mirror
+    def __init__(self, status: Callable[[], Any]) -> None:
+        self.status = status
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        status = self.mirror.status
+        status = self.status()
         gauges = (
             ("ministry_mirror_running", "1 while a mirror run is going on.", int(status.running)),
             (
@@ -154,12 +157,7 @@ class _MirrorCollector(Collector):
 class Metrics:
     """The counters and histograms the web layer updates."""
 
-    def __init__(
-        self,
-        cache: PageCache,
-        proxy: ProxyCatalog | None = None,
-        mirror: MirrorService | None = None,
-    ) -> None:
+    def __init__(self, cache: PageCache) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "ministry_http_requests",
@@ -186,10 +184,6 @@ class Metrics:
         )
         self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.registry.register(_CacheCollector(cache))
-        if proxy is not None:
-            self.registry.register(_ProxyCollector(proxy))
-        if mirror is not None:
-            self.registry.register(_MirrorCollector(mirror))
 
     def request_done(self, path: bytes, method: bytes, status: int, seconds: float) -> None:
         segment = path.split(b"/", 2)[1].decode("latin-1") if path.startswith(b"/") else ""
@@ -210,6 +204,14 @@ class Metrics:
 
     def watch_fast_lane(self, lane: FastLane) -> None:
         self.registry.register(_FastLaneCollector(lane))
+
+    def watch_upstream(self, stats: Callable[[], Mapping[str, Any]]) -> None:
+        """Report the proxy's counters: ``stats`` is its ``stats()``, read when scraped."""
+        self.registry.register(_ProxyCollector(stats))
+
+    def watch_mirror(self, status: Callable[[], Any]) -> None:
+        """Report the mirror's progress: ``status`` gives its current ``MirrorStatus``."""
+        self.registry.register(_MirrorCollector(status))
 
     def timed(self, call: str) -> Callable[[float], None]:
         """A function recording one store call's duration under ``call``."""

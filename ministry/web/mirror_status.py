@@ -15,7 +15,7 @@ from typing import Any
 from klein import Klein
 from twisted.web.iweb import IRequest
 
-from ministry.mirror import MirrorService
+from ministry.mirror.service import MirrorService
 
 
 def _wants_json(request: IRequest) -> bool:

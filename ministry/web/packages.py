@@ -4,7 +4,7 @@ Built from the catalog's records, never by listing the disk: the listing,
 the file URLs of the simple index and ``pip --find-links`` all read this.
 ``<file>.metadata`` leaves serve a wheel's core metadata (PEP 658).
 Projects proxied from an upstream have the same layout; their files and
-metadata come through the proxy's file cache (``ministry.web.proxy_files``).
+metadata come through the proxy's file cache (``ministry.web.proxied_files``).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from twisted.web.resource import IResource
 from ministry.catalog.cache import ALL
 from ministry.catalog.views import Catalog, ProjectView
 from ministry.core.listing import Entry
+from ministry.core.models import METADATA_SUFFIX
 from ministry.core.names import canonical
 from ministry.interfaces import IBlobStore
-from ministry.web.http.files import Delivery, InlineBytes, content_type_for
-
-METADATA_SUFFIX = ".metadata"
+from ministry.web.http.files import Delivery, InlineBytes, content_type_for, sha256_etag
+from ministry.web.proxied_files import ProxiedFile
 
 
 class PackagesTree:
@@ -66,15 +66,10 @@ class PackagesTree:
         record = view.by_filename.get(filename.removesuffix(METADATA_SUFFIX))
         if record is None or not filename.endswith(METADATA_SUFFIX) or not record.serves_metadata:
             return None
-        source = view.sources.get(record.filename)
-        if source is not None:
-            data = await self.catalog.upstream_metadata(record, source)
-        else:
-            data = await self.catalog.metadata(record)
+        data = await self.catalog.file_metadata(view, record)
         if data is None:
             return None
-        etag = f'"{record.metadata_sha256}"'.encode()
-        return InlineBytes(data, b"text/plain; charset=utf-8", etag)
+        return InlineBytes(data, b"text/plain; charset=utf-8", sha256_etag(record.metadata_sha256))
 
     def cached_leaf(self, path: tuple[str, ...]) -> IResource | None:
         view = self.catalog.cached_project(path[0]) if len(path) == 2 else None
@@ -88,14 +83,14 @@ class PackagesTree:
         source = view.sources.get(filename)
         if source is not None:
             assert self.catalog.proxy is not None  # proxied views exist only with a proxy
-            return self.catalog.proxy.files.resource(record, source)
+            return ProxiedFile(self.catalog.proxy, self.delivery, record, source)
         built = view.file_resources.get(filename)
         if built is None:
             built = view.file_resources[filename] = self.delivery.file(
                 self.blobs.local_path(record.blob_key),
                 record.size,
                 content_type_for(filename),
-                f'"{record.sha256}"'.encode(),
+                sha256_etag(record.sha256),
                 record.upload_time,
             )
         return built

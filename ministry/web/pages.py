@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from klein import Klein
 from markupsafe import Markup
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.threads import deferToThread
@@ -33,9 +32,10 @@ from ministry.core.releases import (
     group_releases,
     registered_metadata,
 )
+from ministry.web.errors import refusing_app
 from ministry.web.html import render_html, send_html
 from ministry.web.http.rendered import Page, ServerPage
-from ministry.web.http.responses import redirect, refuse
+from ministry.web.http.responses import redirect
 from ministry.web.urls import Urls
 
 #: README headings start at h3: the page has the h1, its sections the h2s.
@@ -45,16 +45,12 @@ README_HEADING_OFFSET = 2
 class ProjectPages:
     """The ``/project/`` tree."""
 
-    app = Klein()
+    app = refusing_app()
 
     def __init__(self, catalog: Catalog, urls: Urls, readmes: Readmes) -> None:
         self.catalog = catalog
         self.urls = urls
         self.readmes = readmes
-
-    @app.handle_errors(MinistryError)
-    def _refuse(self, request: IRequest, failure) -> bytes:
-        return refuse(request, failure.value)
 
     @app.route("/", methods=["GET", "HEAD"])
     def to_list(self, request: IRequest) -> bytes:
@@ -69,13 +65,18 @@ class ProjectPages:
         if normal != name or not request.path.endswith(b"/"):
             tail = f"{quote(version, safe='')}/" if version else ""
             return redirect(request, f"/project/{normal}/{tail}")
-        key = (normal, "page", version)
-        page = self.catalog.cache.get(key)
-        if page is not None:
-            return send_html(request, self.urls.for_request(page, request))
-        return ensureDeferred(self._serve(request, key, normal, version))
+        return ensureDeferred(self._serve(request, normal, version))
 
-    async def _serve(self, request: IRequest, key, name: str, version: str | None) -> bytes:
+    async def _serve(self, request: IRequest, name: str, version: str | None) -> bytes:
+        key = (name, "page", version)
+        page = await self.catalog.cache.get_or_fill(key, lambda: self._render(name, version))
+        if page is None:
+            return await self._no_page(request, name, version)
+        return send_html(request, self.urls.for_request(page, request))
+
+    async def _no_page(self, request: IRequest, name: str, version: str | None) -> bytes:
+        """Why there is no page: no such project or release (404), or a version
+        spelled another way (301 to the release's own spelling)."""
         view = await self.catalog.project(name)
         if view is None:
             raise NotFound(f"No such project: {name}")
@@ -85,10 +86,7 @@ class ProjectPages:
                 raise NotFound(f"{view.project.display_name} has no release {version!r}.")
             if release.version != version:
                 return redirect(request, f"/project/{name}/{quote(release.version, safe='')}/")
-        page = await self.catalog.cache.fill(key, lambda: self._render(name, version))
-        if page is None:
-            raise NotFound(f"No such page: /project/{name}/{version or ''}")
-        return send_html(request, self.urls.for_request(page, request))
+        raise NotFound(f"No such page: /project/{name}/{version or ''}")
 
     async def _render(self, name: str, version: str | None) -> Page | ServerPage | None:
         # The view is read again inside the fill, so an upload landing while
@@ -135,14 +133,12 @@ class ProjectPages:
         for record in release.files:
             if record.metadata_sha256 is None:
                 continue
-            source = view.sources.get(record.filename)
-            if source is None:
-                data = await self.catalog.metadata(record)
-            else:
-                try:
-                    data = await self.catalog.upstream_metadata(record, source)
-                except MinistryError:
-                    continue
+            try:
+                data = await self.catalog.file_metadata(view, record)
+            except MinistryError:
+                if not view.sources:  # the store's error is the answer (a 503)
+                    raise
+                continue  # the upstream could not give it
             if data is None:
                 continue
             try:

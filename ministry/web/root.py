@@ -13,8 +13,8 @@ from __future__ import annotations
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 
+from ministry.web.http.bodies import UPLOAD_SEGMENTS
 from ministry.web.http.responses import redirect
-from ministry.web.upload import UPLOAD_SEGMENTS
 
 
 class _AddSlash(Resource):

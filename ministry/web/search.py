@@ -10,17 +10,16 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from klein import Klein
-from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.web.iweb import IRequest
 
 from ministry.catalog.cache import ALL
 from ministry.catalog.views import Catalog
-from ministry.core.errors import BadRequest, MinistryError
+from ministry.core.errors import BadRequest
 from ministry.core.search import NameIndex, ResultPage, normalise_query, search
+from ministry.web.errors import refusing_app
 from ministry.web.html import render_html, send_html
 from ministry.web.http.rendered import Page, PageResponse
-from ministry.web.http.responses import refuse
 
 
 def _argument(request: IRequest, name: bytes) -> str:
@@ -48,41 +47,30 @@ def page_link(result: ResultPage, number: int) -> str:
 class ProjectList:
     """The ``/projects/`` page."""
 
-    app = Klein()
+    app = refusing_app()
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
-
-    @app.handle_errors(MinistryError)
-    def _refuse(self, request: IRequest, failure) -> bytes:
-        return refuse(request, failure.value)
 
     @app.route("/", methods=["GET", "HEAD"])
     def projects(self, request: IRequest):
         query = normalise_query(_argument(request, b"q"))
         number = page_number(_argument(request, b"page"))
-        key = (ALL, "page", "projects", query, number)
-        page = self.catalog.cache.get(key)
-        if page is not None:
-            return send_html(request, page)
-        return ensureDeferred(self._render(request, key, query, number))
+        return ensureDeferred(self._render(request, query, number))
 
-    async def _render(self, request: IRequest, key, query: str, number: int) -> PageResponse:
+    async def _render(self, request: IRequest, query: str, number: int) -> PageResponse:
         async def render() -> Page:
             result = search(await self.names(), query, number)
             return render_html(
                 "projects.html", root="../", result=result, page_link=page_link, nav="projects"
             )
 
-        return send_html(request, await self.catalog.cache.fill(key, render))
+        key = (ALL, "page", "projects", query, number)
+        return send_html(request, await self.catalog.cache.get_or_fill(key, render))
 
     def names(self) -> Deferred[NameIndex]:
         """The sorted name list, built at most once per change to the index."""
-        key = (ALL, "names")
-        found = self.catalog.cache.get(key)
-        if found is not None:
-            return succeed(found)
-        return self.catalog.cache.fill(key, self._build_names)
+        return self.catalog.cache.get_or_fill((ALL, "names"), self._build_names)
 
     async def _build_names(self) -> NameIndex:
         return NameIndex.of((await self.catalog.index()).projects)

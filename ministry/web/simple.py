@@ -7,7 +7,6 @@ pure core and kept as bytes with their ETag.
 
 from __future__ import annotations
 
-from klein import Klein
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.threads import deferToThread
 from twisted.web.iweb import IRequest
@@ -18,8 +17,9 @@ from ministry.core import negotiate, simple
 from ministry.core.errors import MinistryError, NotFound
 from ministry.core.models import ProjectRecord
 from ministry.core.names import canonical
+from ministry.web.errors import refusing_app
 from ministry.web.http.rendered import Page, PageResponse
-from ministry.web.http.responses import redirect, refuse
+from ministry.web.http.responses import redirect
 from ministry.web.http.shortcut import Shortcut
 from ministry.web.urls import Urls
 
@@ -36,15 +36,11 @@ def _index_page(projects: list[ProjectRecord], serial: int, content_type: str) -
 class SimpleIndex:
     """The ``/simple/`` tree."""
 
-    app = Klein()
+    app = refusing_app()
 
     def __init__(self, catalog: Catalog, urls: Urls) -> None:
         self.catalog = catalog
         self.urls = urls
-
-    @app.handle_errors(MinistryError)
-    def _refuse(self, request: IRequest, failure) -> bytes:
-        return refuse(request, failure.value)
 
     def _content_type(self, request: IRequest) -> str:
         accept = request.getHeader(b"accept")

@@ -24,10 +24,10 @@ from twisted.web.iweb import IRequest
 from ministry.catalog.cache import PageCache
 from ministry.core.errors import MinistryError, StoreUnavailable
 from ministry.interfaces import IBlobStore, IMetadataStore
-from ministry.mirror import MirrorService
+from ministry.mirror.service import MirrorService
+from ministry.upstream.pages import UpstreamPages
 from ministry.web.auth import Authenticator
 from ministry.web.metrics import Metrics
-from ministry.web.proxy import ProxyCatalog
 
 
 def _probe_storage(root: str) -> None:
@@ -54,7 +54,7 @@ class Status:
         cache: PageCache,
         metrics: Metrics,
         auth: Authenticator,
-        proxy: ProxyCatalog | None = None,
+        proxy: UpstreamPages | None = None,
         mirror: MirrorService | None = None,
     ) -> None:
         self.auth = auth

@@ -24,38 +24,31 @@ import hashlib
 from dataclasses import replace
 from urllib.parse import parse_qs
 
-from klein import Klein
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from ministry.catalog.readmes import Readmes
 from ministry.core import uploads
-from ministry.core.archives import read_core_metadata
 from ministry.core.auth import Action
 from ministry.core.errors import (
     BadRequest,
     FileExists,
     FilenameReused,
-    MinistryError,
     SdistExists,
     TooLarge,
 )
-from ministry.core.metadata import CoreMetadata, parse_core_metadata
+from ministry.core.metadata import CoreMetadata, parse_core_metadata, read_core_metadata_at
 from ministry.core.models import FileRecord, utcnow
 from ministry.core.names import ParsedFilename, canonical
 from ministry.curation import Curator, Target
 from ministry.interfaces import IBlobStore, IMetadataStore
 from ministry.web.auth import Authenticator
+from ministry.web.errors import refusing_app
 from ministry.web.http.form import StreamingForm
-from ministry.web.http.responses import refuse
 from ministry.web.metrics import Metrics
 
 log = Logger()
-
-#: The paths clients post to: twine and friends use "/" or "/legacy/",
-#: the original README used "/dist".
-UPLOAD_SEGMENTS = (b"", b"legacy", b"dist")
 
 
 def _blake2b_512(path: str) -> str:
@@ -65,15 +58,14 @@ def _blake2b_512(path: str) -> str:
 
 def _read_metadata(path: str, parsed: ParsedFilename) -> tuple[bytes, CoreMetadata]:
     """The archive's metadata, raw and parsed: in a thread, as a description may be megabytes."""
-    with open(path, "rb") as handle:
-        data = read_core_metadata(handle, parsed)
+    data = read_core_metadata_at(path, parsed)
     return data, parse_core_metadata(data)
 
 
 class Uploads:
     """Accepts ``:action=file_upload`` and ``:action=submit`` posts."""
 
-    app = Klein()
+    app = refusing_app()
 
     def __init__(
         self,
@@ -92,10 +84,6 @@ class Uploads:
         self.auth = auth
         self.curator = curator
         self.readmes = readmes
-
-    @app.handle_errors(MinistryError)
-    def _refuse(self, request: IRequest, failure) -> bytes:
-        return refuse(request, failure.value)
 
     @app.route("/", methods=["POST"])
     @app.route("/<any(legacy, dist):_mount>", methods=["POST"])
@@ -150,7 +138,7 @@ class Uploads:
             if self.readmes is not None:
                 self.readmes.prerender(record, metadata)
         elif existing.sha256 != record.sha256:
-            raise _conflict(record)
+            raise FileExists.taken(record.filename, record.project, existing.sha256)
         else:
             await self._repair(form_body.staging_path, existing)
         log.info("Stored {filename}", filename=record.filename)
@@ -163,11 +151,9 @@ class Uploads:
         await self.blobs.commit(staging_path, record.blob_key)
         try:
             added = await self.store.add_file(record, display_name, metadata)
-        except FileExists:  # confirmed: the name holds other bytes
-            await self.blobs.delete(record.blob_key)
-            raise _conflict(record) from None
-        # Confirmed: the name was deleted for good, or the release has its sdist.
-        except (FilenameReused, SdistExists):
+        # Confirmed: the name holds other bytes, was deleted for good, or the
+        # release has its sdist.
+        except (FileExists, FilenameReused, SdistExists):
             await self.blobs.delete(record.blob_key)
             raise
         except BaseException:
@@ -213,10 +199,3 @@ def _urlencoded_fields(request: IRequest) -> dict[str, list[str]]:
     request.content.seek(0)
     body = request.content.read().decode("utf-8", errors="replace")
     return parse_qs(body, keep_blank_values=True)
-
-
-def _conflict(record: FileRecord) -> FileExists:
-    return FileExists(
-        f"File already exists: {record.filename} was uploaded before with other contents. "
-        "Upload a new version instead."
-    )

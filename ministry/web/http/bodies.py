@@ -30,7 +30,10 @@ from multipart import parse_options_header
 from twisted.web.http_headers import Headers
 
 from ministry.core.errors import BadRequest, MinistryError, TooLarge, Unauthorized
-from ministry.web.upload import UPLOAD_SEGMENTS
+
+#: The first path segments clients post uploads to: twine and friends use
+#: "/" or "/legacy/", the original README used "/dist" (``ministry.web.upload``).
+UPLOAD_SEGMENTS = (b"", b"legacy", b"dist")
 
 #: The largest body that is not a multipart upload (held in memory up to 100 KB,
 #: beyond that in a temporary file, by twisted.web).

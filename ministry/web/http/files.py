@@ -50,6 +50,15 @@ def content_type_for(filename: str) -> bytes:
     return b"application/octet-stream"
 
 
+def sha256_etag(hexdigest: str) -> bytes:
+    """The ETag of immutable bytes known by their sha256: the digest, quoted.
+
+    Every copy of a file (uploaded, proxied, mirrored) has the same tag, so a
+    client's cached copy stays valid whichever path served it.
+    """
+    return f'"{hexdigest}"'.encode()
+
+
 def parse_range(header: bytes, size: int) -> tuple[int, int] | None:
     """The (first, last) byte of a single ``bytes=`` range, or None to send all.
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from twisted.web import http, server
 from twisted.web.http_headers import Headers
@@ -33,7 +33,6 @@ from ministry.web.http.connections import ConnectionLimits, Connections
 from ministry.web.http.fastlane import FastLane, Served
 from ministry.web.http.form import StreamingForm, staging_failed
 from ministry.web.http.shortcut import Lookup
-from ministry.web.metrics import Metrics
 
 
 class IndexRequest(server.Request):
@@ -87,6 +86,15 @@ class IndexRequest(server.Request):
             self.channel.refuse(error)
 
 
+class RequestCounter(Protocol):
+    """What the Site tells of each answered request (``ministry.web.metrics.Metrics``).
+
+    A protocol, so that the transport knows nothing of the components above it.
+    """
+
+    def request_done(self, path: bytes, method: bytes, status: int, seconds: float) -> None: ...
+
+
 #: Given a request before traversal and the root resource: None to let it
 #: through, or a resource to answer it instead (see ``ministry.web.auth``).
 ReadGuard = Callable[[server.Request, IResource], IResource | None]
@@ -112,7 +120,7 @@ class IndexSite(server.Site):
         resource: IResource,
         max_body: int,
         new_staging_path: Callable[[], str],
-        metrics: Metrics,
+        metrics: RequestCounter,
         read_guard: ReadGuard | None = None,
         access_log: str | None = None,
         limits: ConnectionLimits | None = None,

@@ -1,21 +1,14 @@
-"""The proxy: upstream projects served as if hosted here, and what is cached of them.
+"""The proxy's pages: upstream projects as served here, with their freshness.
 
-:class:`ProxyCatalog` is what the catalog asks about a name the store does
+:class:`UpstreamPages` is what the catalog asks about a name the store does
 not hold (``Catalog._load_project``; the store is always asked first, so a
-hosted project shadows its upstream namesake entirely). It answers with a
-:class:`ProjectView` of ``origin="proxy"`` records and the moment that view
-stops being valid; the catalog caches the view and every page rendered from
-it until then, so a cached proxied page costs what a hosted one does: no
-upstream call, no store call, no disk.
-
-Pages on disk. Each fetched page is kept as ``<data-dir>/upstream/pages/
-<project>.json`` (:meth:`UpstreamPage.to_dict`: the parsed files with their
-upstream URLs, the ETag, the upstream it came from and when it was fetched),
-written to a temporary file and renamed, so that any process sharing the data
-directory reads a whole page, last writer wins, and a restart keeps the
-cache. The page is read on a view miss (one ``open`` of a known path); the
-directory is listed once, at start-up, for ``/simple/``'s list of cached
-projects. Files are in :mod:`ministry.web.proxy_files`.
+hosted project shadows its upstream namesake entirely), and what the mirror
+refreshes. It answers with an :class:`UpstreamView` of ``origin="proxy"``
+records and the moment that view stops being valid; the catalog caches the
+view and every page rendered from it until then, so a cached proxied page
+costs what a hosted one does: no upstream call, no store call, no disk.
+Pages are kept on disk by :mod:`ministry.upstream.saved_pages`, files by
+:mod:`ministry.upstream.cache`.
 
 Freshness. A page younger than ``--upstream-ttl`` is used as is; an older one
 is revalidated with ``If-None-Match``, and the request waits for that at most
@@ -30,16 +23,13 @@ can be promised; the full page returns with the upstream.
 ``--offline`` never asks: cached pages only, listing only cached files.
 ``--upstream-min-age`` is applied when the view is built, not when the page
 is stored, and the view expires when the next hidden file comes of age.
+Every moment comes from the injected clock (an ``IReactorTime``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,19 +37,17 @@ from packaging.utils import InvalidName, canonicalize_name
 from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
-from twisted.internet.threads import deferToThread
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ministry.catalog.cache import ALL
-from ministry.catalog.views import ProjectView
-from ministry.config import Settings
 from ministry.core.models import FileRecord, ProjectRecord
 from ministry.core.upstream_pages import UpstreamFile, UpstreamPage, cooled
-from ministry.stores.blobs import FilesystemBlobStore
-from ministry.upstream.client import UpstreamClient, UpstreamError, UpstreamUnavailable
-from ministry.web.http.files import SEND_DIRECTLY, Delivery
-from ministry.web.proxy_files import ProxyFiles
+from ministry.upstream.body import UpstreamError
+from ministry.upstream.cache import FileCache
+from ministry.upstream.client import UpstreamClient, UpstreamUnavailable
+from ministry.upstream.downloads import Downloads
+from ministry.upstream.saved_pages import SavedPages
 
 log = Logger()
 
@@ -70,108 +58,49 @@ RETRY_AFTER = 60.0
 #: How long a request with a stale page to fall back on waits for its revalidation.
 STALE_WAIT = 2.0
 
-_SUFFIX = ".json"
+#: What listeners are told when the list of cached projects changed.
+PROJECT_LIST = None
 
 
-def make_proxy(settings: Settings, data_dir: str) -> ProxyCatalog | None:
-    """The proxy the settings ask for, or None (no ``--upstream`` and not ``--offline``)."""
-    if not settings.upstream and not settings.offline:
-        return None
-    client = UpstreamClient(
-        settings.upstream,
-        settings.upstream_timeout,
-        deadline=settings.upstream_deadline,
-        min_rate=settings.upstream_min_rate,
-    )
-    client.setName("upstream")
-    proxy = ProxyCatalog(
-        client,
-        os.path.join(data_dir, "upstream"),
-        ttl=settings.upstream_ttl,
-        min_age=settings.upstream_min_age,
-        offline=settings.offline,
-        max_size=settings.cache_max_size,
-        delivery=Delivery.from_settings(settings),
-    )
-    proxy.setName("proxy")
-    return proxy
+@dataclass(frozen=True)
+class UpstreamView:
+    """An upstream project as served now: its records, and where each file is upstream."""
 
-
-def _list_pages(directory: str) -> dict[str, float]:
-    """Cached page names -> mtime (start-up only: never on a read path)."""
-    try:
-        entries = list(os.scandir(directory))
-    except FileNotFoundError:
-        return {}
-    found = {}
-    for entry in entries:
-        if entry.name.endswith(_SUFFIX) and not entry.name.startswith("."):
-            with contextlib.suppress(FileNotFoundError):
-                found[entry.name.removesuffix(_SUFFIX)] = entry.stat().st_mtime
-    return found
-
-
-def _load_page(path: str) -> UpstreamPage:
-    with open(path, "rb") as handle:
-        return UpstreamPage.from_dict(json.load(handle))
-
-
-def _save_page(path: str, page: UpstreamPage) -> None:
-    """Write whole-or-nothing: a temporary file renamed over the old page."""
-    directory, name = os.path.split(path)
-    os.makedirs(directory, exist_ok=True)
-    temporary = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(page.to_dict(), handle, separators=(",", ":"))
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(temporary)
-        raise
-
-
-def _remove(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(path)
+    project: ProjectRecord
+    files: tuple[FileRecord, ...]
+    sources: Mapping[str, UpstreamFile] = field(repr=False)
 
 
 def _moment(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-class ProxyCatalog(Service):
-    """Upstream project views for the catalog, cached on disk (see the module docstring)."""
+class UpstreamPages(Service):
+    """Upstream project views, cached on disk (see the module docstring)."""
 
     def __init__(
         self,
         client: UpstreamClient,
-        root: str,
+        saved: SavedPages,
+        cache: FileCache,
+        downloads: Downloads,
         *,
         ttl: float,
         min_age: float,
         offline: bool,
-        max_size: int | None,
-        delivery: Delivery = SEND_DIRECTLY,
-        clock: Callable[[], float] = time.time,
+        clock: IReactorTime,
     ) -> None:
         self.client = client
-        self.pages = os.path.join(root, "pages")
+        self.saved = saved
+        self.cache = cache
+        self.downloads = downloads
         self.ttl = ttl
         self.min_age = min_age
         self.offline = offline
         self.clock = clock
-        self.files = ProxyFiles(
-            client,
-            FilesystemBlobStore(os.path.join(root, "files")),
-            max_size=max_size,
-            offline=offline,
-            delivery=delivery,
-            clock=clock,
-        )
-        self.files.on_sized = self._notify
+        downloads.on_sized = self._notify
         self._projects: dict[str, ProjectRecord] = {}
-        self._listeners: list[Callable[[str], None]] = []
+        self._listeners: list[Callable[[str | None], None]] = []
         #: Revalidations going on (at most one per project), and who waits for each.
         self._fetching: dict[str, list[Deferred[UpstreamPage | None]]] = {}
         #: Whether the last upstream call failed (then stale pages are served at once).
@@ -190,42 +119,49 @@ class ProxyCatalog(Service):
         )
 
     async def _start(self) -> None:
-        names = await deferToThread(_list_pages, self.pages)
+        names = await self.saved.names()
         self._projects = {
             name: ProjectRecord(name, name, 0, _moment(mtime)) for name, mtime in names.items()
         }
-        await self.files.start()
+        await self.cache.start()
         # Views built while the scans ran knew nothing of the cache.
-        for name in [ALL, *self._projects]:
+        for name in [PROJECT_LIST, *self._projects]:
             self._notify(name)
 
     def stopService(self) -> None:
         super().stopService()
-        self.files.stop()
+        self.cache.stop()
 
-    # -- what the catalog asks --------------------------------------------------
+    # -- what the catalog and the mirror ask ------------------------------------
 
-    def subscribe(self, callback: Callable[[str], None]) -> None:
-        """Call ``callback(scope)`` when the pages of a scope (a project, or ALL) went stale."""
+    def subscribe(self, callback: Callable[[str | None], None]) -> None:
+        """Call ``callback(project)`` when a project's views went stale.
+
+        ``PROJECT_LIST`` (None) instead of a name: the list of cached projects changed.
+        """
         self._listeners.append(callback)
+
+    def now(self) -> datetime:
+        """The injected clock's time, for cooling files down (``--upstream-min-age``)."""
+        return _moment(self.clock.seconds())
 
     def cached_projects(self) -> list[ProjectRecord]:
         """The upstream projects whose page is cached, for ``/simple/``."""
         return list(self._projects.values())
 
-    async def project(self, name: str) -> tuple[ProjectView | None, float]:
+    async def project(self, name: str) -> tuple[UpstreamView | None, float]:
         """The view of the canonical ``name`` upstream (None: no upstream has it).
 
-        Also returns until when (epoch seconds) the answer may be cached.
+        Also returns until when (clock seconds) the answer may be cached.
         Raises :class:`UpstreamUnavailable` (502) when the upstream fails and
         nothing is cached.
         """
-        now = self.clock()
+        now = self.clock.seconds()
         try:
             canonicalize_name(name, validate=True)
         except InvalidName:
             return None, now + self.ttl
-        cached = await self._read(name)
+        cached = await self.saved.read(name)
         if self.offline:
             return (None, now + self.ttl) if cached is None else self._view(cached, now + self.ttl)
         if cached is not None and now < cached.fetched + self.ttl:
@@ -247,24 +183,47 @@ class ProxyCatalog(Service):
         kept like any proxied one, and the catalog told its views are stale.
         Raises :class:`UpstreamError`; None when no upstream has the project.
         """
-        page = await self._fetch(name, await self._read(name))
+        page = await self._fetch(name, await self.saved.read(name))
         self._notify(name)
         return page
 
+    def stats(self) -> dict[str, Any]:
+        """Counters for ``/health`` and ``/metrics``."""
+        return {
+            "upstreams": list(self.client.shown_urls),
+            "failing": self.failing,
+            "offline": self.offline,
+            "cached_projects": len(self._projects),
+            "pages_fetched": self.client.pages_fetched,
+            "pages_not_modified": self.client.pages_not_modified,
+            "upstream_errors": self.client.errors,
+            "stale_pages_served": self.stale_served,
+            "cache_bytes": self.cache.cache_bytes,
+            "cache_max_bytes": self.cache.max_size,
+            "cached_files": self.cache.cached_files,
+            "file_hits": self.cache.hits,
+            "file_misses": self.cache.misses,
+            "file_hit_rate": self.cache.hit_rate,
+            "evicted_files": self.cache.evicted,
+        }
+
+    # -- freshness ----------------------------------------------------------------
+
     async def _revalidate(
         self, name: str, cached: UpstreamPage, now: float
-    ) -> tuple[ProjectView | None, float]:
+    ) -> tuple[UpstreamView | None, float]:
         """The revalidated page if it comes soon enough, else the stale one (see the docstring)."""
-        waiters = self._fetching.get(name)
-        if waiters is None:
-            waiters = self._fetching[name] = []
-            ensureDeferred(self._fetch(name, cached)).addBoth(self._fetched, name)
         waited: Deferred[UpstreamPage | None] = Deferred()
-        waiters.append(waited)
+        waiters = self._fetching.get(name)
+        if waiters is not None:
+            waiters.append(waited)
+        else:  # waiting before it starts: an upstream may answer at once (an in-memory one)
+            self._fetching[name] = [waited]
+            ensureDeferred(self._fetch(name, cached)).addBoth(self._fetched, name)
         if self.failing:
             waited.cancel()
         else:
-            waited.addTimeout(STALE_WAIT, self.client.reactor)
+            waited.addTimeout(STALE_WAIT, self.clock)
         try:
             return self._fresh(await waited, now)
         except UpstreamError as exc:
@@ -315,83 +274,45 @@ class ProxyCatalog(Service):
             if cached is not None or name in self._projects:
                 await self._forget(name)
             return None
-        await self._write(page)
+        await self.saved.write(page)
         if name not in self._projects:
             self._projects[name] = ProjectRecord(name, name, 0, _moment(page.fetched))
-            self._notify(ALL)
+            self._notify(PROJECT_LIST)
         return page
 
-    def _fresh(self, page: UpstreamPage | None, now: float) -> tuple[ProjectView | None, float]:
+    def _fresh(self, page: UpstreamPage | None, now: float) -> tuple[UpstreamView | None, float]:
         if page is None:
             return None, now + self.ttl
         return self._view(page, page.fetched + self.ttl)
-
-    def stats(self) -> dict[str, Any]:
-        """Counters for ``/health`` and ``/metrics``."""
-        return {
-            "upstreams": list(self.client.shown_urls),
-            "failing": self.failing,
-            "offline": self.offline,
-            "cached_projects": len(self._projects),
-            "pages_fetched": self.client.pages_fetched,
-            "pages_not_modified": self.client.pages_not_modified,
-            "upstream_errors": self.client.errors,
-            "stale_pages_served": self.stale_served,
-            "cache_bytes": self.files.cache_bytes,
-            "cache_max_bytes": self.files.max_size,
-            "cached_files": self.files.cached_files,
-            "file_hits": self.files.hits,
-            "file_misses": self.files.misses,
-            "file_hit_rate": self.files.hit_rate,
-            "evicted_files": self.files.evicted,
-        }
 
     # -- helpers ----------------------------------------------------------------
 
     def _view(
         self, page: UpstreamPage, expires: float, *, held_only: bool = False
-    ) -> tuple[ProjectView, float]:
+    ) -> tuple[UpstreamView, float]:
         """The page as served now: cooled down, with cached sizes, and when that changes.
 
         ``held_only``: only what is cached here, as offline (the upstream failed).
         """
-        shown, released = cooled(page.files, _moment(self.clock()), self.min_age)
+        shown, released = cooled(page.files, self.now(), self.min_age)
         if released is not None:
             expires = min(expires, released.timestamp())
         records: list[FileRecord] = []
         sources: dict[str, UpstreamFile] = {}
         for item in shown:
-            record = self.files.as_served(item.record, held_only=held_only or self.offline)
+            record = self.cache.as_served(item.record, held_only=held_only or self.offline)
             if record is not None:
                 records.append(record)
                 sources[record.filename] = item
         project = ProjectRecord(page.project, page.project, 0, _moment(page.fetched))
-        return ProjectView.of(project, records, sources), expires
-
-    def _path(self, name: str) -> str:
-        return os.path.join(self.pages, name + _SUFFIX)
-
-    async def _read(self, name: str) -> UpstreamPage | None:
-        try:
-            return await deferToThread(_load_page, self._path(name))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            log.warn("Ignoring damaged cached page of {project}: {error}", project=name, error=exc)
-            return None
-
-    async def _write(self, page: UpstreamPage) -> None:
-        try:
-            await deferToThread(_save_page, self._path(page.project), page)
-        except OSError as exc:  # a cache: serving goes on without it
-            log.error("Could not keep the page of {name}: {error}", name=page.project, error=exc)
+        return UpstreamView(project, tuple(records), sources), expires
 
     async def _forget(self, name: str) -> None:
         """The upstreams no longer have ``name``: drop its page (its files age out)."""
-        await deferToThread(_remove, self._path(name))
+        await self.saved.remove(name)
         if self._projects.pop(name, None) is not None:
-            self._notify(ALL)
+            self._notify(PROJECT_LIST)
 
-    def _notify(self, scope: str) -> None:
+    def _notify(self, project: str | None) -> None:
         for callback in self._listeners:
-            callback(scope)
+            callback(project)

@@ -1,0 +1,134 @@
+"""``user``, ``token`` and ``project``: who may log in, and who may publish what.
+
+Users and tokens live in the store, so the daemon sees them (once its
+short-lived memory of successful logins expires) without a restart. Roles
+may name users of the ``htpasswd`` file too. Removing a user refuses to
+leave a project without an owner unless forced: its next uploader would
+claim it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import Any
+
+from twisted.internet.threads import deferToThread
+
+from ministry.config import Settings
+from ministry.core.auth import check_username, hash_password, new_token, parse_htpasswd
+from ministry.core.models import MAINTAINER, OWNER, TokenRecord, UserRecord, utcnow
+from ministry.core.names import check_project_name
+from ministry.interfaces import IBlobStore, IMetadataStore
+
+
+def read_password(args: argparse.Namespace) -> str:
+    """The new password, before the reactor starts: a line of stdin, or a prompt twice."""
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"Password for {args.name}: ")
+        if getpass.getpass("Again: ") != password:
+            raise SystemExit("ministry-admin: the passwords differ")
+    if not password:
+        raise SystemExit("ministry-admin: the password must not be empty")
+    return password
+
+
+async def user_command(args: argparse.Namespace, store: IMetadataStore, *_: Any) -> None:
+    """``user add|passwd|remove|list``; for add and passwd, ``args.password`` is set."""
+    if args.action == "list":
+        for user in await store.list_users():
+            roles = await store.user_roles(user.name)
+            owned = ", ".join(f"{name} ({role})" for name, role in sorted(roles.items()))
+            print(f"{user.name}{' (admin)' if user.admin else ''}\t{owned or '-'}")
+        return
+    name = check_username(args.name)
+    if args.action == "remove":
+        await _refuse_orphaning(store, name, args.force)
+        _done(await store.remove_user(name), f"Removed {name}", f"no user {name}")
+        return
+    password_hash = await deferToThread(hash_password, args.password)
+    if args.action == "add":
+        user = UserRecord(name, password_hash, args.admin, utcnow())
+        _done(await store.add_user(user), f"Added {name}", f"{name} exists already")
+    else:
+        changed = await store.set_password(name, password_hash)
+        _done(changed, f"Changed the password of {name}", f"no user {name}")
+
+
+async def _refuse_orphaning(store: IMetadataStore, name: str, force: bool) -> None:
+    """Refuse to leave projects without owners: the next uploader would own them."""
+    orphans = []
+    for project, role in sorted((await store.user_roles(name)).items()):
+        owners = [u for u, r in (await store.get_roles(project)).items() if r == OWNER]
+        if role == OWNER and owners == [name]:
+            orphans.append(project)
+    if orphans and not force:
+        raise SystemExit(
+            f"ministry-admin: {name} is the only owner of {', '.join(orphans)}; add another "
+            "owner first (project add-owner), or use --force to leave them without one, "
+            "for their next uploader to claim."
+        )
+
+
+async def token_command(args: argparse.Namespace, store: IMetadataStore, *_: Any) -> None:
+    """``token create|revoke|list``: a new token's secret goes to stdout, once."""
+    if args.action == "list":
+        for token in await store.list_tokens(args.user):
+            projects = ", ".join(token.projects) or "all projects"
+            print(f"{token.id}\t{token.username}\t{projects}\t{token.created:%Y-%m-%d %H:%M}")
+    elif args.action == "revoke":
+        _done(await store.revoke_token(args.id), f"Revoked {args.id}", f"no token {args.id}")
+    else:
+        projects = tuple(dict.fromkeys(check_project_name(name) for name in args.project))
+        made = new_token()
+        token = TokenRecord(made.id, args.user, made.digest, projects, utcnow())
+        if not await store.add_token(token):
+            raise SystemExit(
+                f"ministry-admin: no user {args.user} (tokens are for users added here)"
+            )
+        print(
+            f"Token {made.id} for {args.user}, for {', '.join(projects) or 'all their projects'}."
+            " It is shown only this once: use it as the password of the user __token__.",
+            file=sys.stderr,
+        )
+        print(made.text)
+
+
+async def project_command(
+    args: argparse.Namespace, store: IMetadataStore, _: IBlobStore, settings: Settings
+) -> None:
+    """``project owners|add-owner|add-maintainer|remove-role``."""
+    name = check_project_name(args.name)
+    if args.action == "owners":
+        roles = await store.get_roles(name)
+        for username, role in sorted(roles.items(), key=lambda item: (item[1] != OWNER, item[0])):
+            print(f"{role}\t{username}")
+        if not roles:
+            print(f"{name} has no owner yet: its next uploader becomes its owner.")
+        return
+    username = check_username(args.user)
+    if args.action == "remove-role":
+        await store.set_role(name, username, None)
+        print(f"{username} has no role in {name} now")
+        return
+    if await store.get_user(username) is None and username not in _htpasswd_users(settings):
+        raise SystemExit(f"ministry-admin: no user {username}")
+    role = OWNER if args.action == "add-owner" else MAINTAINER
+    await store.set_role(name, username, role)
+    print(f"{username} is now {role} of {name}")
+
+
+def _htpasswd_users(settings: Settings) -> set[str]:
+    if not settings.htpasswd:
+        return set()
+    with open(settings.htpasswd, encoding="utf-8") as handle:
+        return set(parse_htpasswd(handle.read()).entries)
+
+
+def _done(succeeded: bool, message: str, failure: str) -> None:
+    if not succeeded:
+        raise SystemExit(f"ministry-admin: {failure}")
+    print(message)

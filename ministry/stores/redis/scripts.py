@@ -1,0 +1,294 @@
+"""The Lua scripts of the Redis store, as data, and the one way they are run.
+
+Key layout, everything under ``prefix`` (``{p}``) so that several indexes can
+share one Redis; prefixes must not be prefixes of one another::
+
+    {p}serial              string  the global serial (INCR); absent means 0
+    {p}projects            zset    canonical name -> serial of its last change
+    {p}project:{name}      hash    display_name, created (format_time),
+                                   info (JSON: field -> values), serial,
+                                   change (random id of its last change)
+    {p}files:{name}        hash    filename -> JSON of FileRecord.to_dict()
+    {p}order:{name}        list    filenames in upload order (RPUSH)
+    {p}metadata:{name}     hash    filename -> core metadata bytes (no field: None)
+    {p}tombstones:{name}   hash    filename -> sha256 of a deleted file (never reused)
+    {p}sdists:{name}       hash    release (names.release_version) -> its sdist's
+                                   filename; an entry whose file was deleted is
+                                   stale, ignored and replaced by the next sdist
+    {p}changes             pub/sub channel: "<serial> <change> <name>"
+    {p}users               hash    user name -> JSON of UserRecord.to_dict()
+    {p}tokens              hash    token id -> JSON of TokenRecord.to_dict()
+    {p}roles:{name}        hash    user name -> role in the project
+    {p}user-roles:{user}   hash    project name -> role (the same roles, by user)
+    {p}lease:{name}        string  the holder of a lease (SET NX PX: it expires)
+
+Records are the same JSON documents the SQLite store keeps, so both stores
+agree on every field by construction. The ``projects`` zset both lists the
+projects and answers "what changed after serial N" (see catching up in
+:mod:`ministry.stores.redis.changes`).
+
+Atomicity. Each change is one Lua script (EVAL, then EVALSHA once Redis has
+it), and Redis runs a script with nothing interleaved, whichever process
+sent it. ``add_file`` checks the filename (same sha256: no-op; other bytes:
+conflict) and, for an sdist, that its release has no other one, then
+stores the record and metadata, creates the project if needed, INCRs the
+serial, records it as the project's serial and PUBLISHes the change, all
+in one step; ``register`` does the same for the project info. So a
+filename (and a release's sdist) is claimed by exactly one process, and
+serials never repeat or go backwards -- as long as Redis keeps its data:
+run it with ``appendonly yes``, because a Redis that restarts from an older
+snapshot (or empty) hands out the lost serials again. Redis Cluster is not
+supported (the scripts touch keys of several projects).
+
+Each script's comment names its KEYS and ARGV; the store builds both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred
+
+#: How a script is run: ``(script, keys, args)`` -> its reply, within the timeout.
+ScriptRunner = Callable[[str, list[str], list[Any]], Deferred[Any]]
+
+
+def run_script(
+    call: Callable[..., Deferred[Any]], script: str, keys: list[str], args: list[Any]
+) -> Deferred[Any]:
+    """Run ``script`` with ``call`` (the store's txredisapi call, with its timeout).
+
+    txredisapi's ``eval`` sends the source once per connection, then only its
+    SHA1 (EVALSHA), and the source again if Redis forgot it (a restart,
+    SCRIPT FLUSH): the scripts are plain strings, never loaded ahead.
+    """
+    return call("eval", script, keys, args)
+
+
+# -- changes to the index ------------------------------------------------------------
+
+# Shared by the writing scripts. KEYS[1..3]: serial, projects, project hash;
+# ARGV[1..5]: canonical name, display name, creation time, change id,
+# channel. The first display name and creation time stay; the serial is
+# formatted by string.format so that it is never written as 1e+14.
+_CHANGE = """
+local function change()
+  local serial = string.format('%d', redis.call('INCR', KEYS[1]))
+  if redis.call('EXISTS', KEYS[3]) == 0 then
+    redis.call('HSET', KEYS[3], 'display_name', ARGV[2], 'created', ARGV[3], 'info', '{}')
+  end
+  redis.call('HSET', KEYS[3], 'serial', serial, 'change', ARGV[4])
+  redis.call('ZADD', KEYS[2], serial, ARGV[1])
+  return serial
+end
+local function announce(serial)
+  redis.call('PUBLISH', ARGV[5], serial .. ' ' .. ARGV[4] .. ' ' .. ARGV[1])
+end
+"""
+
+# KEYS[4..8]: files, order, metadata, tombstones, sdists; ARGV[6..11]:
+# filename, sha256, record JSON, '1' if there is metadata, metadata bytes,
+# the release of an sdist ('' for a wheel): one sdist per release.
+ADD_FILE = (
+    _CHANGE
+    + """
+if redis.call('HEXISTS', KEYS[7], ARGV[6]) == 1 then return {'reused'} end
+local taken = redis.call('HGET', KEYS[4], ARGV[6])
+if taken then
+  local sha256 = cjson.decode(taken).sha256
+  if sha256 == ARGV[7] then return {'exists'} end
+  return {'conflict', sha256}
+end
+if ARGV[11] ~= '' then
+  local sdist = redis.call('HGET', KEYS[8], ARGV[11])
+  if sdist and redis.call('HEXISTS', KEYS[4], sdist) == 1 then return {'sdist', sdist} end
+  redis.call('HSET', KEYS[8], ARGV[11], ARGV[6])
+end
+local serial = change()
+redis.call('HSET', KEYS[4], ARGV[6], ARGV[8])
+redis.call('RPUSH', KEYS[5], ARGV[6])
+if ARGV[9] == '1' then redis.call('HSET', KEYS[6], ARGV[6], ARGV[10]) end
+announce(serial)
+return {'added', serial}
+"""
+)
+
+# ARGV[6]: the info JSON, which replaces the previous info.
+REGISTER = (
+    _CHANGE
+    + """
+local serial = change()
+redis.call('HSET', KEYS[3], 'info', ARGV[6])
+announce(serial)
+return redis.call('HMGET', KEYS[3], 'display_name', 'created', 'info', 'serial')
+"""
+)
+
+# The global serial, and the name and last change id of every project
+# changed after a serial. KEYS[1..2]: serial, projects; ARGV[1]: the serial;
+# ARGV[2]: the project hash key prefix.
+CHANGED_SINCE = """
+local changed = {}
+for i, name in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf')) do
+  changed[i] = {name, redis.call('HGET', ARGV[2] .. name, 'change')}
+end
+return {redis.call('GET', KEYS[1]) or '0', changed}
+"""
+
+# Read scripts, for a consistent snapshot in one round trip.
+# KEYS[1]: projects; ARGV[1]: the project hash key prefix.
+LIST_PROJECTS = """
+local projects = {}
+for i, name in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local fields = redis.call('HMGET', ARGV[1] .. name, 'display_name', 'created', 'info', 'serial')
+  projects[i] = {name, fields[1], fields[2], fields[3], fields[4]}
+end
+return projects
+"""
+
+# KEYS[1..2]: order, files.
+LIST_FILES = """
+local records = {}
+for i, filename in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  records[i] = redis.call('HGET', KEYS[2], filename)
+end
+return records
+"""
+
+
+# KEYS: files hashes of several projects. Every record in them, in no order.
+FILE_RECORDS = """
+local records = {}
+for _, key in ipairs(KEYS) do
+  for _, record in ipairs(redis.call('HVALS', key)) do records[#records + 1] = record end
+end
+return records
+"""
+
+# KEYS[1..4]: the change keys, files; ARGV[1..5]: the change arguments;
+# ARGV[6]: '1' to yank, '0' to un-yank; ARGV[7]: the reason; ARGV[8..]:
+# filenames. Only ``yanked`` changes in each record (cjson keeps the rest:
+# records hold strings, numbers and nulls only). Fires with the filenames
+# that changed.
+SET_YANKED = (
+    _CHANGE
+    + """
+local wanted = cjson.null
+if ARGV[6] == '1' then wanted = ARGV[7] end
+local changed = {}
+for i = 8, #ARGV do
+  local record = redis.call('HGET', KEYS[4], ARGV[i])
+  if record then
+    local file = cjson.decode(record)
+    if file.yanked ~= wanted then
+      file.yanked = wanted
+      redis.call('HSET', KEYS[4], ARGV[i], cjson.encode(file))
+      changed[#changed + 1] = ARGV[i]
+    end
+  end
+end
+if #changed > 0 then announce(change()) end
+return changed
+"""
+)
+
+# KEYS[4..7]: files, order, metadata, tombstones; ARGV[6..]: filenames.
+# Fires with the removed records.
+DELETE_FILES = (
+    _CHANGE
+    + """
+local removed = {}
+for i = 6, #ARGV do
+  local record = redis.call('HGET', KEYS[4], ARGV[i])
+  if record then
+    redis.call('HDEL', KEYS[4], ARGV[i])
+    redis.call('HDEL', KEYS[6], ARGV[i])
+    redis.call('LREM', KEYS[5], 0, ARGV[i])
+    redis.call('HSET', KEYS[7], ARGV[i], cjson.decode(record).sha256)
+    removed[#removed + 1] = record
+  end
+end
+if #removed > 0 then announce(change()) end
+return removed
+"""
+)
+
+# -- users, tokens and roles (not part of the index: no serials) ---------------------
+
+# KEYS[1]: users; ARGV[1..2]: name, password hash.
+SET_PASSWORD = """
+local record = redis.call('HGET', KEYS[1], ARGV[1])
+if not record then return 0 end
+local user = cjson.decode(record)
+user.password_hash = ARGV[2]
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(user))
+return 1
+"""
+
+# KEYS[1..3]: users, tokens, the user's roles; ARGV[1]: name; ARGV[2]: the
+# project roles key prefix. The user's tokens go too, and so do their roles.
+REMOVE_USER = """
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+local tokens = redis.call('HGETALL', KEYS[2])
+for i = 1, #tokens, 2 do
+  if cjson.decode(tokens[i + 1]).username == ARGV[1] then
+    redis.call('HDEL', KEYS[2], tokens[i])
+  end
+end
+for _, project in ipairs(redis.call('HKEYS', KEYS[3])) do
+  redis.call('HDEL', ARGV[2] .. project, ARGV[1])
+end
+redis.call('DEL', KEYS[3])
+return 1
+"""
+
+# KEYS[1..2]: users, tokens; ARGV[1..3]: user name, token id, token JSON.
+ADD_TOKEN = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return 1
+"""
+
+# KEYS[1..2]: the project's roles, the user's roles; ARGV[1..3]: project,
+# user, role ('' to remove). Both hashes always say the same.
+SET_ROLE = """
+if ARGV[3] == '' then
+  redis.call('HDEL', KEYS[1], ARGV[2])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+end
+return 1
+"""
+
+# As SET_ROLE, ARGV[1..2]: project, user; makes the user owner if nobody has
+# a role yet. Fires with the project's roles.
+CLAIM_PROJECT = """
+if redis.call('HLEN', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], ARGV[2], 'owner')
+  redis.call('HSET', KEYS[2], ARGV[1], 'owner')
+end
+return redis.call('HGETALL', KEYS[1])
+"""
+
+# -- leases ----------------------------------------------------------------------------
+
+# KEYS[1]: the lease; ARGV[1..2]: holder, milliseconds. Extends the lease
+# only while ARGV[1] still holds it.
+RENEW_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+# KEYS[1]: the lease; ARGV[1]: holder. Drops the lease only if ARGV[1]
+# holds it (an expired one may be another's now).
+RELEASE_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""

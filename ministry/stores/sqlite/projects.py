@@ -1,0 +1,229 @@
+"""Projects and their files in SQL: the serial, reads, claims, registration, yanks, deletions.
+
+Each function takes the connection first and runs on the store's one worker
+thread (``SQLiteStore._run``); a write is one :func:`~schema.transaction`,
+so a claim's check and its insert cannot be split by another writer, even
+one in another process.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from ministry.core.errors import FileExists, FilenameReused, SdistExists
+from ministry.core.models import (
+    SDIST,
+    FileRecord,
+    ProjectRecord,
+    format_time,
+    parse_info,
+    parse_time,
+    utcnow,
+)
+from ministry.core.names import release_version
+from ministry.stores.sqlite.schema import transaction
+
+
+def last_serial(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT value FROM meta WHERE key = 'serial'").fetchone()[0]
+
+
+def _bump_serial(conn: sqlite3.Connection) -> int:
+    return conn.execute(
+        "UPDATE meta SET value = value + 1 WHERE key = 'serial' RETURNING value"
+    ).fetchone()[0]
+
+
+_PROJECT_COLUMNS = "name, display_name, serial, created, info"
+
+
+def _project(row: tuple[Any, ...]) -> ProjectRecord:
+    name, display_name, serial, created, info = row
+    return ProjectRecord(
+        name=name,
+        display_name=display_name,
+        serial=serial,
+        created=parse_time(created),
+        info=parse_info(info),
+    )
+
+
+def list_projects(conn: sqlite3.Connection) -> list[ProjectRecord]:
+    rows = conn.execute(f"SELECT {_PROJECT_COLUMNS} FROM projects ORDER BY name")
+    return [_project(row) for row in rows]
+
+
+def get_project(conn: sqlite3.Connection, name: str) -> ProjectRecord | None:
+    row = conn.execute(
+        f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE name = ?", (name,)
+    ).fetchone()
+    return _project(row) if row else None
+
+
+def list_files(conn: sqlite3.Connection, name: str) -> list[FileRecord]:
+    rows = conn.execute("SELECT record FROM files WHERE project = ? ORDER BY serial", (name,))
+    return [FileRecord.from_dict(json.loads(record)) for (record,) in rows]
+
+
+def get_file(conn: sqlite3.Connection, name: str, filename: str) -> FileRecord | None:
+    row = conn.execute(
+        "SELECT record FROM files WHERE project = ? AND filename = ?", (name, filename)
+    ).fetchone()
+    return FileRecord.from_dict(json.loads(row[0])) if row else None
+
+
+def blob_keys(conn: sqlite3.Connection) -> set[str]:
+    rows = conn.execute("SELECT record FROM files")
+    return {FileRecord.from_dict(json.loads(record)).blob_key for (record,) in rows}
+
+
+def get_metadata(conn: sqlite3.Connection, name: str, filename: str) -> bytes | None:
+    row = conn.execute(
+        "SELECT metadata FROM files WHERE project = ? AND filename = ?", (name, filename)
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _touch_project(conn: sqlite3.Connection, name: str, display_name: str, serial: int) -> None:
+    """Create the project, or record that it changed at ``serial``; keep the rest."""
+    conn.execute(
+        f"INSERT INTO projects ({_PROJECT_COLUMNS}) VALUES (?, ?, ?, ?, '{{}}')"
+        " ON CONFLICT (name) DO UPDATE SET serial = excluded.serial",
+        (name, display_name, serial, format_time(utcnow())),
+    )
+
+
+def add_file(
+    conn: sqlite3.Connection, record: FileRecord, display_name: str, metadata: bytes | None
+) -> int | None:
+    """The serial of the addition, or None when the same bytes were there already."""
+    with transaction(conn):
+        if _is_tombstoned(conn, record.project, record.filename):
+            raise FilenameReused(record.filename, record.project)
+        row = conn.execute(
+            "SELECT sha256 FROM files WHERE project = ? AND filename = ?",
+            (record.project, record.filename),
+        ).fetchone()
+        if row is not None:
+            if row[0] == record.sha256:
+                return None
+            raise FileExists(
+                f"File already exists: {record.filename} was already uploaded to "
+                f"{record.project} with other contents (sha256 {row[0]}). A filename "
+                "always means the same bytes: upload under a new version."
+            )
+        if record.packagetype == SDIST:
+            _refuse_second_sdist(conn, record)
+        serial = _bump_serial(conn)
+        _touch_project(conn, record.project, display_name, serial)
+        conn.execute(
+            "INSERT INTO files (project, filename, sha256, serial, record, metadata)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                record.project,
+                record.filename,
+                record.sha256,
+                serial,
+                json.dumps(record.to_dict(), sort_keys=True),
+                metadata,
+            ),
+        )
+    return serial
+
+
+def _refuse_second_sdist(conn: sqlite3.Connection, record: FileRecord) -> None:
+    """One sdist per release, checked inside the claim's transaction.
+
+    Check and insert share one IMMEDIATE transaction (the write lock is
+    taken before the read), so two uploads of ``demo-7.0.tar.gz`` and
+    ``demo-7.0.0.zip`` cannot both win, not even from two processes. Stored
+    records are read, so sdists from before this rule count too.
+    """
+    release = release_version(record.version)
+    rows = conn.execute(
+        "SELECT filename, json_extract(record, '$.version') FROM files"
+        " WHERE project = ? AND json_extract(record, '$.packagetype') = ?",
+        (record.project, SDIST),
+    )
+    for filename, version in rows:
+        if release_version(version) == release:
+            raise SdistExists(record.filename, record.project, record.version, filename)
+
+
+def register(conn: sqlite3.Connection, name: str, display_name: str, info: dict) -> ProjectRecord:
+    """Create the project or replace its info; the first display name stays."""
+    with transaction(conn):
+        serial = _bump_serial(conn)
+        row = conn.execute(
+            f"INSERT INTO projects ({_PROJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET serial = excluded.serial, info = excluded.info"
+            f" RETURNING {_PROJECT_COLUMNS}",
+            (name, display_name, serial, format_time(utcnow()), json.dumps(info, sort_keys=True)),
+        ).fetchone()
+    return _project(row)
+
+
+def changed_since(conn: sqlite3.Connection, serial: int) -> tuple[int, list[tuple[str, int]]]:
+    """The global serial, and the projects (with their serials) changed after ``serial``."""
+    rows = conn.execute("SELECT name, serial FROM projects WHERE serial > ?", (serial,))
+    return last_serial(conn), list(rows)
+
+
+# -- yanking and deleting ----------------------------------------------------------
+
+
+def _is_tombstoned(conn: sqlite3.Connection, name: str, filename: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM tombstones WHERE project = ? AND filename = ?", (name, filename)
+    ).fetchone()
+    return row is not None
+
+
+def _project_changed(conn: sqlite3.Connection, name: str) -> int:
+    """Bump the global serial and make it the project's; the new serial."""
+    serial = _bump_serial(conn)
+    conn.execute("UPDATE projects SET serial = ? WHERE name = ?", (serial, name))
+    return serial
+
+
+def set_yanked(
+    conn: sqlite3.Connection, name: str, filenames: list[str], reason: str | None
+) -> tuple[int | None, list[str]]:
+    changed = []
+    with transaction(conn):
+        for filename in dict.fromkeys(filenames):
+            record = get_file(conn, name, filename)
+            if record is None or record.yanked == reason:
+                continue
+            conn.execute(
+                "UPDATE files SET record = ? WHERE project = ? AND filename = ?",
+                (
+                    json.dumps(record.with_changes(yanked=reason).to_dict(), sort_keys=True),
+                    name,
+                    filename,
+                ),
+            )
+            changed.append(filename)
+        serial = _project_changed(conn, name) if changed else None
+    return serial, changed
+
+
+def delete_files(
+    conn: sqlite3.Connection, name: str, filenames: list[str]
+) -> tuple[int | None, list[FileRecord]]:
+    removed = []
+    with transaction(conn):
+        for filename in dict.fromkeys(filenames):
+            record = get_file(conn, name, filename)
+            if record is None:
+                continue
+            conn.execute("DELETE FROM files WHERE project = ? AND filename = ?", (name, filename))
+            conn.execute(
+                "INSERT OR REPLACE INTO tombstones (project, filename, sha256) VALUES (?, ?, ?)",
+                (name, filename, record.sha256),
+            )
+            removed.append(record)
+        serial = _project_changed(conn, name) if removed else None
+    return serial, removed

@@ -1,0 +1,145 @@
+"""The SQLite store alone: its file, its schema and its thread, outside the contract.
+
+What every store must do is in ``test_store_contract.py``; this is what only
+the embedded store has: persistence of its file, schema versions and
+migrations, the one worker thread, and its polls for other writers, timed
+by the clock it was given.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+from recorder import Recorder
+from store_records import SDIST_RECORD, make_record, make_user
+from twisted.internet import reactor
+from twisted.internet.task import Clock, deferLater
+
+from ministry.core.errors import StoreUnavailable
+from ministry.stores.sqlite import SQLiteStore
+from ministry.stores.sqlite import store as sqlite_store
+from ministry.stores.sqlite.schema import SCHEMA_VERSION
+
+
+async def started(path: Path, clock: Clock | None = None) -> SQLiteStore:
+    store = SQLiteStore(str(path), clock)
+    await store.startService()
+    return store
+
+
+@pytest_twisted.ensureDeferred
+async def test_sqlite_persists_across_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "ministry.sqlite"
+    store = await started(path)
+    await store.add_file(make_record(), "Demo_Pkg", b"\xffmetadata")
+    project = await store.register("demo-pkg", "ignored", {"summary": ["kept"]})
+    await store.stopService()
+
+    store = await started(path)
+    try:
+        assert await store.last_serial() == 2
+        assert await store.list_projects() == [project]
+        assert await store.list_files("demo-pkg") == [make_record()]
+        assert await store.get_metadata("demo-pkg", make_record().filename) == b"\xffmetadata"
+        assert await store.add_file(SDIST_RECORD, "demo-pkg", None) is True
+        assert await store.last_serial() == 3
+    finally:
+        await store.stopService()
+
+
+def test_sqlite_constructor_touches_nothing(tmp_path: Path) -> None:
+    SQLiteStore(str(tmp_path / "db" / "ministry.sqlite"))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_sqlite_records_its_schema_version_and_uses_wal(tmp_path: Path) -> None:
+    path = tmp_path / "ministry.sqlite"
+    store = await started(path)
+    await store.stopService()
+    with sqlite3.connect(path) as conn:
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        journal = conn.execute("PRAGMA journal_mode").fetchone()
+    assert version == (SCHEMA_VERSION,)
+    assert journal == ("wal",)
+
+
+@pytest_twisted.ensureDeferred
+async def test_sqlite_refuses_a_newer_schema(tmp_path: Path) -> None:
+    path = tmp_path / "ministry.sqlite"
+    await (await started(path)).stopService()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value = 99 WHERE key = 'schema_version'")
+
+    store = await started(path)
+    try:
+        with pytest.raises(StoreUnavailable, match="schema version 99"):
+            await store.last_serial()
+    finally:
+        await store.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_sqlite_calls_fail_cleanly_when_stopped(tmp_path: Path) -> None:
+    store = await started(tmp_path / "ministry.sqlite")
+    await store.stopService()
+    with pytest.raises(StoreUnavailable):
+        await store.last_serial()
+
+
+@pytest_twisted.ensureDeferred
+async def test_sqlite_queued_work_finishes_before_stop(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "ministry.sqlite"))
+    store.startService()  # not awaited, as MultiService does not
+    added = store.add_file(make_record(), "demo-pkg", None)
+    await store.stopService()
+    assert await added is True
+
+
+@pytest_twisted.ensureDeferred
+async def test_sqlite_migrates_a_version_1_database(tmp_path: Path) -> None:
+    """Indexes made before users and deletions existed open with their files intact."""
+    path = tmp_path / "ministry.sqlite"
+    store = await started(path)
+    await store.add_file(make_record(), "demo-pkg", None)
+    await store.stopService()
+    with sqlite3.connect(path) as conn:  # back to how version 1 left it
+        for table in ("tombstones", "users", "tokens", "roles"):
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("UPDATE meta SET value = 1 WHERE key = 'schema_version'")
+
+    store = await started(path)
+    try:
+        assert await store.list_files("demo-pkg") == [make_record()]
+        assert await store.add_user(make_user()) is True
+        assert await store.delete_files("demo-pkg", [make_record().filename]) == [make_record()]
+    finally:
+        await store.stopService()
+    with sqlite3.connect(path) as conn:
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    assert version == (SCHEMA_VERSION,) == (2,)
+
+
+@pytest_twisted.ensureDeferred
+async def test_other_writers_are_looked_for_on_the_given_clock(tmp_path: Path) -> None:
+    """``ministry-admin`` writes to the same file; the daemon hears of it at each poll."""
+    path, clock = tmp_path / "ministry.sqlite", Clock()
+    store, other = await started(path, clock), await started(path)
+    recorder = Recorder()
+    store.subscribe(recorder)
+    try:
+        await other.add_file(make_record(), "demo-pkg", None)
+        await deferLater(reactor, 0.2, lambda: None)
+        assert recorder.names == []  # the real reactor's time does not count
+        clock.advance(sqlite_store.POLL_INTERVAL)
+        for _ in range(100):  # the look runs on the store's thread
+            if recorder.names:
+                break
+            await deferLater(reactor, 0.02, lambda: None)
+        assert recorder.names == ["demo-pkg"]
+    finally:
+        await other.stopService()
+        await store.stopService()

@@ -1,0 +1,289 @@
+"""The proxy and the mirror in memory, on a fake clock: no sockets, no sleeps.
+
+The upstream is the scriptable resource of ``test_http_proxy``, reached
+through treq.testing's ``RequestTraversalAgent``; every timer and timestamp
+of the upstream side runs on a ``twisted.internet.task.Clock`` handed to
+``ministry.tap.build_upstream``, so an hour of TTL, cooldown or retry delay
+passes in one ``advance``. Only disk work (pages, blobs, SQLite) goes through
+the real reactor's thread pool.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+import pytest
+import pytest_twisted
+import treq
+from archive_factory import make_wheel, wheel_filename
+from packaging.requirements import Requirement
+from test_http_proxy import SDIST, SDIST_NAME, WHEEL, WHEEL_NAME, Upstream, entry
+from treq.testing import RequestTraversalAgent
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.task import Clock, deferLater
+from twisted.web.client import ResponseFailed
+
+from ministry.config import load_settings
+from ministry.core.mirror_config import MirrorConfig
+from ministry.core.models import format_time
+from ministry.mirror.service import MirrorService
+from ministry.stores.sqlite import SQLiteStore
+from ministry.tap import build_upstream
+from ministry.upstream import pages
+from ministry.upstream.pages import UpstreamPages
+from ministry.web.http.files import SEND_DIRECTLY
+from ministry.web.proxied_files import ProxiedFile
+
+#: The fake clock's start (2033): the pages' default upload times are far behind it.
+START = 2_000_000_000.0
+HOUR = 3600.0
+WHEEL_2 = make_wheel("demo", "2.0")
+WHEEL_2_NAME = wheel_filename("demo", "2.0")
+
+
+def uploaded(seconds_ago: float) -> dict[str, str]:
+    """A page entry's upload time, ``seconds_ago`` before START."""
+    return {"upload-time": format_time(datetime.fromtimestamp(START - seconds_ago, UTC))}
+
+
+class Proxied(NamedTuple):
+    proxy: UpstreamPages
+    upstream: Upstream
+    clock: Clock
+    agent: RequestTraversalAgent  # the proxy's way to the upstream (flush it for late answers)
+
+
+@pytest_twisted.async_yield_fixture
+async def proxied(tmp_path):
+    """Start an in-memory proxy on a fake clock: ``await proxied(**settings)``."""
+    started: list[UpstreamPages] = []
+
+    async def start(**options: str) -> Proxied:
+        clock = Clock()
+        clock.advance(START)
+        upstream = Upstream()
+        data_dir = str(tmp_path / f"data{len(started)}")
+        settings = load_settings(
+            {"data-dir": data_dir, "upstream": ["http://upstream.test/simple"], **options}
+        )
+        agent = RequestTraversalAgent(upstream)
+        proxy = build_upstream(settings, os.path.abspath(data_dir), clock, agent)
+        assert proxy is not None
+        proxy.client.startService()
+        await proxy.startService()
+        started.append(proxy)
+        return Proxied(proxy, upstream, clock, agent)
+
+    yield start
+    for proxy in started:
+        proxy.stopService()
+        await proxy.client.stopService()
+        assert proxy.clock.getDelayedCalls() == [], "a timer outlived the test"
+
+
+async def until(done: Callable[[], bool], pump: Callable[[], None] = lambda: None) -> None:
+    """Turn the real reactor (threads report through it) until ``done()``; never sleeps."""
+    give_up = time.monotonic() + 5
+    while time.monotonic() < give_up:
+        pump()
+        if done():
+            return
+        await deferLater(reactor, 0, lambda: None)
+    raise AssertionError("never happened")
+
+
+async def filenames(proxy: UpstreamPages, project: str = "demo") -> tuple[set[str], float]:
+    view, expires = await proxy.project(project)
+    assert view is not None
+    return {record.filename for record in view.files}, expires
+
+
+async def hold(proxy: UpstreamPages, filename: str, project: str = "demo") -> None:
+    """Have the proxy fetch and keep one file of the project's page."""
+    view, _ = await proxy.project(project)
+    assert view is not None
+    record = next(record for record in view.files if record.filename == filename)
+    assert await proxy.downloads.fetch(record, view.sources[filename]) == record.size
+
+
+# -- pages: TTL, revalidation, stale-if-error, cooldown ------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_page_is_kept_for_its_ttl_then_revalidated_with_its_etag(proxied):
+    proxy, upstream, clock, _ = await proxied(**{"upstream-ttl": "10m"})
+    upstream.publish("demo", [entry(upstream, SDIST_NAME, SDIST)])
+    assert await filenames(proxy) == ({SDIST_NAME}, START + 600)
+    clock.advance(599)
+    assert await filenames(proxy) == ({SDIST_NAME}, START + 600)
+    assert upstream.asked("/simple/") == [("/simple/demo/", None)]
+    clock.advance(1)  # the TTL is over: asked again, with the ETag, and still the same
+    assert await filenames(proxy) == ({SDIST_NAME}, START + 1200)
+    assert upstream.asked("/simple/")[-1] == ("/simple/demo/", '"v1"')
+    assert proxy.stats()["pages_not_modified"] == 1
+    upstream.publish_demo('"v2"')
+    clock.advance(600)
+    assert await filenames(proxy) == ({SDIST_NAME, WHEEL_NAME}, START + 1800)
+    assert proxy.stats()["pages_fetched"] == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failing_upstream_gets_the_stale_page_served_then_is_retried(proxied):
+    proxy, upstream, clock, _ = await proxied(**{"upstream-ttl": "10m"})
+    upstream.publish_demo()
+    await hold(proxy, SDIST_NAME)
+    upstream.mode = "500"
+    clock.advance(600)
+    now = clock.seconds()
+    # Stale-if-error: at once, only what is held, and asked again after RETRY_AFTER.
+    assert await filenames(proxy) == ({SDIST_NAME}, now + pages.RETRY_AFTER)
+    assert proxy.failing and proxy.stats()["stale_pages_served"] == 1
+    asked = len(upstream.asked("/simple/"))
+    upstream.mode = "ok"
+    clock.advance(pages.RETRY_AFTER)
+    assert await filenames(proxy) == ({SDIST_NAME, WHEEL_NAME}, clock.seconds() + 600)
+    assert len(upstream.asked("/simple/")) == asked + 1 and not proxy.failing
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_slow_revalidation_is_waited_for_until_stale_wait_on_the_clock(proxied):
+    proxy, upstream, clock, agent = await proxied(**{"upstream-ttl": "10m"})
+    upstream.publish_demo()
+    await hold(proxy, WHEEL_NAME)
+    upstream.page_gate = Deferred()
+    clock.advance(600)
+    waiting = Deferred.fromCoroutine(filenames(proxy))
+    await until(lambda: len(upstream.asked("/simple/")) == 2)  # revalidating, and waiting
+    clock.advance(pages.STALE_WAIT - 0.001)
+    assert not waiting.called
+    clock.advance(0.001)
+    assert await waiting == ({WHEEL_NAME}, START + 600 + pages.RETRY_AFTER)
+    changed: list[str | None] = []
+    proxy.subscribe(changed.append)
+    upstream.page_gate.callback(None)  # the revalidation (a 304) ends in the background
+    await until(lambda: "demo" in changed, agent.flush)
+    assert await filenames(proxy) == ({SDIST_NAME, WHEEL_NAME}, START + 1200 + pages.STALE_WAIT)
+    assert proxy.stats()["pages_not_modified"] == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_cooldown_releases_a_file_when_the_clock_passes_min_age(proxied):
+    proxy, upstream, clock, _ = await proxied(**{"upstream-ttl": "1d", "upstream-min-age": "1h"})
+    upstream.publish(
+        "demo",
+        [
+            entry(upstream, SDIST_NAME, SDIST, **uploaded(2 * HOUR)),
+            entry(upstream, WHEEL_NAME, WHEEL, **uploaded(600)),
+        ],
+    )
+    # The young wheel is hidden, and the view expires when it comes of age.
+    assert await filenames(proxy) == ({SDIST_NAME}, START + HOUR - 600)
+    clock.advance(HOUR - 601)
+    assert (await filenames(proxy))[0] == {SDIST_NAME}
+    clock.advance(1)
+    assert await filenames(proxy) == ({SDIST_NAME, WHEEL_NAME}, START + 24 * HOUR)
+    assert len(upstream.asked("/simple/")) == 1  # the page was fresh all along
+
+
+# -- files: streamed, verified, kept; retried after a failure ------------------------
+
+
+async def get(agent: RequestTraversalAgent) -> tuple[int, bytes]:
+    """The status and body of a GET through an in-memory agent (pumped until done)."""
+    answered = treq.get("http://index.test/file", agent=agent, unbuffered=True)
+    await until(lambda: answered.called, agent.flush)
+    response = await answered
+    reading = treq.content(response)
+    await until(lambda: reading.called, agent.flush)
+    return response.code, await reading
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_file_with_a_wrong_hash_is_cut_off_then_fetched_again_and_held(proxied):
+    proxy, upstream, _, _ = await proxied()
+    upstream.publish("demo", [entry(upstream, WHEEL_NAME, WHEEL)])
+    view, _ = await proxy.project("demo")
+    (record,) = view.files
+    client = RequestTraversalAgent(
+        ProxiedFile(proxy, SEND_DIRECTLY, record, view.sources[WHEEL_NAME])
+    )
+    upstream.files[f"/files/{WHEEL_NAME}"] = b"x" * len(WHEEL)  # the size given, other bytes
+    with pytest.raises(ResponseFailed):  # cut off before its last byte: never a whole wrong file
+        await get(client)
+    assert proxy.cache.find(record, served=False) is None
+    upstream.files[f"/files/{WHEEL_NAME}"] = WHEEL
+    assert await get(client) == (200, WHEEL)  # asked again: a failure is not remembered
+    await until(lambda: not proxy.downloads.in_flight())  # committed in a thread
+    assert await get(client) == (200, WHEEL)  # from the cache
+    assert len(upstream.asked("/files/")) == 2
+    stats = proxy.stats()
+    assert (stats["file_hits"], stats["file_misses"], stats["cached_files"]) == (1, 2, 1)
+
+
+# -- the mirror: on its timer, cooldown, retry after failure --------------------------
+
+
+@pytest_twisted.async_yield_fixture
+async def store(tmp_path):
+    store = SQLiteStore(str(tmp_path / "ministry.sqlite3"))
+    await store.startService()
+    yield store
+    await store.stopService()
+
+
+def run_ends(mirror: MirrorService) -> Deferred[None]:
+    """Fires when the mirror's current (or next) run is over."""
+    over: Deferred[None] = Deferred()
+
+    def progress(status) -> None:
+        if not status.running and not over.called:
+            over.callback(None)
+
+    mirror.on_progress = progress
+    return over
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_mirror_runs_on_its_clock_and_fetches_what_cooled_or_failed(proxied, store):
+    proxy, upstream, clock, _ = await proxied(**{"upstream-min-age": "1h"})
+    upstream.publish(
+        "demo",
+        [
+            entry(upstream, SDIST_NAME, SDIST),
+            entry(upstream, WHEEL_NAME, WHEEL),
+            entry(upstream, WHEEL_2_NAME, WHEEL_2, **uploaded(600)),  # cooling for 50 minutes
+        ],
+    )
+    upstream.files[f"/files/{SDIST_NAME}"] = b"x" * len(SDIST)  # not what the page says
+    config = MirrorConfig(
+        every=2 * HOUR,
+        requirements=(Requirement("demo"),),
+        dependencies=False,
+        python=("3.12",),
+        platforms=("manylinux_2_28_x86_64",),
+    )
+    mirror = MirrorService(config, proxy, store, clock=clock)
+    first = run_ends(mirror)
+    mirror.startService()  # the first run starts at once
+    await first
+    status = mirror.status
+    assert (status.runs, status.files_fetched, status.files_present) == (1, 1, 0)
+    assert [project for project, error in status.errors if "sha256" in error] == ["demo"]
+    await until(lambda: status.next_run() is not None)  # the timer took the run's end
+    assert status.next_run() == START + 2 * HOUR
+    upstream.files[f"/files/{SDIST_NAME}"] = SDIST
+    second = run_ends(mirror)
+    clock.advance(2 * HOUR)  # the timer, on the fake clock; 2.0 has come of age meanwhile
+    await second
+    assert (status.runs, status.errors) == (2, [])
+    assert (status.files_fetched, status.files_present) == (2, 1)  # the sdist again, and 2.0
+    assert status.last_success == START + 2 * HOUR
+    assert sorted(path for path, _ in upstream.asked("/files/")) == sorted(
+        f"/files/{name}" for name in (WHEEL_NAME, SDIST_NAME, SDIST_NAME, WHEEL_2_NAME)
+    )
+    await maybeDeferred(mirror.stopService)
