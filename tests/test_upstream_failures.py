@@ -66,15 +66,22 @@ async def test_a_trickling_page_is_given_up_at_the_deadline(
     assert took < 3
 
 
+async def proxy_listing_a_wheel(source, start, **options: str):
+    """A proxy (``start``) in front of ``source`` publishing one wheel, its page fetched."""
+    source.publish("demo", [entry(source, WHEEL_NAME, WHEEL)])
+    index = await start([source.url + "/simple"], **options)
+    await listed(index)
+    return index
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_trickling_file_is_cut_off_at_the_deadline(
     upstream,  # noqa: F811
     start_proxy,  # noqa: F811
 ):
-    upstream.publish("demo", [entry(upstream, WHEEL_NAME, WHEEL)])
-    options = {"upstream-timeout": "0.5", "upstream-deadline": "1"}
-    index = await start_proxy([upstream.url + "/simple"], **options)
-    await listed(index)
+    index = await proxy_listing_a_wheel(
+        upstream, start_proxy, **{"upstream-timeout": "0.5", "upstream-deadline": "1"}
+    )
     upstream.mode = "trickle"
     started = time.monotonic()
     with pytest.raises(ResponseFailed):
@@ -88,10 +95,9 @@ async def test_a_file_keeping_up_the_minimum_rate_outlives_the_deadline(
     upstream,  # noqa: F811
     start_proxy,  # noqa: F811
 ):
-    upstream.publish("demo", [entry(upstream, WHEEL_NAME, WHEEL)])
-    options = {"upstream-deadline": "0.5", "upstream-min-rate": "1K"}
-    index = await start_proxy([upstream.url + "/simple"], **options)
-    await listed(index)
+    index = await proxy_listing_a_wheel(
+        upstream, start_proxy, **{"upstream-deadline": "0.5", "upstream-min-rate": "1K"}
+    )
     upstream.gate = Deferred()  # half now, half after the deadline, within the rate
     reactor.callLater(0.7, upstream.gate.callback, None)
     response, took = await timed(index, f"/packages/demo/{WHEEL_NAME}")
