@@ -118,18 +118,11 @@ def make_wheel(
     """
     module = escaped(name)
     directory = dist_info or f"{module}-{version}.dist-info"
-    if metadata is None:
-        metadata = metadata_text(
-            name,
-            version,
-            requires_python=requires_python,
-            requires_dist=requires_dist,
-            description=description,
-        )
+    metadata = _metadata_bytes(metadata, name, version, requires_python, requires_dist, description)
     wheel = f"Wheel-Version: 1.0\nGenerator: archive_factory\nRoot-Is-Purelib: true\nTag: {tag}\n"
     files: dict[str, bytes] = {
         f"{module}/__init__.py": f'__version__ = "{version}"\n'.encode(),
-        f"{directory}/METADATA": _as_bytes(metadata),
+        f"{directory}/METADATA": metadata,
         f"{directory}/WHEEL": wheel.encode(),
     }
     files.update(extra_members or {})
@@ -171,20 +164,13 @@ def make_sdist(
     """
     module = escaped(name)
     top = top_dir if top_dir is not None else f"{module}-{version}"
-    if metadata is None:
-        metadata = metadata_text(
-            name,
-            version,
-            requires_python=requires_python,
-            requires_dist=requires_dist,
-            description=description,
-        )
+    metadata = _metadata_bytes(metadata, name, version, requires_python, requires_dist, description)
     pyproject = (
         f'[project]\nname = "{name}"\nversion = "{version}"\n\n'
         '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
     )
     files: dict[str, Content] = {
-        f"{top}/PKG-INFO": _padded(_as_bytes(metadata), metadata_padding),
+        f"{top}/PKG-INFO": _padded(metadata, metadata_padding),
         f"{top}/pyproject.toml": pyproject.encode(),
         f"{top}/{module}/__init__.py": f'__version__ = "{version}"\n'.encode(),
     }
@@ -316,5 +302,22 @@ def _joined(content: Content) -> bytes:
     return content if isinstance(content, bytes) else b"".join(content)
 
 
-def _as_bytes(text: str | bytes) -> bytes:
-    return text.encode() if isinstance(text, str) else text
+def _metadata_bytes(
+    given: str | bytes | None,
+    name: str,
+    version: str,
+    requires_python: str | None,
+    requires_dist: Sequence[str],
+    description: str | None,
+) -> bytes:
+    """The METADATA or PKG-INFO of an archive: ``given`` as it is (broken, maybe, on
+    purpose), else well-formed core metadata of the other arguments."""
+    if given is None:
+        given = metadata_text(
+            name,
+            version,
+            requires_python=requires_python,
+            requires_dist=requires_dist,
+            description=description,
+        )
+    return given.encode() if isinstance(given, str) else given

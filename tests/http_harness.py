@@ -184,3 +184,18 @@ class InMemoryIndex:
         fields = upload_fields(name, version, filename, data) + list(extra.items())
         body, content_type = multipart(fields, [("content", filename, data)])
         return await self.request("POST", path, {"Content-Type": content_type}, body)
+
+
+async def assert_redirects(index: InMemoryIndex, redirects: dict[str, str]) -> None:
+    """Each path of ``redirects`` answers a permanent redirect to the location it maps to.
+
+    Every row is asked before failing, so a failure names all the wrong ones
+    (this module is not rewritten by pytest: the message is spelled out).
+    """
+    wrong = {}
+    for path, location in redirects.items():
+        response = await index.request("GET", path)
+        answer = (response.code, response.header("location"))
+        if answer != (301, location):
+            wrong[path] = f"{answer} instead of {(301, location)}"
+    assert not wrong, f"wrong redirects: {wrong}"

@@ -41,44 +41,22 @@ def with_content(upload: Upload, content: bytes) -> Upload:
 
 
 @pytest.mark.parametrize(
-    ("content", "what"),
+    ("member", "kind", "linkname", "what"),
     [
-        pytest.param(
-            make_sdist(
-                PROJECT,
-                "1.0",
-                tar_members=[
-                    tar_entry("bad_project-1.0/passwd", tarfile.SYMTYPE, linkname="/etc/passwd")
-                ],
-            ),
-            "member 'bad_project-1.0/passwd' is a symbolic link to '/etc/passwd'",
-            id="a tar symlink to /etc/passwd",
-        ),
-        pytest.param(
-            make_sdist(
-                PROJECT,
-                "1.0",
-                tar_members=[
-                    tar_entry("bad_project-1.0/shadow", tarfile.LNKTYPE, linkname="/etc/shadow")
-                ],
-            ),
-            "member 'bad_project-1.0/shadow' is a hard link to '/etc/shadow'",
-            id="a tar hard link to /etc/shadow",
-        ),
-        pytest.param(
-            make_sdist(
-                PROJECT, "1.0", tar_members=[tar_entry("bad_project-1.0/tty", tarfile.CHRTYPE)]
-            ),
-            "member 'bad_project-1.0/tty' is a character device",
-            id="a tar character device",
-        ),
+        ("passwd", tarfile.SYMTYPE, "/etc/passwd", "a symbolic link to '/etc/passwd'"),
+        ("shadow", tarfile.LNKTYPE, "/etc/shadow", "a hard link to '/etc/shadow'"),
+        ("tty", tarfile.CHRTYPE, "", "a character device"),
     ],
+    ids=["a tar symlink to /etc/passwd", "a tar hard link to /etc/shadow", "a tar char device"],
 )
 def test_sdist_members_that_are_not_files_are_refused(
-    server: MinistryProcess, content: bytes, what: str
+    server: MinistryProcess, member: str, kind: bytes, linkname: str, what: str
 ) -> None:
+    path = f"bad_project-1.0/{member}"
+    content = make_sdist(PROJECT, "1.0", tar_members=[tar_entry(path, kind, linkname=linkname)])
     upload = with_content(good_sdist(), content)
-    assert_refused(server, upload, f"Invalid distribution file '{upload.filename}': {what}{ONLY}")
+    refusal = f"Invalid distribution file '{upload.filename}': member '{path}' is {what}{ONLY}"
+    assert_refused(server, upload, refusal)
 
 
 LINK = "bad_project-1.0/etc"

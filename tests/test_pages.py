@@ -19,10 +19,11 @@ import pytest
 import pytest_twisted
 from archive_factory import make_wheel, metadata_text, wheel_filename
 from html_page import Page, parse_page
-from http_harness import InMemoryIndex
-from test_http_proxy import WHEEL as PROXIED_WHEEL_BYTES
-from test_http_proxy import WHEEL_NAME as PROXIED_WHEEL
-from test_http_proxy import entry, start_proxy, upstream  # noqa: F401 - fixtures too
+from http_harness import InMemoryIndex, assert_redirects
+from proxy_fixtures import start_proxy_fixture, upstream_fixture  # noqa: F401
+from scripted_upstream import WHEEL as PROXIED_WHEEL_BYTES
+from scripted_upstream import WHEEL_NAME as PROXIED_WHEEL
+from scripted_upstream import entry
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
@@ -343,26 +344,23 @@ async def test_release_page_shows_that_version(demo):
     assert "../../../project/demo-pkg/1.0/" in current
 
 
-@pytest.mark.parametrize(
-    ("path", "location"),
-    [
-        pytest.param("/project/Demo.Pkg/", "/project/demo-pkg/", id="non-normalised name"),
-        pytest.param("/project/demo_pkg", "/project/demo-pkg/", id="underscore, no slash"),
-        pytest.param("/project/demo-pkg", "/project/demo-pkg/", id="missing slash"),
-        pytest.param("/project/DEMO-PKG/1.0/", "/project/demo-pkg/1.0/", id="release name"),
-        pytest.param("/project/demo-pkg/1.0", "/project/demo-pkg/1.0/", id="release slash"),
-        pytest.param("/project/demo-pkg/1.0.0/", "/project/demo-pkg/1.0/", id="equal version"),
-        pytest.param("/project/", "/projects/", id="bare /project/"),
-        pytest.param("/projects", "/projects/", id="list without slash"),
-        pytest.param("/help", "/help/upload/", id="help"),
-        pytest.param("/help/upload", "/help/upload/", id="help without slash"),
-    ],
-)
 @pytest_twisted.ensureDeferred
-async def test_redirects(demo, path, location):
-    response = await demo.request("GET", path)
-    assert response.code == 301
-    assert response.header("location") == location
+async def test_redirects(demo):
+    await assert_redirects(
+        demo,
+        {
+            "/project/Demo.Pkg/": "/project/demo-pkg/",  # a non-normalised name
+            "/project/demo_pkg": "/project/demo-pkg/",  # an underscore, no slash
+            "/project/demo-pkg": "/project/demo-pkg/",  # the slash missing
+            "/project/DEMO-PKG/1.0/": "/project/demo-pkg/1.0/",  # a release's name
+            "/project/demo-pkg/1.0": "/project/demo-pkg/1.0/",  # a release's slash
+            "/project/demo-pkg/1.0.0/": "/project/demo-pkg/1.0/",  # an equal version
+            "/project/": "/projects/",
+            "/projects": "/projects/",
+            "/help": "/help/upload/",
+            "/help/upload": "/help/upload/",
+        },
+    )
 
 
 @pytest.mark.parametrize(
@@ -426,10 +424,7 @@ async def test_yanked_files_and_other_origins_are_marked(index):
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_proxied_project_has_a_page_with_its_upstream_metadata(
-    upstream,  # noqa: F811 - the fixture imported above
-    start_proxy,  # noqa: F811
-):
+async def test_a_proxied_project_has_a_page_with_its_upstream_metadata(upstream, start_proxy):
     upstream.publish("demo", [entry(upstream, PROXIED_WHEEL, PROXIED_WHEEL_BYTES)])
     proxy = await start_proxy([f"{upstream.url}/simple/"])
     page = assert_html_page(await proxy.request("GET", "/project/demo/"))

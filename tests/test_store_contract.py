@@ -24,6 +24,7 @@ awaited. Tests of one implementation alone live in its own file
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,16 +59,20 @@ def quick_polls(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sqlite_store, "POLL_INTERVAL", 0.1)
 
 
-async def _running(store: Any) -> AsyncIterator[Any]:
+@asynccontextmanager
+async def running(store: Any) -> AsyncIterator[Any]:
+    """``store`` started (a Deferred awaited, if it returns one), then stopped."""
     await maybeDeferred(store.startService)
-    yield store
-    await maybeDeferred(store.stopService)
+    try:
+        yield store
+    finally:
+        await maybeDeferred(store.stopService)
 
 
 @pytest_twisted.async_yield_fixture
 async def metadata_store(request: pytest.FixtureRequest, tmp_path: Path):
     """The test class's store, started, on the real reactor."""
-    async for store in _running(request.instance.make_store(tmp_path)):
+    async with running(request.instance.make_store(tmp_path)) as store:
         yield store
 
 
@@ -79,7 +84,7 @@ def clock() -> Clock:
 @pytest_twisted.async_yield_fixture
 async def lease_store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock):
     """The test class's store, started, its leases timed by ``clock`` if it has a say."""
-    async for store in _running(request.instance.make_store(tmp_path, clock)):
+    async with running(request.instance.make_store(tmp_path, clock)) as store:
         yield store
 
 
@@ -99,6 +104,10 @@ class MetadataStoreContract:
 
     def make_store(self, tmp_path: Path, clock: Clock | None = None) -> IMetadataStore:
         raise NotImplementedError  # the Test class mixes in its store's factory
+
+    def another_instance(self, tmp_path: Path) -> AbstractAsyncContextManager[IMetadataStore]:
+        """A second store over the same data, started: what another process would see."""
+        return running(self.make_store(tmp_path))
 
     # -- the contract ----------------------------------------------------------
 
@@ -545,15 +554,13 @@ class MetadataStoreContract:
         self, metadata_store: IMetadataStore, tmp_path: Path
     ) -> None:
         """Claims sent at once, half through a second instance (another process), race."""
-        other = self.make_store(tmp_path)  # same data, its own instance
-        await maybeDeferred(other.startService)
         candidates = [
             sdist(filename, version, f"{i:064x}")
             for i, (filename, version) in enumerate(
                 [("demo_pkg-7.0.tar.gz", "7.0"), ("demo_pkg-7.0.0.tar.gz", "7.0.0")] * 2
             )
         ]
-        try:
+        async with self.another_instance(tmp_path) as other:
             outcomes = await DeferredList(
                 [
                     store.add_file(record, "demo-pkg", None)
@@ -561,8 +568,6 @@ class MetadataStoreContract:
                 ],
                 consumeErrors=True,
             )
-        finally:
-            await maybeDeferred(other.stopService)
         won = [
             record for record, (ok, added) in zip(candidates, outcomes, strict=True) if ok and added
         ]
@@ -604,11 +609,9 @@ class MetadataStoreContract:
         self, metadata_store: IMetadataStore, tmp_path: Path
     ) -> None:
         """``ministry-admin`` yanks through its own store: the daemon's pages must hear of it."""
-        other = self.make_store(tmp_path)  # same data, its own instance
-        await maybeDeferred(other.startService)
-        recorder = Recorder()
-        metadata_store.subscribe(recorder)
-        try:
+        async with self.another_instance(tmp_path) as other:
+            recorder = Recorder()
+            metadata_store.subscribe(recorder)
             await other.add_file(make_record(), "demo-pkg", None)
             await until(lambda: recorder.names == ["demo-pkg"])
             await other.set_yanked("demo-pkg", [make_record().filename], "broken")
@@ -619,8 +622,6 @@ class MetadataStoreContract:
             await metadata_store.add_file(SDIST_RECORD, "demo-pkg", None)
             await deferLater(reactor, 0.5, lambda: None)
             assert recorder.names == ["demo-pkg"] * 4
-        finally:
-            await maybeDeferred(other.stopService)
 
     # -- users, tokens and roles -------------------------------------------------
 

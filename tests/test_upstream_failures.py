@@ -1,6 +1,6 @@
 """An upstream that is down, slow or trickling: bounded waits, stale pages, honest listings.
 
-Against the scripted loopback upstream of ``test_http_proxy``: it can
+Against the scripted upstream of ``scripted_upstream``, on loopback: it can
 answer 500s, hang, hold a page until the test says, or send a byte every
 0.1 s forever (slower than any deadline, faster than any idle timeout).
 """
@@ -14,18 +14,8 @@ import time
 import pytest
 import pytest_twisted
 from archive_factory import make_wheel, wheel_filename
-from test_http_proxy import (  # noqa: F401 - fixtures too
-    METADATA,
-    SDIST,
-    SDIST_NAME,
-    WHEEL,
-    WHEEL_NAME,
-    entry,
-    files_of,
-    kept,
-    start_proxy,
-    upstream,
-)
+from proxy_fixtures import files_of, kept, start_proxy_fixture, upstream_fixture  # noqa: F401
+from scripted_upstream import METADATA, SDIST, SDIST_NAME, WHEEL, WHEEL_NAME, entry
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import deferLater
@@ -53,10 +43,7 @@ async def listed(index, project: str = "demo") -> dict[str, dict]:
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_trickling_page_is_given_up_at_the_deadline(
-    upstream,  # noqa: F811 - the fixture imported above
-    start_proxy,  # noqa: F811
-):
+async def test_a_trickling_page_is_given_up_at_the_deadline(upstream, start_proxy):
     upstream.mode = "trickle"
     options = {"upstream-timeout": "0.5", "upstream-deadline": "1"}
     index = await start_proxy([upstream.url + "/simple"], **options)
@@ -75,10 +62,7 @@ async def proxy_listing_a_wheel(source, start, **options: str):
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_trickling_file_is_cut_off_at_the_deadline(
-    upstream,  # noqa: F811
-    start_proxy,  # noqa: F811
-):
+async def test_a_trickling_file_is_cut_off_at_the_deadline(upstream, start_proxy):
     index = await proxy_listing_a_wheel(
         upstream, start_proxy, **{"upstream-timeout": "0.5", "upstream-deadline": "1"}
     )
@@ -91,10 +75,7 @@ async def test_a_trickling_file_is_cut_off_at_the_deadline(
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_file_keeping_up_the_minimum_rate_outlives_the_deadline(
-    upstream,  # noqa: F811
-    start_proxy,  # noqa: F811
-):
+async def test_a_file_keeping_up_the_minimum_rate_outlives_the_deadline(upstream, start_proxy):
     index = await proxy_listing_a_wheel(
         upstream, start_proxy, **{"upstream-deadline": "0.5", "upstream-min-rate": "1K"}
     )
@@ -106,10 +87,7 @@ async def test_a_file_keeping_up_the_minimum_rate_outlives_the_deadline(
 
 
 @pytest_twisted.ensureDeferred
-async def test_with_a_short_ttl_a_failing_upstream_is_waited_for_once(
-    upstream,  # noqa: F811
-    start_proxy,  # noqa: F811
-):
+async def test_with_a_short_ttl_a_failing_upstream_is_waited_for_once(upstream, start_proxy):
     other = make_wheel("other", "1.0")
     upstream.publish("demo", [entry(upstream, SDIST_NAME, SDIST)])
     upstream.publish("other", [entry(upstream, wheel_filename("other", "1.0"), other)])
@@ -129,9 +107,7 @@ async def test_with_a_short_ttl_a_failing_upstream_is_waited_for_once(
 
 @pytest_twisted.ensureDeferred
 async def test_a_slow_upstream_gets_a_short_wait_then_is_revalidated_in_the_background(
-    upstream,  # noqa: F811
-    start_proxy,  # noqa: F811
-    monkeypatch,
+    upstream, start_proxy, monkeypatch
 ):
     monkeypatch.setattr(pages, "STALE_WAIT", 0.3)
     upstream.publish("demo", [entry(upstream, SDIST_NAME, SDIST)])
@@ -155,9 +131,7 @@ async def test_a_slow_upstream_gets_a_short_wait_then_is_revalidated_in_the_back
 
 @pytest_twisted.ensureDeferred
 async def test_while_the_upstream_is_down_pages_list_only_what_is_held(
-    upstream,  # noqa: F811
-    start_proxy,  # noqa: F811
-    monkeypatch,
+    upstream, start_proxy, monkeypatch
 ):
     monkeypatch.setattr(pages, "RETRY_AFTER", 0.3)
     wheel_2_metadata = {"core-metadata": {"sha256": hashlib.sha256(b"whatever").hexdigest()}}

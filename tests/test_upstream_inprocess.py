@@ -1,6 +1,6 @@
 """The proxy and the mirror in memory, on a fake clock: no sockets, no sleeps.
 
-The upstream is the scriptable resource of ``test_http_proxy``, reached
+The upstream is the scriptable resource of ``scripted_upstream``, reached
 through treq.testing's ``RequestTraversalAgent``; every timer and timestamp
 of the upstream side runs on a ``twisted.internet.task.Clock`` handed to
 ``ministry.tap.build_upstream``, so an hour of TTL, cooldown or retry delay
@@ -21,7 +21,7 @@ import pytest_twisted
 import treq
 from archive_factory import make_wheel, wheel_filename
 from packaging.requirements import Requirement
-from test_http_proxy import SDIST, SDIST_NAME, WHEEL, WHEEL_NAME, Upstream, entry
+from scripted_upstream import SDIST, SDIST_NAME, WHEEL, WHEEL_NAME, Upstream, entry
 from treq.testing import RequestTraversalAgent
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, maybeDeferred

@@ -1,6 +1,6 @@
 """Credentials in configured URLs: they work, reach only their host, and are never shown.
 
-The upstream is the scripted loopback one of ``test_http_proxy``, asked to
+The upstream is the scripted one of ``scripted_upstream``, on loopback, asked to
 require Basic auth from requests to ``127.0.0.1``; the same server asked as
 ``localhost`` is another origin (another host, to the client), which must
 never see the credentials, whether a page links there or a redirect leads
@@ -15,17 +15,8 @@ from datetime import UTC, datetime
 
 import pytest
 import pytest_twisted
-from test_http_proxy import (  # noqa: F401 - fixtures too
-    METADATA,
-    SDIST,
-    SDIST_NAME,
-    WHEEL,
-    WHEEL_NAME,
-    entry,
-    files_of,
-    start_proxy,
-    upstream,
-)
+from proxy_fixtures import files_of, start_proxy_fixture, upstream_fixture  # noqa: F401
+from scripted_upstream import METADATA, SDIST, SDIST_NAME, WHEEL, WHEEL_NAME, entry
 
 from ministry.config import ConfigError, load_settings
 from ministry.core.auth import hash_password
@@ -47,10 +38,7 @@ def assert_no_secret(text: str | bytes) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_an_upstream_url_with_credentials_logs_in_to_that_upstream(
-    upstream,  # noqa: F811 - the fixture imported above
-    start_proxy,  # noqa: F811
-):
+async def test_an_upstream_url_with_credentials_logs_in_to_that_upstream(upstream, start_proxy):
     upstream.authorization = SENT
     upstream.publish("demo", [entry(upstream, WHEEL_NAME, WHEEL)])
     index = await start_proxy([with_credentials(upstream.url)])
@@ -62,10 +50,7 @@ async def test_an_upstream_url_with_credentials_logs_in_to_that_upstream(
 
 
 @pytest_twisted.ensureDeferred
-async def test_credentials_never_go_to_another_host(
-    upstream,  # noqa: F811
-    start_proxy,  # noqa: F811
-):
+async def test_credentials_never_go_to_another_host(upstream, start_proxy):
     upstream.authorization = SENT
     elsewhere = upstream.url.replace("127.0.0.1", "localhost")
     sdist = entry(upstream, SDIST_NAME, SDIST, url=f"{elsewhere}/files/{SDIST_NAME}")
@@ -86,11 +71,7 @@ async def test_credentials_never_go_to_another_host(
 
 
 @pytest_twisted.ensureDeferred
-async def test_no_password_in_health_metrics_logs_or_error_bodies(
-    upstream,  # noqa: F811
-    start_proxy,  # noqa: F811
-    logged,
-):
+async def test_no_password_in_health_metrics_logs_or_error_bodies(upstream, start_proxy, logged):
     upstream.authorization = SENT
     upstream.publish("demo", [entry(upstream, SDIST_NAME, SDIST)])
     index = await start_proxy([with_credentials(upstream.url)], **{"upstream-timeout": "0.5"})
@@ -108,10 +89,7 @@ async def test_no_password_in_health_metrics_logs_or_error_bodies(
 
 
 @pytest_twisted.ensureDeferred
-async def test_health_of_a_private_index_says_only_ok_without_credentials(
-    upstream,  # noqa: F811
-    start_proxy,  # noqa: F811
-):
+async def test_health_of_a_private_index_says_only_ok_without_credentials(upstream, start_proxy):
     index = await start_proxy([with_credentials(upstream.url)], private="true")
     hashed = hash_password("alice-pw", n=2**4, r=1, p=1)
     assert await index.store.add_user(UserRecord("alice", hashed, False, datetime.now(UTC)))
