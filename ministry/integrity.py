@@ -34,8 +34,8 @@ from twisted.logger import Logger
 
 from ministry.core.errors import StoreUnavailable
 from ministry.core.models import FileRecord
-from ministry.interfaces import IMetadataStore
-from ministry.stores.blobs import FilesystemBlobStore, StoredBlob
+from ministry.interfaces import IBlobStore, IMetadataStore
+from ministry.stores.blobs import StoredBlob
 
 log = Logger()
 
@@ -57,7 +57,7 @@ def sha256_of(path: str) -> str:
 
 
 async def remove_unclaimed(
-    store: IMetadataStore, blobs: FilesystemBlobStore, found: list[StoredBlob], cutoff: float
+    store: IMetadataStore, blobs: IBlobStore, found: list[StoredBlob], cutoff: float
 ) -> list[str]:
     """Remove the blobs of ``found`` written before ``cutoff`` that no record names.
 
@@ -82,7 +82,7 @@ class BlobCollector(Service):
     def __init__(
         self,
         store: IMetadataStore,
-        blobs: FilesystemBlobStore,
+        blobs: IBlobStore,
         clock: IReactorTime,
         grace: float = GRACE_PERIOD,
         interval: float = INTERVAL,
@@ -172,7 +172,7 @@ class CheckReport:
         return len(self.missing) + len(self.damaged) + len(self.unclaimed)
 
 
-async def check(store: IMetadataStore, blobs: FilesystemBlobStore, rehash: bool) -> CheckReport:
+async def check(store: IMetadataStore, blobs: IBlobStore, rehash: bool) -> CheckReport:
     """Compare every record with the blob store: sizes, and sha256 if ``rehash``.
 
     Records are read before the blobs are listed, so a file uploaded during
@@ -191,9 +191,22 @@ async def check(store: IMetadataStore, blobs: FilesystemBlobStore, rehash: bool)
         elif blob.size != record.size:
             report.damaged.append((record, f"{blob.size} bytes, not {record.size}"))
         elif rehash:
-            digest = await deferToThread(sha256_of, blobs.local_path(record.blob_key))
+            try:
+                digest = await _rehash(blobs, record.blob_key)
+            except FileNotFoundError:  # removed since it was listed
+                report.missing.append(record)
+                continue
             if digest != record.sha256:
                 report.damaged.append((record, f"sha256 {digest}, not {record.sha256}"))
     claimed = {record.blob_key for record in records}
     report.unclaimed = [blob for key, blob in sorted(found.items()) if key not in claimed]
     return report
+
+
+async def _rehash(blobs: IBlobStore, key: str) -> str:
+    """The sha256 of a committed blob, read whole (in a thread) from a local copy."""
+    copy = await blobs.local_copy(key)
+    try:
+        return await deferToThread(sha256_of, copy.path)
+    finally:
+        copy.close()

@@ -2,7 +2,7 @@
 
 Metadata (projects, file records, serials) and blobs (the distribution bytes)
 are separate because they scale separately: several processes share one
-Redis for metadata and one mounted directory for blobs.
+Redis for metadata and one bucket (or one mounted directory) for blobs.
 
 Every metadata method returns a Deferred, whatever the backend, so that code
 above the store never learns whether a call went to a thread or a socket.
@@ -191,18 +191,46 @@ class ILease(Interface):
 
 
 class IBlobStore(Interface):
-    """Distribution bytes, addressed by ``FileRecord.blob_key``."""
+    """Distribution bytes, addressed by ``FileRecord.blob_key``.
 
-    root = Attribute("The directory under which blobs live (str).")
+    Two implementations: a directory (:mod:`ministry.stores.blobs`, the
+    default, possibly a shared mount) and an S3-compatible bucket
+    (:mod:`ministry.stores.s3`). Both stage new bytes in a local file first
+    (their sha256 is checked there, before anything is committed), so the
+    only thing that differs is where ``commit`` puts them and how they are
+    read back. Serving is not part of this interface: the web layer picks
+    the way bytes leave from the kind of store (sendfile or X-Accel for a
+    directory; a stream or a presigned redirect for a bucket).
+    ``tests/test_blob_contract.py`` runs one suite against both.
+    """
+
+    location = Attribute(
+        "Where the blobs live, for logs and /health: ``file:DIR`` or "
+        "``s3://BUCKET/PREFIX?endpoint=...`` (no credentials ever)."
+    )
 
     def staging_path():
-        """A fresh path in the same filesystem as the blobs, for a new file."""
+        """A fresh local path for a new file's bytes (the file is not created)."""
 
     def commit(staging_path: str, key: str):
-        """Deferred: fsync the staged file and rename it to ``key``."""
+        """Deferred: make the staged file durable as ``key``; the staging file is gone after.
+
+        On failure the staging file stays (the caller discards it) and
+        nothing is visible under ``key`` that was not there before. A store
+        that cannot be written (a full or read-only disk, a bucket that is
+        down or refuses) fails with
+        :class:`ministry.core.errors.StorageUnavailable` (a 503 with the
+        reason), as do ``delete``, ``size`` and ``local_copy``.
+        """
 
     def discard(staging_path: str):
         """Remove a staged file that will not be committed (never raises)."""
+
+    def cleanup_staging(older_than_seconds: float):
+        """Remove staged files older than that (crashed uploads); return how many.
+
+        Synchronous, for a thread: the collector calls it.
+        """
 
     def delete(key: str):
         """Deferred: remove a committed blob (missing is fine)."""
@@ -221,5 +249,88 @@ class IBlobStore(Interface):
         with whether it removed anything.
         """
 
-    def local_path(key: str):
-        """The filesystem path of a committed blob, for serving it."""
+    def local_copy(key: str):
+        """Deferred[LocalCopy]: the blob as a local file, for code that reads it whole.
+
+        Export, ``check --rehash`` and reading a wheel's metadata need a
+        seekable file; a directory store hands out the blob's own path, a
+        bucket downloads it to staging. Call ``close()`` on the result when
+        done (it removes a downloaded copy). Fails with FileNotFoundError
+        when the blob is missing.
+        """
+
+    def probe():
+        """Deferred[None]: check that blobs can be written now; else StorageUnavailable saying why.
+
+        For ``/health`` and start-up: a directory that is gone or
+        read-only, a bucket that is missing, refuses the credentials or
+        does not answer (in bounded time).
+        """
+
+
+class ICacheIndex(Interface):
+    """Which proxied upstream files are held, shared by every process of one index.
+
+    The cache of proxied files (:mod:`ministry.upstream.cache`) keeps its
+    bytes in a blob store of its own; this index says which keys it holds,
+    their sizes and when each was last used (the LRU order), so that a file
+    one process fetched is served by all the others at once, and so that
+    eviction can pick the least recently used files without listing the
+    store. Pinned keys (mirrored files) are out of the LRU order and out of
+    the total: eviction never picks them. A key may be pinned before it is
+    held. Times are clock seconds, as the callers' clocks give them.
+
+    Every call returns a Deferred; each change is atomic with the total, so
+    the total is always the sum of the sizes of the held, unpinned keys.
+    ``tests/test_cache_index.py`` runs one suite against both implementations
+    (in this process, :mod:`ministry.stores.cache_index`; on Redis,
+    :mod:`ministry.stores.redis.cache_index`).
+    """
+
+    lease = Attribute(
+        "The ILease an evicting process holds, as widely shared as the index: "
+        "one evictor at a time."
+    )
+
+    def add(key: str, size: int, used: float):
+        """Deferred[int]: ``key`` is held, ``size`` bytes, last used at ``used``.
+
+        Adding a held key again replaces its size and last use. Fires with
+        the total of unpinned bytes afterwards.
+        """
+
+    def seed(entries: list[tuple[str, int, float]]):
+        """Deferred[None]: add each ``(key, size, used)`` not held yet; held ones stay as they are.
+
+        For a scan of the blob store: what a scan found may be older than
+        what the index knows.
+        """
+
+    def size(key: str):
+        """Deferred[int | None]: the size of a held key, None if it is not held."""
+
+    def held():
+        """Deferred[dict[str, int]]: every held key (pinned ones too) with its size."""
+
+    def touch(key: str, used: float):
+        """Deferred[None]: move a held, unpinned key's last use to ``used`` if that is later."""
+
+    def oldest(count: int):
+        """Deferred[list[tuple[str, int, float]]]: up to ``count`` unpinned held keys.
+
+        Least recently used first, as ``(key, size, last use)``.
+        """
+
+    def remove(key: str, used: float | None = None):
+        """Deferred[bool]: forget a held key; True if it was held and is forgotten.
+
+        With ``used`` (a last use :meth:`oldest` gave), only if the key is
+        unpinned and still has that last use: not used, re-added or pinned
+        since it was chosen for eviction. A pin outlives a removal.
+        """
+
+    def pin(key: str):
+        """Deferred[None]: never evict ``key``: out of the LRU order and the total, for good."""
+
+    def total():
+        """Deferred[int]: the bytes of held, unpinned keys (what ``--cache-max-size`` bounds)."""

@@ -26,9 +26,10 @@ from ministry.catalog.readmes import Readmes, ReadmeWorker
 from ministry.catalog.views import Catalog
 from ministry.config import SETTINGS, ConfigError, Setting, Settings, load_mirror, load_settings
 from ministry.core.mirror_config import MirrorConfig
+from ministry.core.storage_url import FileStorage, parse_storage_url
 from ministry.curation import Curator
 from ministry.integrity import BlobCollector
-from ministry.interfaces import IMetadataStore
+from ministry.interfaces import IBlobStore, ICacheIndex, IMetadataStore
 from ministry.mirror.service import MirrorService
 from ministry.stores.blobs import FilesystemBlobStore
 from ministry.stores.redis import RedisStore
@@ -43,7 +44,7 @@ from ministry.web.api import CurationApi
 from ministry.web.app import Components, build_site
 from ministry.web.auth import Authenticator
 from ministry.web.front import Front
-from ministry.web.http.files import Delivery
+from ministry.web.http.files import Delivery, DiskDelivery
 from ministry.web.http.site import IndexSite
 from ministry.web.jsonapi import JsonApi
 from ministry.web.listing import DirectoryListing
@@ -91,6 +92,8 @@ class Options(usage.Options):
         except ConfigError as exc:
             # One line, not the whole usage text: the message names the option.
             raise SystemExit(f"ministry: {exc}") from None
+        if self.settings.storage_redirect and not (self.settings.storage or "").startswith("s3:"):
+            raise SystemExit("ministry: --storage-redirect needs --storage s3://...")
         if self.mirror is not None and (not self.settings.upstream or self.settings.offline):
             raise SystemExit(
                 "ministry: the [mirror] table needs an upstream: set upstream "
@@ -139,7 +142,7 @@ class Index:
     """
 
     store: SQLiteStore | RedisStore
-    blobs: FilesystemBlobStore
+    blobs: IBlobStore
     auth: Authenticator
     readme_worker: ReadmeWorker
     site: IndexSite
@@ -161,10 +164,11 @@ def build_index(
     data_dir = os.path.abspath(settings.data_dir)
     store = make_store(settings, data_dir, reactor)
     store.setName("store")
-    blobs = FilesystemBlobStore(os.path.join(data_dir, "files"))
+    storage = build_storage(settings, data_dir, reactor)
+    blobs = storage.uploads
     collector = BlobCollector(store, blobs, reactor)  # the uploads' root, never the upstream's
     collector.setName("collector")
-    proxy = build_upstream(settings, data_dir, reactor)
+    proxy = build_upstream(settings, data_dir, reactor, storage.upstream, store.cache_index())
     mirror = None
     if mirror_config is not None and proxy is not None:
         mirror = MirrorService(mirror_config, proxy, store, clock=reactor)
@@ -180,12 +184,12 @@ def build_index(
     auth.setName("auth")
     readme_worker = ReadmeWorker(reactor)
     readme_worker.setName("readmes")
-    web = _Backends(store, timed, blobs, cache, metrics, auth, proxy, mirror, readme_worker)
+    web = _Backends(store, timed, storage, cache, metrics, auth, proxy, mirror, readme_worker)
     site = build_site(settings, build_components(settings, web), auth, metrics, blobs)
     upstream = () if proxy is None else (proxy.client, proxy)
     # The collector after the store (stopped before it); the authenticator
     # after it too: at start-up it logs who may upload.
-    services = (store, collector, *upstream, auth, readme_worker)
+    services = (*storage.services, store, collector, *upstream, auth, readme_worker)
     return Index(store, blobs, auth, readme_worker, site, proxy, mirror, services)
 
 
@@ -195,7 +199,7 @@ class _Backends:
 
     store: IMetadataStore
     timed: IMetadataStore
-    blobs: FilesystemBlobStore
+    storage: BlobStorage
     cache: PageCache
     metrics: Metrics
     auth: Authenticator
@@ -209,35 +213,42 @@ def build_components(settings: Settings, web: _Backends) -> Components:
     catalog = Catalog(web.timed, web.cache, web.proxy)
     urls = Urls(settings.base_url)
     readmes = Readmes(web.cache, web.readme_worker, README_HEADING_OFFSET)
-    tree = PackagesTree(catalog, web.blobs, Delivery.from_settings(settings))
-    curator = Curator(web.timed, web.blobs)
+    blobs = web.storage.uploads
+    tree = PackagesTree(catalog, blobs, web.storage.delivery)
+    curator = Curator(web.timed, blobs)
     return Components(
         simple=SimpleIndex(catalog, urls),
         packages=DirectoryListing(tree, "/packages/", web.cache),
         json_api=JsonApi(catalog, urls),
         pages=ProjectPages(catalog, urls, readmes),
         projects=ProjectList(catalog),
-        status=Status(
-            web.store, web.blobs, web.cache, web.metrics, web.auth, web.proxy, web.mirror
-        ),
+        status=Status(web.store, blobs, web.cache, web.metrics, web.auth, web.proxy, web.mirror),
         mirror=MirrorStatusPage(web.mirror),
         curation=CurationApi(web.auth, curator),
         uploads=Uploads(
-            web.timed, web.blobs, settings.max_upload_size, web.metrics, web.auth, curator, readmes
+            web.timed, blobs, settings.max_upload_size, web.metrics, web.auth, curator, readmes
         ),
         front=Front(catalog, urls),
     )
 
 
 def build_upstream(
-    settings: Settings, data_dir: str, reactor: IReactorTime, agent: IAgent | None = None
+    settings: Settings,
+    data_dir: str,
+    reactor: IReactorTime,
+    blobs: IBlobStore,
+    index: ICacheIndex,
+    agent: IAgent | None = None,
 ) -> UpstreamPages | None:
     """The proxy's upstream side the settings ask for, or None (no upstream, not offline).
 
     Returns the pages service (named "proxy"); its client (named "upstream")
     is ``.client``, its file cache and downloads ``.cache`` and ``.downloads``.
-    ``reactor`` is the clock of all of them. Without ``agent`` (tests give an
-    in-memory one) the client connects through an Agent on ``reactor`` with a
+    The cache keeps its bytes in ``blobs`` (``BlobStorage.upstream``, never
+    the uploads' store) and says what it holds in ``index`` (the metadata
+    store's ``cache_index()``, shared as widely as the store). ``reactor``
+    is the clock of all of them. Without ``agent`` (tests give an in-memory
+    one) the client connects through an Agent on ``reactor`` with a
     connection pool of its own, closed when the client stops.
     """
     if not settings.upstream and not settings.offline:
@@ -257,12 +268,10 @@ def build_upstream(
         pool=pool,
     )
     client.setName("upstream")
-    root = os.path.join(data_dir, "upstream")
-    blobs = FilesystemBlobStore(os.path.join(root, "files"))
-    cache = FileCache(blobs, max_size=settings.cache_max_size, clock=reactor)
+    cache = FileCache(blobs, index, max_size=settings.cache_max_size, clock=reactor)
     proxy = UpstreamPages(
         client,
-        SavedPages(os.path.join(root, "pages")),
+        SavedPages(os.path.join(data_dir, "upstream", "pages")),
         cache,
         Downloads(client, cache, offline=settings.offline),
         ttl=settings.upstream_ttl,
@@ -272,6 +281,46 @@ def build_upstream(
     )
     proxy.setName("proxy")
     return proxy
+
+
+@dataclass(frozen=True)
+class BlobStorage:
+    """The blob stores ``--storage`` asks for, and how their files leave.
+
+    Uploads and proxied files are kept apart (another directory, another
+    key prefix), so that cache eviction can never touch an upload.
+    ``services`` (thread pools, connection pools) start before the store's
+    users and stop after them.
+    """
+
+    uploads: IBlobStore
+    upstream: IBlobStore
+    delivery: Delivery
+    services: tuple[IService, ...] = ()
+
+
+def build_storage(settings: Settings, data_dir: str, reactor: IReactorTime) -> BlobStorage:
+    """``file:DIR`` (default ``<data-dir>/files``) or ``s3://BUCKET/PREFIX?endpoint=...``."""
+    storage = parse_storage_url(settings.storage or f"file:{os.path.join(data_dir, 'files')}")
+    if isinstance(storage, FileStorage):
+        return BlobStorage(
+            FilesystemBlobStore(os.path.abspath(storage.directory)),
+            FilesystemBlobStore(os.path.join(data_dir, "upstream", "files")),
+            DiskDelivery.from_settings(settings),
+        )
+    # Imported here: boto3 takes a noticeable part of a second to import, which
+    # a daemon on a directory (the default) should not pay at every start.
+    from ministry.stores.s3 import S3BlobStore
+    from ministry.web.http.objects import ObjectDelivery
+
+    # Only transient staging under the data directory: every byte kept is in the bucket.
+    staging = os.path.join(data_dir, "staging")
+    uploads = S3BlobStore(storage.below("files"), staging)
+    uploads.setName("storage")
+    upstream = S3BlobStore(storage.below("upstream"), staging)
+    upstream.setName("upstream-storage")
+    delivery = ObjectDelivery.for_reactor(reactor, redirect=settings.storage_redirect)
+    return BlobStorage(uploads, upstream, delivery, (uploads, upstream, delivery))
 
 
 def make_store(

@@ -20,6 +20,8 @@ from servers import MinistryProcess, build_sample_project
 if TYPE_CHECKING:
     from http_harness import InMemoryIndex
     from recorder import Recorder
+    from s3_server import S3Server
+    from sentinel_servers import SentinelCluster
 
 SAMPLE_NAME = "ministry-sample"
 SAMPLE_README = (
@@ -76,6 +78,18 @@ def index(tmp_path: Path) -> Iterator[InMemoryIndex]:
     pytest_twisted.blockon(ensureDeferred(served.stop()))
 
 
+@pytest.fixture
+def sentinel_cluster() -> Iterator[SentinelCluster]:
+    """Redis through Sentinel (``sentinel_servers.py``): 3 sentinels, a primary, a replica.
+
+    One per test, as the tests that use it kill the primary (about 2 s to start).
+    """
+    from sentinel_servers import SentinelCluster
+
+    with SentinelCluster() as cluster:
+        yield cluster
+
+
 @pytest.fixture(scope="session")
 def sample_dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Path]]:
     """``ministry-sample`` 1.0 and 1.1, each a wheel and an sdist, built once.
@@ -125,3 +139,36 @@ def reactor_left_clean(request: pytest.FixtureRequest) -> Iterator[None]:
 
     pytest_twisted.blockon(deferLater(reactor, 0, lambda: None))
     assert_reactor_clean(reactor)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """One SeaweedFS S3 endpoint (``s3_server.py``) for the session: it takes ~4 s to start.
+
+    Tests keep apart by bucket (``s3_bucket``) or key prefix, never by restarting it.
+    """
+    from s3_server import S3Server
+
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh, empty bucket on ``s3_server``, with its credentials in the environment.
+
+    The AWS variables are set for this test only, as the daemon's users set
+    them; boto3's default credential chain then finds them. The bucket is
+    deleted with its contents after the test: SeaweedFS gives each bucket
+    volumes of its own, and ``-volume.max`` runs out after three live buckets.
+    """
+    import uuid
+
+    from s3_server import s3_environment
+
+    for name, value in s3_environment().items():
+        monkeypatch.setenv(name, value)
+    bucket = f"test-{uuid.uuid4().hex[:20]}"
+    s3_server.create_bucket(bucket)
+    yield bucket
+    s3_server.client().delete_bucket(Bucket=bucket)  # weed deletes a full one too

@@ -86,11 +86,13 @@ class S3Server(ChildServer):
         (d / "s3.json").write_text(json.dumps(identities))
         line = [self.binary, "server", f"-dir={d / 'data'}", "-ip=127.0.0.1"]
         line += ["-ip.bind=127.0.0.1", "-filer", "-s3", f"-s3.config={d / 's3.json'}"]
+        # As on AWS, a write to a missing bucket must fail (weed creates it by default).
+        line += ["-s3.autoCreateBucket=false"]
         for name in _SERVICES:
             line += [f"-{name}.port={p[name]}", f"-{name}.port.grpc={p[name + 'g']}"]
         line += [f"-filer.localSocket={d / 'filer.sock'}", f"-s3.localSocket={d / 's3.sock'}"]
         line += ["-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false"]
-        line += ["-master.volumeSizeLimitMB=64", "-volume.max=20", "-volume.preStopSeconds=0"]
+        line += ["-master.volumeSizeLimitMB=64", "-volume.max=100", "-volume.preStopSeconds=0"]
         return line
 
     def start(self, timeout: float = 40.0) -> None:

@@ -1,58 +1,24 @@
-"""The filesystem blob store: durable commits, safe keys, tidy directories."""
+"""The filesystem blob store beyond the contract: paths, durability, tidy directories.
+
+What every blob store does is in ``test_blob_contract.py``, which runs on
+this store too; here is only what a directory has and a bucket has not.
+"""
 
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import pytest_twisted
-from reactor_hygiene import assert_reactor_clean
-from twisted.internet import reactor
-from twisted.internet.task import deferLater
-from zope.interface.verify import verifyObject
+from test_blob_contract import PAYLOAD, blob_key, stage
 
-from ministry.core.models import FileRecord, utcnow
-from ministry.interfaces import IBlobStore
 from ministry.stores.blobs import FilesystemBlobStore
-
-PAYLOAD = bytes(range(256)) * 1000 + b"\x00 trailing"
-
-
-@pytest.fixture(autouse=True)
-def reactor_is_left_clean() -> Iterator[None]:
-    """Fail a test that leaves timers or sockets behind (see reactor_hygiene)."""
-    yield
-    pytest_twisted.blockon(deferLater(reactor, 0, lambda: None))
-    assert_reactor_clean()
 
 
 @pytest.fixture
 def blobs(tmp_path: Path) -> FilesystemBlobStore:
     return FilesystemBlobStore(str(tmp_path / "blobs"))
-
-
-def stage(blobs: FilesystemBlobStore, data: bytes = PAYLOAD) -> str:
-    path = blobs.staging_path()
-    Path(path).write_bytes(data)
-    return path
-
-
-def blob_key(filename: str = "demo_pkg-1.0.tar.gz", sha256: str = "ab" * 32) -> str:
-    record = FileRecord(
-        project="demo-pkg",
-        filename=filename,
-        version="1.0",
-        packagetype="sdist",
-        size=len(PAYLOAD),
-        sha256=sha256,
-        blake2b_256="",
-        md5="",
-        upload_time=utcnow(),
-    )
-    return record.blob_key
 
 
 def files_under(root: str) -> list[str]:
@@ -64,9 +30,9 @@ def files_under(root: str) -> list[str]:
     return sorted(found)
 
 
-def test_provides_the_interface(blobs: FilesystemBlobStore, tmp_path: Path) -> None:
-    assert verifyObject(IBlobStore, blobs)
+def test_the_root_is_the_directory_given(blobs: FilesystemBlobStore, tmp_path: Path) -> None:
     assert blobs.root == str(tmp_path / "blobs")
+    assert blobs.location == f"file:{tmp_path / 'blobs'}"
 
 
 def test_construction_touches_nothing(tmp_path: Path) -> None:
@@ -95,25 +61,13 @@ async def test_commit_puts_the_exact_bytes_at_the_key(blobs: FilesystemBlobStore
 
 
 @pytest_twisted.ensureDeferred
-async def test_commit_of_the_same_key_again_keeps_one_file(blobs: FilesystemBlobStore) -> None:
+async def test_a_local_copy_is_the_blob_itself(blobs: FilesystemBlobStore) -> None:
     key = blob_key()
     await blobs.commit(stage(blobs), key)
-    await blobs.commit(stage(blobs), key)
-    assert Path(blobs.local_path(key)).read_bytes() == PAYLOAD
-
-
-@pytest_twisted.ensureDeferred
-async def test_commit_of_a_missing_staged_file_fails(blobs: FilesystemBlobStore) -> None:
-    with pytest.raises(FileNotFoundError):
-        await blobs.commit(blobs.staging_path(), blob_key())
-
-
-def test_discard_removes_the_staged_file_silently(blobs: FilesystemBlobStore) -> None:
-    staged = stage(blobs)
-    blobs.discard(staged)
-    assert not os.path.exists(staged)
-    blobs.discard(staged)  # already gone: still no error
-    blobs.discard(blobs.staging_path())  # never written
+    copy = await blobs.local_copy(key)
+    assert copy.path == blobs.local_path(key)
+    copy.close()
+    assert os.path.exists(blobs.local_path(key))
 
 
 @pytest.mark.parametrize(
@@ -130,16 +84,9 @@ def test_discard_removes_the_staged_file_silently(blobs: FilesystemBlobStore) ->
         "ab/cd/.hidden",
     ],
 )
-@pytest_twisted.ensureDeferred
-async def test_keys_that_could_escape_are_refused(blobs: FilesystemBlobStore, key: str) -> None:
+def test_keys_that_could_escape_have_no_path(blobs: FilesystemBlobStore, key: str) -> None:
     with pytest.raises(ValueError, match="Refusing blob key"):
         blobs.local_path(key)
-    staged = stage(blobs)
-    with pytest.raises(ValueError):
-        await blobs.commit(staged, key)
-    assert os.path.exists(staged)  # nothing moved
-    with pytest.raises(ValueError):
-        await blobs.delete(key)
 
 
 def test_local_path_is_under_the_root(blobs: FilesystemBlobStore) -> None:
@@ -168,24 +115,6 @@ async def test_delete_prunes_directories_left_empty(blobs: FilesystemBlobStore) 
 
 
 @pytest_twisted.ensureDeferred
-async def test_delete_of_a_missing_blob_is_fine(blobs: FilesystemBlobStore) -> None:
+async def test_delete_of_a_missing_blob_creates_nothing(blobs: FilesystemBlobStore) -> None:
     await blobs.delete(blob_key())
     assert not os.path.exists(blobs.root)
-
-
-def test_cleanup_staging_removes_only_old_leftovers(blobs: FilesystemBlobStore) -> None:
-    old, new = stage(blobs), stage(blobs)
-    an_hour_ago = time.time() - 3600
-    os.utime(old, (an_hour_ago, an_hour_ago))
-
-    assert blobs.cleanup_staging(older_than_seconds=600) == 1
-    assert not os.path.exists(old)
-    assert os.path.exists(new)
-    a_minute_ago = time.time() - 60
-    os.utime(new, (a_minute_ago, a_minute_ago))
-    assert blobs.cleanup_staging(older_than_seconds=30) == 1
-    assert not os.path.exists(new)
-
-
-def test_cleanup_staging_without_a_staging_directory(blobs: FilesystemBlobStore) -> None:
-    assert blobs.cleanup_staging(older_than_seconds=0) == 0

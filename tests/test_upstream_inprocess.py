@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 import pytest_twisted
@@ -26,12 +26,16 @@ from treq.testing import RequestTraversalAgent
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import Clock, deferLater
+from twisted.python.failure import Failure
 from twisted.web.client import ResponseFailed
 
 from ministry.config import load_settings
 from ministry.core.mirror_config import MirrorConfig
 from ministry.core.models import format_time
 from ministry.mirror.service import MirrorService
+from ministry.stores.blobs import FilesystemBlobStore
+from ministry.stores.cache_index import EVICTION_LEASE, LocalCacheIndex
+from ministry.stores.lease import LocalLease
 from ministry.stores.sqlite import SQLiteStore
 from ministry.tap import build_upstream
 from ministry.upstream import pages
@@ -72,7 +76,10 @@ async def proxied(tmp_path):
             {"data-dir": data_dir, "upstream": ["http://upstream.test/simple"], **options}
         )
         agent = RequestTraversalAgent(upstream)
-        proxy = build_upstream(settings, os.path.abspath(data_dir), clock, agent)
+        data_dir = os.path.abspath(data_dir)
+        blobs = FilesystemBlobStore(os.path.join(data_dir, "upstream", "files"))
+        index = LocalCacheIndex(LocalLease(EVICTION_LEASE, clock))
+        proxy = build_upstream(settings, data_dir, clock, blobs, index, agent)
         assert proxy is not None
         proxy.client.startService()
         await proxy.startService()
@@ -195,12 +202,19 @@ async def test_the_cooldown_releases_a_file_when_the_clock_passes_min_age(proxie
 
 async def get(agent: RequestTraversalAgent) -> tuple[int, bytes]:
     """The status and body of a GET through an in-memory agent (pumped until done)."""
-    answered = treq.get("http://index.test/file", agent=agent, unbuffered=True)
-    await until(lambda: answered.called, agent.flush)
-    response = await answered
-    reading = treq.content(response)
-    await until(lambda: reading.called, agent.flush)
-    return response.code, await reading
+    response = await pumped(treq.get("http://index.test/file", agent=agent, unbuffered=True), agent)
+    return response.code, await pumped(treq.content(response), agent)
+
+
+async def pumped(d: Deferred, agent: RequestTraversalAgent) -> Any:
+    """``d``'s result, flushing ``agent`` until it has one (a held file's answer waits
+    for the cache's index and a thread, so it may need several flushes)."""
+    outcome: list = []
+    d.addBoth(outcome.append)
+    await until(lambda: outcome, agent.flush)
+    if isinstance(outcome[0], Failure):
+        outcome[0].raiseException()
+    return outcome[0]
 
 
 @pytest_twisted.ensureDeferred
@@ -215,7 +229,7 @@ async def test_a_file_with_a_wrong_hash_is_cut_off_then_fetched_again_and_held(p
     upstream.files[f"/files/{WHEEL_NAME}"] = b"x" * len(WHEEL)  # the size given, other bytes
     with pytest.raises(ResponseFailed):  # cut off before its last byte: never a whole wrong file
         await get(client)
-    assert proxy.cache.find(record, served=False) is None
+    assert await proxy.cache.find(record, served=False) is None
     upstream.files[f"/files/{WHEEL_NAME}"] = WHEEL
     assert await get(client) == (200, WHEEL)  # asked again: a failure is not remembered
     await until(lambda: not proxy.downloads.in_flight())  # committed in a thread
@@ -287,3 +301,31 @@ async def test_the_mirror_runs_on_its_clock_and_fetches_what_cooled_or_failed(pr
         f"/files/{name}" for name in (WHEEL_NAME, SDIST_NAME, SDIST_NAME, WHEEL_2_NAME)
     )
     await maybeDeferred(mirror.stopService)
+
+
+@pytest_twisted.ensureDeferred
+async def test_files_the_mirror_keeps_are_never_evicted(proxied, store):
+    others = {version: make_wheel("other", version) for version in ("1.0", "2.0")}
+    bound = sum(len(data) for data in others.values()) - 1  # the mirrored wheel not counted
+    proxy, upstream, clock, _ = await proxied(**{"cache-max-size": str(bound)})
+    upstream.publish("demo", [entry(upstream, WHEEL_NAME, WHEEL)])
+    upstream.publish(
+        "other", [entry(upstream, wheel_filename("other", v), data) for v, data in others.items()]
+    )
+    config = MirrorConfig(
+        every=2 * HOUR,
+        requirements=(Requirement("demo"),),
+        dependencies=False,
+        python=("3.12",),
+        platforms=("manylinux_2_28_x86_64",),
+    )
+    await MirrorService(config, proxy, store, clock=clock).run_once()
+    for version in others:  # proxied for clients, the older first
+        clock.advance(1)
+        await hold(proxy, wheel_filename("other", version), "other")
+    await until(lambda: proxy.cache.evicted == 1)
+    (mirrored,) = (await proxy.project("demo"))[0].files
+    older, newer = (await proxy.project("other"))[0].files
+    assert await proxy.cache.find(mirrored, served=False) is not None
+    assert await proxy.cache.find(older, served=False) is None
+    assert await proxy.cache.find(newer, served=False) is not None

@@ -16,12 +16,11 @@ from typing import Any
 from twisted.internet.threads import deferToThread
 
 from ministry.integrity import CheckReport, check, remove_unclaimed
-from ministry.interfaces import IMetadataStore
-from ministry.stores.blobs import FilesystemBlobStore
+from ministry.interfaces import IBlobStore, IMetadataStore
 
 
 async def check_command(
-    args: argparse.Namespace, store: IMetadataStore, blobs: FilesystemBlobStore, *_: Any
+    args: argparse.Namespace, store: IMetadataStore, blobs: IBlobStore, *_: Any
 ) -> None:
     """``check [--rehash] [--repair]``: exit 1 while anything is left wrong."""
     report = await check(store, blobs, args.rehash)
@@ -34,7 +33,7 @@ async def check_command(
     for record, what in report.damaged:
         hint = "upload the same file again to restore it"
         if what.startswith("sha256"):  # same size: a re-upload would not notice
-            hint = f"remove {blobs.local_path(record.blob_key)}, then {hint}"
+            hint = f"remove {record.blob_key} from {blobs.location}, then {hint}"
         print(f"damaged: {record.project} {record.filename} on disk is {what}: {hint}")
     left = report.problems
     if args.repair:
@@ -51,7 +50,7 @@ async def check_command(
 
 
 async def _repair_unclaimed(
-    store: IMetadataStore, blobs: FilesystemBlobStore, report: CheckReport, grace: float
+    store: IMetadataStore, blobs: IBlobStore, report: CheckReport, grace: float
 ) -> int:
     """Remove unclaimed bytes older than ``grace`` (and stale staging files); how many."""
     staged = await deferToThread(blobs.cleanup_staging, grace)

@@ -25,14 +25,11 @@ from ministry.admin.users import project_command, read_password, token_command, 
 from ministry.config import SETTINGS, ConfigError, Settings, load_settings, parse_duration
 from ministry.core.errors import MinistryError
 from ministry.integrity import GRACE_PERIOD
-from ministry.interfaces import IMetadataStore
-from ministry.stores.blobs import FilesystemBlobStore
-from ministry.tap import make_store
+from ministry.interfaces import IBlobStore, IMetadataStore
+from ministry.tap import build_storage, make_store
 
 #: What a command runs, given the parsed arguments and the opened store.
-Command = Callable[
-    [argparse.Namespace, IMetadataStore, FilesystemBlobStore, Settings], Awaitable[None]
-]
+Command = Callable[[argparse.Namespace, IMetadataStore, IBlobStore, Settings], Awaitable[None]]
 
 COMMANDS: dict[str, Command] = {
     "export": export_command,
@@ -58,18 +55,23 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 async def _run(args: argparse.Namespace) -> None:
+    from twisted.internet import reactor  # running: react() started it
+
     settings = _settings(args)
     data_dir = os.path.abspath(settings.data_dir)
     store = make_store(settings, data_dir)
-    blobs = FilesystemBlobStore(os.path.join(data_dir, "files"))
+    storage = build_storage(settings, data_dir, reactor)
+    services = (*storage.services, store)
     # SQLiteStore's start fires when the database is open; RedisStore's returns None.
-    await maybeDeferred(store.startService)
+    for service in services:
+        await maybeDeferred(service.startService)
     try:
-        await COMMANDS[args.command](args, store, blobs, settings)
+        await COMMANDS[args.command](args, store, storage.uploads, settings)
     except MinistryError as exc:
         raise SystemExit(f"ministry-admin: {exc.message}") from None
     finally:
-        await store.stopService()
+        for service in reversed(services):
+            await maybeDeferred(service.stopService)
 
 
 def parser() -> argparse.ArgumentParser:

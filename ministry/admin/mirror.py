@@ -12,10 +12,12 @@ import os
 import sys
 from typing import Any
 
+from twisted.internet.defer import maybeDeferred
+
 from ministry.config import ConfigError, Settings, load_mirror
 from ministry.interfaces import IMetadataStore
 from ministry.mirror.service import run_in_foreground
-from ministry.tap import build_upstream
+from ministry.tap import build_storage, build_upstream
 
 
 async def mirror_command(
@@ -30,11 +32,18 @@ async def mirror_command(
         raise SystemExit("ministry-admin: no [mirror] table in the config file (--config)")
     from twisted.internet import reactor  # ``react`` runs it
 
-    proxy = build_upstream(settings, os.path.abspath(settings.data_dir), reactor)
+    data_dir = os.path.abspath(settings.data_dir)
+    storage = build_storage(settings, data_dir, reactor)
+    for service in storage.services:
+        await maybeDeferred(service.startService)
+    proxy = build_upstream(settings, data_dir, reactor, storage.upstream, store.cache_index())
     try:
         status = await run_in_foreground(proxy, config, store, sys.stderr)
     except ValueError as exc:
         raise SystemExit(f"ministry-admin: {exc}") from None
+    finally:
+        for service in reversed(storage.services):
+            await maybeDeferred(service.stopService)
     for project, error in status.errors:
         print(f"error: {project}: {error}", file=sys.stderr)
     if status.errors:

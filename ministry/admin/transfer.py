@@ -4,7 +4,9 @@ This is how an index moves from the embedded store to Redis as a team grows.
 An export directory holds ``projects.jsonl`` (one ProjectRecord a line),
 ``files.jsonl`` (one FileRecord a line, with its core metadata in base64),
 and ``files/`` with the distribution files under their blob keys (hard links
-when on the same filesystem). Importing re-claims every file through the
+when on the same filesystem). Either side may be a directory or a bucket
+(``--storage``), which is how an index moves from ``file:`` to ``s3://``
+and back: export with one setting, import with the other. Importing re-claims every file through the
 store's normal ``add_file`` (so serials are the importing store's own) after
 checking each file's sha256; files already present with the same bytes are
 skipped, conflicts are reported and skipped.
@@ -19,6 +21,8 @@ import os
 import shutil
 import sys
 from typing import Any
+
+from twisted.internet.threads import deferToThread
 
 from ministry.core.errors import FileExists, FilenameReused, SdistExists
 from ministry.core.models import FileRecord, ProjectRecord
@@ -57,10 +61,12 @@ async def export_index(
             out.write(json.dumps(line) + "\n")
     if with_files:
         for record, _ in files:
-            _link_or_copy(
-                blobs.local_path(record.blob_key),
-                os.path.join(directory, "files", record.blob_key),
-            )
+            copy = await blobs.local_copy(record.blob_key)
+            try:
+                target = os.path.join(directory, "files", record.blob_key)
+                await deferToThread(_link_or_copy, copy.path, target)
+            finally:
+                copy.close()
     return len(projects), len(files)
 
 
@@ -82,14 +88,16 @@ async def import_index(
         record = FileRecord.from_dict(line["record"])
         metadata = base64.b64decode(line["metadata"]) if "metadata" in line else None
         source = os.path.join(directory, "files", record.blob_key)
-        target = blobs.local_path(record.blob_key)
-        if not os.path.exists(target):
+        if await blobs.size(record.blob_key) != record.size:
             if not os.path.exists(source) or sha256_of(source) != record.sha256:
                 problems.append(f"{record.filename}: file missing or damaged in the export")
                 continue
             staging = blobs.staging_path()
-            shutil.copyfile(source, staging)
-            await blobs.commit(staging, record.blob_key)
+            await deferToThread(shutil.copyfile, source, staging)
+            try:
+                await blobs.commit(staging, record.blob_key)
+            finally:
+                blobs.discard(staging)
         project = projects.get(record.project)
         display_name = project.display_name if project else record.project
         try:

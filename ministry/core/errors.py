@@ -68,6 +68,12 @@ class StoreUnavailable(MinistryError):
     status = 503
 
 
+class StorageUnavailable(MinistryError):
+    """The file storage (a directory, a bucket) cannot be written or read right now."""
+
+    status = 503
+
+
 class Unauthorized(MinistryError):
     """No credentials, or wrong ones: the client should ask for (other) credentials."""
 

@@ -233,6 +233,8 @@ class MirrorService(TimerService):
         return page
 
     async def _fetch(self, record: FileRecord, source: UpstreamFile) -> None:
+        # Pinned first: an eviction between the fetch and a pin could take it.
+        await self.proxy.cache.pin(record)
         size = await self.proxy.downloads.fetch(record, source)
         status = self.status
         if size:

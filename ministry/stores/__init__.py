@@ -6,8 +6,10 @@
 - ``subscribers``: the loop both metadata stores tell their changes through;
 - ``lease``: the in-process :class:`~ministry.interfaces.ILease` (the
   embedded store's); the Redis store has its own, across processes;
-- ``blobs``: distribution files on a filesystem several processes may share.
+- ``blobs``: distribution files on a filesystem several processes may share;
+- ``s3``: distribution files in an S3-compatible bucket, for hosts sharing no disk.
 
-They implement the interfaces in :mod:`ministry.interfaces`, and every
-metadata store passes ``tests/test_store_contract.py``.
+They implement the interfaces in :mod:`ministry.interfaces`: every
+metadata store passes ``tests/test_store_contract.py``, every blob store
+``tests/test_blob_contract.py``.
 """

@@ -25,13 +25,14 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 from zope.interface import implementer
 
+from ministry.core.errors import StorageUnavailable
 from ministry.interfaces import IBlobStore
 
 STAGING = ".staging"
@@ -54,6 +55,68 @@ class StoredBlob:
     mtime: float  # seconds since the epoch, as time.time()
 
 
+@dataclass(frozen=True)
+class LocalCopy:
+    """A committed blob as a local file (see ``IBlobStore.local_copy``).
+
+    ``close`` removes the file when it is a downloaded copy; for a directory
+    store it does nothing, since ``path`` is the blob itself.
+    """
+
+    path: str
+    close: Callable[[], None] = field(default=lambda: None)
+
+
+def unavailable(action: str, where: str, error: OSError) -> StorageUnavailable:
+    """The 503 for a directory that cannot be written: full, read-only, gone."""
+    reason = error.strerror or str(error)
+    return StorageUnavailable(f"File storage unavailable: cannot {action} in {where}: {reason}.")
+
+
+def key_parts(key: str) -> list[str]:
+    """The ``/``-separated parts of a key; ValueError for one that could leave its root.
+
+    Keys come from records, which come from uploaded filenames: absolute
+    keys, empty parts and parts starting with a dot (``..``, ``.``, the
+    staging directory, a probe's folder) are refused by every store alike.
+    """
+    parts = key.split("/")
+    if key.startswith("/") or any(not part or part.startswith(".") for part in parts):
+        raise ValueError(f"Refusing blob key {key!r}: it would leave the blob root")
+    return parts
+
+
+def is_blob_key(key: str) -> bool:
+    """Whether ``key`` has the shape of a ``FileRecord.blob_key``: only those are listed.
+
+    ``ab/cd/<rest of sha256>/<filename>``; anything else in a store (a probe,
+    a stray file) is neither listed nor collected.
+    """
+    *directories, filename = key.split("/")
+    return (
+        len(directories) == len(_KEY_DIRECTORIES)
+        and all(map(re.Pattern.fullmatch, _KEY_DIRECTORIES, directories))
+        and bool(filename)
+        and not filename.startswith(".")
+    )
+
+
+def remove_old_files(directory: str, older_than_seconds: float) -> int:
+    """Remove the files in ``directory`` older than that; return how many (staging clean-up)."""
+    cutoff = time.time() - older_than_seconds
+    removed = 0
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        with contextlib.suppress(FileNotFoundError):
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                os.remove(entry.path)
+                removed += 1
+    return removed
+
+
 @implementer(IBlobStore)
 class FilesystemBlobStore:
     """:class:`IBlobStore` on a local or shared directory."""
@@ -61,6 +124,7 @@ class FilesystemBlobStore:
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
         self.staging = os.path.join(self.root, STAGING)
+        self.location = f"file:{self.root}"
 
     def staging_path(self) -> str:
         """A new, unused path in the staging directory (created if missing).
@@ -78,14 +142,19 @@ class FilesystemBlobStore:
         for absolute keys, empty parts, and any part starting with a dot
         (``..``, ``.`` and the staging directory among them).
         """
-        parts = key.split("/")
-        if key.startswith("/") or any(not part or part.startswith(".") for part in parts):
-            raise ValueError(f"Refusing blob key {key!r}: it would leave the blob root")
-        return os.path.join(self.root, *parts)
+        return os.path.join(self.root, *key_parts(key))
 
     def commit(self, staging_path: str, key: str) -> Deferred[None]:
         """Fsync the staged file, rename it to ``key`` and fsync the directory."""
         return deferToThread(self._commit, staging_path, key)
+
+    def local_copy(self, key: str) -> Deferred[LocalCopy]:
+        """The blob's own path (nothing to copy): FileNotFoundError if it is missing."""
+        return deferToThread(self._local_copy, key)
+
+    def probe(self) -> Deferred[None]:
+        """Create, write, fsync and remove a file where uploads are staged."""
+        return deferToThread(self._probe)
 
     def discard(self, staging_path: str) -> None:
         """Remove a staged file; an upload that failed must not fail twice."""
@@ -116,18 +185,25 @@ class FilesystemBlobStore:
         staging file until its body ends). Synchronous: the collector calls
         it on a thread.
         """
-        cutoff = time.time() - older_than_seconds
-        removed = 0
+        return remove_old_files(self.staging, older_than_seconds)
+
+    def _local_copy(self, key: str) -> LocalCopy:
+        path = self.local_path(key)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"No blob {key} in {self.location}")
+        return LocalCopy(path)
+
+    def _probe(self) -> None:
+        path = os.path.join(self.staging, f"health-{os.getpid()}-{uuid.uuid4().hex}.probe")
         try:
-            entries = list(os.scandir(self.staging))
-        except FileNotFoundError:
-            return 0
-        for entry in entries:
-            with contextlib.suppress(FileNotFoundError):
-                if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
-                    os.remove(entry.path)
-                    removed += 1
-        return removed
+            os.makedirs(self.staging, exist_ok=True)
+            with open(path, "wb") as probe:
+                probe.write(b"ok")
+                probe.flush()
+                os.fsync(probe.fileno())
+            os.unlink(path)
+        except OSError as exc:
+            raise unavailable("write", self.root, exc) from exc
 
     def _size(self, key: str) -> int | None:
         try:
@@ -178,6 +254,14 @@ class FilesystemBlobStore:
         return True
 
     def _commit(self, staging_path: str, key: str) -> None:
+        try:
+            self._rename_into_place(staging_path, key)
+        except FileNotFoundError:  # the staged file is gone: a bug, not the disk
+            raise
+        except OSError as exc:
+            raise unavailable("store a file", self.root, exc) from exc
+
+    def _rename_into_place(self, staging_path: str, key: str) -> None:
         target = self.local_path(key)
         _fsync_file(staging_path)
         for attempt in range(1, _COMMIT_ATTEMPTS + 1):

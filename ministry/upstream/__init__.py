@@ -6,7 +6,8 @@
 - ``pages``: :class:`UpstreamPages`, the service the catalog and the mirror ask:
   project views, TTL, revalidation, stale-if-error, ``--upstream-min-age``.
 - ``saved_pages``: the fetched pages kept on disk, one JSON file per project.
-- ``cache``: :class:`FileCache`, the proxied files on disk, their index and LRU eviction.
+- ``cache``: :class:`FileCache`, the proxied files kept, what its shared index says is held.
+- ``eviction``: LRU eviction of proxied files, one process at a time, never a mirrored one.
 - ``downloads``: verified downloads into the cache, joined by every reader
   (the mirror waits for the end, a client's response follows the bytes).
 

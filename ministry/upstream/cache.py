@@ -1,20 +1,41 @@
-"""The proxied files kept on disk: which are held, their sizes, and LRU eviction.
+"""The proxied files kept: which are held, their sizes, and LRU eviction, across processes.
 
-Layout. ``<data-dir>/upstream/files/`` is a blob store of its own holding
-only proxied bytes, at ``FileRecord.blob_key`` (a wheel's PEP 658 metadata at
-``<blob_key>.metadata`` beside it). A root apart from the uploads' means
-eviction can never touch a private upload, even one with the same bytes,
-and the cache's size is exactly what lies under it.
+Layout. The proxied bytes live in a blob store of their own (any
+:class:`~ministry.interfaces.IBlobStore`: ``<data-dir>/upstream/files/``,
+or the bucket's ``upstream`` prefix), at ``FileRecord.blob_key`` (a wheel's
+PEP 658 metadata at ``<blob_key>.metadata`` beside it). A store apart from
+the uploads' means eviction can never touch a private upload, even one with
+the same bytes. Nothing here lists, stats or opens a path: only the blob
+store's calls.
 
-Is a file held? The disk says, when asked (:meth:`FileCache.find`): one
-``stat`` of the file's known path; nothing is ever listed on a read path.
-So every process sharing the data directory serves what any of them fetched.
-Last access (for LRU) is the blob's mtime, bumped when a held file is used
-(at most every ``STAMP_INTERVAL`` per file and process, in a thread), so
-every process's hits count. An in-memory index (key -> size, last use),
-built by one scan at start-up, kept up to date by this process's downloads
-and hits, and rebuilt by every eviction run (a scan in a thread), gives
-sizes, the cache total and the offline listing without touching the disk.
+Is a file held? The :class:`~ministry.interfaces.ICacheIndex` says, shared
+through the metadata store (Redis, for several daemons), so a file fetched
+by one daemon is served by every other at once, without a second fetch.
+The first time a process uses a held file (and again every
+``STAMP_INTERVAL``), it also asks the blob store: if the bytes are gone
+(removed by hand, or by an eviction that raced a download) the entry is
+dropped and the file is a miss, fetched again. That same first use, and
+every ``STAMP_INTERVAL`` after, moves the file's last use in the index
+(the LRU order every process's hits count in). While the index cannot be
+reached, the blob store alone answers.
+
+Pages are built synchronously, so :meth:`FileCache.as_served` reads a view
+of the index in memory: read at start, every ``REFRESH_INTERVAL``, and kept
+up to date by this process's own downloads, hits and evictions. Its
+staleness (files another daemon fetched or evicted since) only shows in
+offline listings and in the sizes pages did not give; serving never reads
+it.
+
+Eviction (:mod:`ministry.upstream.eviction`) keeps the unpinned total
+under ``--cache-max-size``, one process at a time. Mirrored files are
+pinned (:meth:`FileCache.pin`) before they are fetched: out of the LRU
+order and the total, eviction never sees them. With the embedded store the
+index lives in this process's memory: each start rebuilds it by the scan
+below, and the mirror pins its files again at its next pass.
+
+A start-up scan of the blob store (in the background of the proxy's start)
+adds what the index does not know yet, such as a cache directory kept from
+before the index existed; it never changes what the index already has.
 
 Bytes arrive through :mod:`ministry.upstream.downloads`, which stages,
 verifies and then commits them here; this module never talks to an upstream.
@@ -22,9 +43,7 @@ verifies and then commits them here; this module never talks to an upstream.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 from dataclasses import dataclass
 
 from twisted.internet.defer import ensureDeferred
@@ -33,56 +52,28 @@ from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
-from ministry.core.errors import NotFound
+from ministry.core.errors import NotFound, StorageUnavailable, StoreUnavailable
 from ministry.core.models import METADATA_SUFFIX, FileRecord
 from ministry.core.names import parse_filename
-from ministry.stores.blobs import FilesystemBlobStore
+from ministry.interfaces import IBlobStore, ICacheIndex
+from ministry.upstream.eviction import Eviction, logged
 
 log = Logger()
 
-#: How often a held file's mtime is bumped, at most, per file and process.
+#: How often, at most, a held file's bytes are checked and its last use
+#: written to the index, per file and process.
 STAMP_INTERVAL = 600.0
-#: Eviction brings the cache down to this fraction of its bound, so that it
-#: does not run again after every download once the cache is full.
-LOW_WATER = 0.9
-#: How often the cache is rescanned (and evicted) for what other processes did.
-RESCAN_INTERVAL = 600.0
+#: How often the in-memory view is read again from the index (and the
+#: total checked, for what other processes added).
+REFRESH_INTERVAL = 300.0
 
 
 @dataclass(frozen=True)
 class Held:
-    """A file the cache holds: where it is and how big it is."""
+    """A file the cache holds: its blob key and its size."""
 
-    path: str
+    key: str
     size: int
-
-
-@dataclass
-class _Entry:
-    size: int
-    used: float  # last access, clock seconds
-    stamped: float  # when ``used`` was last written to the blob's mtime
-
-
-def _scan(root: str) -> dict[str, tuple[int, float]]:
-    """Every blob under ``root`` (staging excluded): key -> (size, mtime)."""
-    found = {}
-    for directory, subdirectories, names in os.walk(root):
-        subdirectories[:] = [name for name in subdirectories if not name.startswith(".")]
-        for name in names:
-            path = os.path.join(directory, name)
-            with contextlib.suppress(FileNotFoundError):
-                status = os.stat(path)
-                found[os.path.relpath(path, root).replace(os.sep, "/")] = (
-                    status.st_size,
-                    status.st_mtime,
-                )
-    return found
-
-
-def _stamp(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.utime(path)
 
 
 def _read(path: str) -> bytes:
@@ -106,20 +97,25 @@ class FileCache:
     """Holds, sizes and evicts the proxied files (see the module docstring)."""
 
     def __init__(
-        self, blobs: FilesystemBlobStore, *, max_size: int | None, clock: IReactorTime
+        self,
+        blobs: IBlobStore,
+        index: ICacheIndex,
+        *,
+        max_size: int | None,
+        clock: IReactorTime,
     ) -> None:
         self.blobs = blobs
+        self.index = index
         self.max_size = max_size
         self.clock = clock
-        self._index: dict[str, _Entry] = {}
-        self._evicting = False
-        self._rescan: LoopingCall | None = None
-        #: Bytes of held files and metadata, as far as this process knows.
-        self.cache_bytes = 0
+        self.eviction = Eviction(blobs, index, max_size, self._learn)
+        self._view: dict[str, int] = {}  # held key -> size, as far as this process knows
+        self._learnt: dict[str, int | None] | None = None  # changes while the view is read
+        self._stamped: dict[str, float] = {}  # key -> when last checked and touched here
+        self._refresh: LoopingCall | None = None
         #: Client downloads served from the cache, and fetched from upstream.
         self.hits = 0
         self.misses = 0
-        self.evicted = 0
 
     @property
     def hit_rate(self) -> float | None:
@@ -128,35 +124,51 @@ class FileCache:
         return self.hits / total if total else None
 
     @property
+    def evicted(self) -> int:
+        return self.eviction.evicted
+
+    @property
     def cached_files(self) -> int:
-        return len(self._index)
+        return len(self._view)
+
+    @property
+    def cache_bytes(self) -> int:
+        """Bytes of held files and metadata, mirrored ones too, as far as this process knows."""
+        return sum(self._view.values())
 
     async def start(self) -> None:
-        """Read what is held (one scan, in a thread); start the periodic rescan."""
-        self._merge(await deferToThread(_scan, self.blobs.root), self.clock.seconds())
-        if self.max_size is not None:
-            self._rescan = LoopingCall(self._evict_soon)
-            self._rescan.clock = self.clock
-            self._rescan.start(RESCAN_INTERVAL, now=self.cache_bytes > self.max_size)
+        """Read the index, add what the blob store holds beyond it, and refresh periodically."""
+        self._refresh = LoopingCall(self._refresh_soon)
+        self._refresh.clock = self.clock
+        self._refresh.start(REFRESH_INTERVAL, now=False)
+        try:
+            await self._read_view()
+            await self._seed()
+        except (StoreUnavailable, StorageUnavailable) as exc:
+            log.warn(
+                "Could not read the proxy cache at start ({error}); its index is read "
+                "again every {interval:g} s",
+                error=exc,
+                interval=REFRESH_INTERVAL,
+            )
+            return
+        self.eviction.soon()
 
     def stop(self) -> None:
-        if self._rescan is not None and self._rescan.running:
-            self._rescan.stop()
-        self._rescan = None
+        if self._refresh is not None and self._refresh.running:
+            self._refresh.stop()
+        self._refresh = None
 
     # -- what is held -----------------------------------------------------------
 
-    def find(self, record: FileRecord, *, served: bool) -> Held | None:
+    async def find(self, record: FileRecord, *, served: bool) -> Held | None:
         """The held file, or None; ``served``: a client gets it (a hit, for the counters)."""
-        path = self.blobs.local_path(record.blob_key)
-        try:
-            size = os.stat(path).st_size
-        except FileNotFoundError:
+        size = await self._held_size(record.blob_key)
+        if size is None:
             return None
         if served:
             self.hits += 1
-        self._used(record.blob_key, size, path)
-        return Held(path, size)
+        return Held(record.blob_key, size)
 
     def missed(self) -> None:
         """A client download had to go to the upstream."""
@@ -167,56 +179,121 @@ class FileCache:
 
         The held size replaces an unknown one. ``held_only`` (offline, or
         the upstream failing): only held files are listed, and only held
-        metadata is offered, since nothing else could be served.
+        metadata is offered, since nothing else could be served. Read from
+        the view in memory (see the module docstring).
         """
-        entry = self._index.get(record.blob_key)
-        if held_only and entry is None:
+        size = self._view.get(record.blob_key)
+        if held_only and size is None:
             return None
-        if entry is not None and not record.size:
-            record = record.with_changes(size=entry.size)
+        if size is not None and not record.size:
+            record = record.with_changes(size=size)
         if (
             held_only
             and record.serves_metadata
-            and record.blob_key + METADATA_SUFFIX not in self._index
+            and record.blob_key + METADATA_SUFFIX not in self._view
         ):
             record = record.with_changes(metadata_sha256=None)
         return record
 
     async def wheel_metadata(self, record: FileRecord) -> bytes:
         """The core metadata inside a held wheel (read in a thread); NotFound if not held."""
-        held = self.find(record, served=False)
-        if held is None:
+        if await self.find(record, served=False) is None:
             raise NotFound(f"{record.filename} is not cached")
-        return await deferToThread(_wheel_metadata, held.path, record.filename)
+        try:
+            copy = await self.blobs.local_copy(record.blob_key)
+        except FileNotFoundError:
+            raise NotFound(f"{record.filename} is not cached") from None
+        try:
+            return await deferToThread(_wheel_metadata, copy.path, record.filename)
+        finally:
+            copy.close()
 
     async def metadata(self, record: FileRecord) -> bytes | None:
         """The held ``.metadata`` of a wheel if it matches its page's sha256, else None."""
         key = record.blob_key + METADATA_SUFFIX
-        path = self.blobs.local_path(key)
+        if await self._held_size(key) is None:
+            return None
+        data = await self._read_small(key)
+        # Checked on every read (it is small): the page's hash is what was advertised.
+        if data is None or hashlib.sha256(data).hexdigest() != record.metadata_sha256:
+            log.warn("Cached {key} is missing or not what its page describes", key=key)
+            return None
+        return data
+
+    async def pin(self, record: FileRecord) -> None:
+        """Never evict this file (nor its ``.metadata``): the mirror keeps it, held yet or not."""
+        await self.index.pin(record.blob_key)
+        if record.serves_metadata:
+            await self.index.pin(record.blob_key + METADATA_SUFFIX)
+
+    async def _held_size(self, key: str) -> int | None:
+        """The size of a held key: the index says, the blob store confirms at first use."""
         try:
-            data = await deferToThread(_read, path)
+            size = await self.index.size(key)
+        except StoreUnavailable as exc:
+            log.warn("Proxy cache index unavailable, asking the blob store: {error}", error=exc)
+            return await self.blobs.size(key)
+        if size is not None and self._due(key) and not await self._confirmed(key):
+            size = None
+        self._learn(key, size)
+        return size
+
+    def _due(self, key: str) -> bool:
+        return self.clock.seconds() - self._stamped.get(key, float("-inf")) >= STAMP_INTERVAL
+
+    async def _confirmed(self, key: str) -> bool:
+        """Check a held key's bytes and move its last use; drop the entry if they are gone."""
+        if await self.blobs.size(key) is None:
+            log.warn(
+                "Cached {key} is gone from {where}; fetched again",
+                key=key,
+                where=self.blobs.location,
+            )
+            await self.index.remove(key)
+            return False
+        now = self._stamped[key] = self.clock.seconds()
+        self.index.touch(key, now).addErrback(logged("Could not record a cache hit"))
+        return True
+
+    async def _read_small(self, key: str) -> bytes | None:
+        """A small blob's bytes (a ``.metadata``), or None if it is missing."""
+        try:
+            copy = await self.blobs.local_copy(key)
         except FileNotFoundError:
             return None
-        # Checked on every read (it is small): the page's hash is what was advertised.
-        if hashlib.sha256(data).hexdigest() != record.metadata_sha256:
-            log.warn("Cached {key} is not what its page describes; fetching it again", key=key)
+        try:
+            return await deferToThread(_read, copy.path)
+        except FileNotFoundError:  # evicted meanwhile
             return None
-        self._used(key, len(data), path)
-        return data
+        finally:
+            copy.close()
 
     # -- what downloads add -----------------------------------------------------
 
     def stage(self) -> str:
-        """A new staging path on the cache's filesystem, for a download to write."""
+        """A new local staging path, for a download to write."""
         return self.blobs.staging_path()
 
     def discard(self, staging: str) -> None:
         self.blobs.discard(staging)
 
     async def commit(self, staging: str, key: str, size: int) -> None:
-        """Keep a verified staging file as ``key``; raises OSError (the staging file stays)."""
+        """Keep a verified staging file as ``key``; StorageUnavailable leaves the staging file.
+
+        The index learns of it after the bytes are durable; if it cannot be
+        told, the bytes stay and the next start-up scan adds them.
+        """
         await self.blobs.commit(staging, key)
-        self._added(key, size)
+        try:
+            total = await self.index.add(key, size, self.clock.seconds())
+        except StoreUnavailable as exc:
+            log.error(
+                "Kept {key}, but could not record it in the index: {error}", key=key, error=exc
+            )
+            return
+        self._learn(key, size)
+        if self.max_size is not None and total > self.max_size:
+            self.eviction.soon()
 
     async def keep_metadata(self, record: FileRecord, data: bytes) -> None:
         """Keep a verified ``.metadata``; a failure is logged (the bytes were served anyway)."""
@@ -225,74 +302,49 @@ class FileCache:
         try:
             await deferToThread(_write, staging, data)
             await self.commit(staging, key, len(data))
-        except OSError as exc:
+        except (OSError, StorageUnavailable) as exc:
             self.discard(staging)
             log.error("Could not keep {key}: {error}", key=key, error=exc)
 
-    # -- the index and eviction -------------------------------------------------
+    # -- the view, the scan and eviction ----------------------------------------
 
-    def _used(self, key: str, size: int, path: str) -> None:
-        now = self.clock.seconds()
-        entry = self._index.get(key)
-        if entry is None:  # cached by another process sharing the directory
-            entry = self._index[key] = _Entry(size, now, 0.0)
-            self.cache_bytes += size
-        entry.used = now
-        if now - entry.stamped >= STAMP_INTERVAL:
-            entry.stamped = now
-            deferToThread(_stamp, path)
+    def _learn(self, key: str, size: int | None) -> None:
+        """What this process found out about a key (None: not held), into the view."""
+        if size is None:
+            self._view.pop(key, None)
+            self._stamped.pop(key, None)
+        else:
+            self._view[key] = size
+        if self._learnt is not None:
+            self._learnt[key] = size
 
-    def _added(self, key: str, size: int) -> None:
-        now = self.clock.seconds()
-        old = self._index.get(key)
-        self.cache_bytes += size - (old.size if old else 0)
-        self._index[key] = _Entry(size, now, now)
-        if self.max_size is not None and self.cache_bytes > self.max_size:
-            self._evict_soon()
-
-    def _evict_soon(self) -> None:
-        """Start an eviction run; its failure is logged (and never stops the rescans)."""
-        ensureDeferred(self._evict()).addErrback(
-            lambda failure: log.failure("Cache eviction failed", failure)
-        )
-
-    def _merge(self, scanned: dict[str, tuple[int, float]], started: float) -> None:
-        """Replace the index by a scan, keeping what was added while it ran."""
-        index = {}
-        for key, (size, mtime) in scanned.items():
-            old = self._index.get(key)
-            used = max(mtime, old.used) if old else mtime
-            index[key] = _Entry(size, used, max(mtime, old.stamped) if old else mtime)
-        for key, entry in self._index.items():
-            if key not in index and entry.used >= started:
-                index[key] = entry
-        self._index = index
-        self.cache_bytes = sum(entry.size for entry in index.values())
-
-    async def _evict(self) -> None:
-        """Rescan, then delete least recently used files until under the low-water mark."""
-        if self._evicting or self.max_size is None:
-            return
-        self._evicting = True
+    async def _read_view(self) -> None:
+        """Replace the view by the index's keys, keeping what was learnt while they came."""
+        self._learnt = {}
         try:
-            started = self.clock.seconds()
-            self._merge(await deferToThread(_scan, self.blobs.root), started)
-            if self.cache_bytes <= self.max_size:
-                return
-            target = self.max_size * LOW_WATER
-            freed = 0
-            for key, entry in sorted(self._index.items(), key=lambda item: item[1].used):
-                if self.cache_bytes <= target:
-                    break
-                await self.blobs.delete(key)
-                if self._index.pop(key, None) is not None:
-                    self.cache_bytes -= entry.size
-                    freed += entry.size
-                    self.evicted += 1
-            log.info(
-                "Evicted {bytes} bytes of cached upstream files; {size} bytes remain",
-                bytes=freed,
-                size=self.cache_bytes,
-            )
+            view = await self.index.held()
         finally:
-            self._evicting = False
+            learnt, self._learnt = self._learnt, None
+        for key, size in learnt.items():
+            if size is None:
+                view.pop(key, None)
+            else:
+                view[key] = size
+        self._view = view
+        self._stamped = {key: when for key, when in self._stamped.items() if key in view}
+
+    async def _seed(self) -> None:
+        """Add the blobs the index does not know of (one scan of the blob store)."""
+        found = [blob for blob in await self.blobs.list_blobs() if blob.key not in self._view]
+        if not found:
+            return
+        await self.index.seed([(blob.key, blob.size, blob.mtime) for blob in found])
+        for blob in found:
+            self._view.setdefault(blob.key, blob.size)
+        log.info("Proxy cache: {count} files found in storage added to its index", count=len(found))
+
+    def _refresh_soon(self) -> None:
+        """Read the view again, then evict if the total is over the bound."""
+        d = ensureDeferred(self._read_view())
+        d.addCallback(lambda _: self.eviction.soon())
+        d.addErrback(logged("Could not read the proxy cache's index"))

@@ -10,7 +10,8 @@ bounded whatever the file's size and the first byte goes out as soon as it
 arrives. The last byte is held back until the sha256 has been checked: on a
 mismatch (or a truncated or failed transfer) the staging file is dropped and
 every follower is aborted, so nobody ever sees a complete, wrong file. A
-verified file is committed (fsync, rename) into the :class:`FileCache`.
+verified file is committed into the :class:`FileCache`'s blob store (a
+directory or a bucket), and only then recorded in its index.
 
 Wheels' PEP 658 ``.metadata`` files are small: fetched whole, checked
 against the page's hash and kept beside the wheel (:meth:`Downloads.metadata`).
@@ -26,7 +27,7 @@ from typing import Protocol
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.logger import Logger
 
-from ministry.core.errors import NotFound
+from ministry.core.errors import NotFound, StorageUnavailable
 from ministry.core.models import FileRecord
 from ministry.core.upstream_pages import UpstreamFile
 from ministry.upstream.body import UpstreamError
@@ -96,7 +97,7 @@ class Downloads:
         either way), with the same sha256 check; raises UpstreamError when
         the file could not be fetched, verified or kept.
         """
-        if self.cache.find(record, served=False) is not None:
+        if await self.cache.find(record, served=False) is not None:
             return 0
         if self.offline:
             raise UpstreamError(f"{record.filename} is not cached (offline)")
@@ -107,7 +108,7 @@ class Downloads:
         await download.finished()
         if download.failure is not None:
             raise UpstreamError(download.failure)
-        if self.cache.find(record, served=False) is None:
+        if await self.cache.find(record, served=False) is None:
             raise UpstreamError(f"{record.filename} was fetched but could not be kept")
         return download.written
 
@@ -267,7 +268,7 @@ class Download:
         assert self.staging is not None
         try:
             await self.downloads.cache.commit(self.staging, self.record.blob_key, self.written)
-        except OSError as exc:
+        except (OSError, StorageUnavailable) as exc:
             self.downloads.cache.discard(self.staging)
             log.error("Could not keep {file}: {error}", file=self.record.filename, error=exc)
         else:

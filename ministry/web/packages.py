@@ -87,7 +87,8 @@ class PackagesTree:
         built = view.file_resources.get(filename)
         if built is None:
             built = view.file_resources[filename] = self.delivery.file(
-                self.blobs.local_path(record.blob_key),
+                self.blobs,
+                record.blob_key,
                 record.size,
                 content_type_for(filename),
                 sha256_etag(record.sha256),

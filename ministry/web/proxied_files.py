@@ -2,9 +2,11 @@
 
 The cache, the downloads and their sha256 checks are upstream-side
 (:mod:`ministry.upstream.cache`, :mod:`ministry.upstream.downloads`); this
-module only turns them into responses. A held file goes out as any stored
-file does (:class:`~ministry.web.http.files.StoredFile`: ranges, validators,
-X-Accel-Redirect). A file not held yet is streamed by a :class:`_Follower`
+module only turns them into responses. Whether a file is held is a question
+for the cache's index (shared by every daemon), so the answer comes once it
+replies. A held file goes out as any stored file does, by the storage's
+``Delivery`` (a directory's: ranges, validators, X-Accel-Redirect; a
+bucket's: streamed or redirected). A file not held yet is streamed by a :class:`_Follower`
 of its download, which never sends the last byte before the download is
 verified and cuts the connection if it fails after the headers went out,
 so a client never sees a complete, wrong file. A Range request for a file
@@ -14,15 +16,16 @@ caches it; a HEAD does not fetch anything.
 
 from __future__ import annotations
 
-from typing import Any
-
+from twisted.internet.defer import ensureDeferred
 from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
-from ministry.core.errors import NotFound
+from ministry.core.errors import MinistryError, NotFound
 from ministry.core.models import FileRecord
 from ministry.core.upstream_pages import UpstreamFile
 from ministry.upstream.client import UpstreamUnavailable
@@ -32,11 +35,18 @@ from ministry.web.http.files import IMMUTABLE, Delivery, content_type_for, sha25
 from ministry.web.http.rendered import etag_matches
 from ministry.web.http.responses import refuse
 
+log = Logger()
+
 _CHUNK = 64 * 1024
 
 
 class ProxiedFile(Resource):
-    """A proxied file: from the cache when it is there, else streamed from upstream."""
+    """A proxied file: from the cache when it is there, else streamed from upstream.
+
+    Whether it is held is asked of the cache's index (a Deferred), so both
+    methods answer later: with the held file's resource (as any stored file
+    is sent), or with :class:`_NotHeld`'s answer.
+    """
 
     isLeaf = True
 
@@ -50,20 +60,63 @@ class ProxiedFile(Resource):
         self.record = record
         self.source = source
 
-    def _held(self, served: bool) -> Resource | None:
-        held = self.cache.find(self.record, served=served)
+    def render_GET(self, request: IRequest) -> int:
+        return self._answer_later(request, served=True)
+
+    def render_HEAD(self, request: IRequest) -> int:
+        return self._answer_later(request, served=False)
+
+    def _answer_later(self, request: IRequest, served: bool) -> int:
+        gone: list[bool] = []
+        request.notifyFinish().addBoth(lambda _: gone.append(True))
+        d = ensureDeferred(self._resource(served))
+        d.addErrback(_refusal)
+        d.addCallback(lambda resource: None if gone else request.render(resource))
+        d.addErrback(lambda failure: log.failure("Could not send a proxied file", failure))
+        return NOT_DONE_YET
+
+    async def _resource(self, served: bool) -> Resource:
+        held = await self.cache.find(self.record, served=served)
         if held is None:
-            return None
+            return _NotHeld(self)
         record = self.record
         content_type = content_type_for(record.filename)
         etag = sha256_etag(record.sha256)
-        return self.delivery.file(held.path, held.size, content_type, etag, record.upload_time)
+        return self.delivery.file(
+            self.cache.blobs, record.blob_key, held.size, content_type, etag, record.upload_time
+        )
 
-    def render_GET(self, request: IRequest) -> Any:
-        stored = self._held(served=True)
-        if stored is not None:
-            return stored.render_GET(request)
-        etag = sha256_etag(self.record.sha256)
+
+def _refusal(failure: Failure) -> Resource:
+    """The answer when the cache could not say: a 503 if its index or storage is down."""
+    if failure.check(MinistryError):
+        return _Refusal(failure.value)
+    log.failure("Could not look for a proxied file in the cache", failure)
+    return _Refusal(MinistryError("Internal error while looking for the file.", 500))
+
+
+class _Refusal(Resource):
+    isLeaf = True
+
+    def __init__(self, error: MinistryError) -> None:
+        super().__init__()
+        self.error = error
+
+    def render(self, request: IRequest) -> bytes:
+        return refuse(request, self.error)
+
+
+class _NotHeld(Resource):
+    """A file the cache does not hold: a GET follows its download, a HEAD fetches nothing."""
+
+    isLeaf = True
+
+    def __init__(self, file: ProxiedFile) -> None:
+        super().__init__()
+        self.file = file
+
+    def render_GET(self, request: IRequest) -> bytes | int:
+        etag = sha256_etag(self.file.record.sha256)
         if_none_match = request.getHeader(b"if-none-match")
         if if_none_match is not None and etag_matches(if_none_match, etag):
             request.setResponseCode(304)
@@ -71,21 +124,21 @@ class ProxiedFile(Resource):
             return b""
         follower = _Follower(request)
         try:
-            follower.download = self.downloads.follow(self.record, self.source, follower)
+            follower.download = self.file.downloads.follow(
+                self.file.record, self.file.source, follower
+            )
         except NotFound as exc:
             return refuse(request, exc)
         return NOT_DONE_YET
 
     def render_HEAD(self, request: IRequest) -> bytes:
-        stored = self._held(served=False)
-        if stored is not None:
-            return stored.render_HEAD(request)
         # Not fetched for a HEAD; no ranges until the file is cached.
-        request.setHeader(b"content-type", content_type_for(self.record.filename))
-        request.setHeader(b"etag", sha256_etag(self.record.sha256))
+        record = self.file.record
+        request.setHeader(b"content-type", content_type_for(record.filename))
+        request.setHeader(b"etag", sha256_etag(record.sha256))
         request.setHeader(b"accept-ranges", b"none")
-        if self.record.size:
-            request.setHeader(b"content-length", str(self.record.size).encode())
+        if record.size:
+            request.setHeader(b"content-length", str(record.size).encode())
         return b""
 
 

@@ -13,33 +13,19 @@ credentials hidden, whoever asks.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from klein import Klein
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from twisted.internet.threads import deferToThread
 from twisted.web.iweb import IRequest
 
 from ministry.catalog.cache import PageCache
-from ministry.core.errors import MinistryError, StoreUnavailable
+from ministry.core.errors import MinistryError, StorageUnavailable, StoreUnavailable
 from ministry.interfaces import IBlobStore, IMetadataStore
 from ministry.mirror.service import MirrorService
 from ministry.upstream.pages import UpstreamPages
 from ministry.web.auth import Authenticator
 from ministry.web.metrics import Metrics
-
-
-def _probe_storage(root: str) -> None:
-    """Create, write, fsync and remove a file where uploads are staged."""
-    staging = os.path.join(root, ".staging")
-    os.makedirs(staging, exist_ok=True)
-    path = os.path.join(staging, f"health-{os.getpid()}.probe")
-    with open(path, "wb") as probe:
-        probe.write(b"ok")
-        probe.flush()
-        os.fsync(probe.fileno())
-    os.unlink(path)
 
 
 class Status:
@@ -113,11 +99,12 @@ class Status:
         return {"ok": True, "backend": backend, "serial": serial}
 
     async def _storage_health(self) -> dict[str, Any]:
+        location = self.blobs.location
         try:
-            await deferToThread(_probe_storage, self.blobs.root)
-        except OSError as exc:
-            return {"ok": False, "path": self.blobs.root, "error": str(exc)}
-        return {"ok": True, "path": self.blobs.root}
+            await self.blobs.probe()
+        except StorageUnavailable as exc:
+            return {"ok": False, "location": location, "error": exc.message}
+        return {"ok": True, "location": location}
 
     @app.route("/metrics", methods=["GET"])
     def metrics_page(self, request: IRequest) -> bytes:

@@ -21,6 +21,10 @@ share one Redis; prefixes must not be prefixes of one another::
     {p}roles:{name}        hash    user name -> role in the project
     {p}user-roles:{user}   hash    project name -> role (the same roles, by user)
     {p}lease:{name}        string  the holder of a lease (SET NX PX: it expires)
+    {p}cache:sizes         hash    proxied file's blob key -> its size (held files)
+    {p}cache:lru           zset    held, unpinned blob key -> last use (milliseconds)
+    {p}cache:pinned        set     blob keys never evicted (mirrored files)
+    {p}cache:total         string  the bytes of cache:lru's keys (what eviction bounds)
 
 Records are the same JSON documents the SQLite store keeps, so both stores
 agree on every field by construction. The ``projects`` zset both lists the
@@ -291,4 +295,82 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
+"""
+
+# -- the index of proxied files (ministry.stores.redis.cache_index) ------------------
+
+# The cache scripts share KEYS[1..4]: cache:sizes (hash key -> bytes),
+# cache:lru (zset of held, unpinned keys -> last use in milliseconds),
+# cache:pinned (set), cache:total (string: the bytes of the lru's keys).
+# Each keeps total equal to the sum of the sizes of the lru's members.
+_CACHE_ADD = """
+local function add(key, size, used)
+  local old = tonumber(redis.call('HGET', KEYS[1], key) or '0')
+  redis.call('HSET', KEYS[1], key, size)
+  if redis.call('SISMEMBER', KEYS[3], key) == 0 then
+    redis.call('ZADD', KEYS[2], used, key)
+    redis.call('INCRBY', KEYS[4], tonumber(size) - old)
+  end
+end
+"""
+
+# ARGV[1..3]: key, size, last use. Fires with the total.
+CACHE_ADD = (
+    _CACHE_ADD
+    + """
+add(ARGV[1], ARGV[2], ARGV[3])
+return tonumber(redis.call('GET', KEYS[4]) or '0')
+"""
+)
+
+# ARGV: (key, size, last use) triples; keys already held are left alone.
+CACHE_SEED = (
+    _CACHE_ADD
+    + """
+for i = 1, #ARGV, 3 do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 0 then add(ARGV[i], ARGV[i + 1], ARGV[i + 2]) end
+end
+return 1
+"""
+)
+
+# KEYS[1]: lru; ARGV[1..2]: key, last use. Only later, only for a member.
+CACHE_TOUCH = """
+local used = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if used and tonumber(used) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+end
+return 1
+"""
+
+# KEYS[1..2]: lru, sizes; ARGV[1]: how many. {key, last use, size} oldest first.
+CACHE_OLDEST = """
+local found = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
+local oldest = {}
+for i = 1, #found, 2 do
+  oldest[#oldest + 1] = {found[i], found[i + 1], redis.call('HGET', KEYS[2], found[i])}
+end
+return oldest
+"""
+
+# ARGV[1..2]: key, the last use it must still have ('' for any). 1 if removed.
+CACHE_REMOVE = """
+local size = redis.call('HGET', KEYS[1], ARGV[1])
+if not size then return 0 end
+if ARGV[2] ~= '' then
+  local used = redis.call('ZSCORE', KEYS[2], ARGV[1])
+  if not used or tonumber(used) ~= tonumber(ARGV[2]) then return 0 end
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then redis.call('DECRBY', KEYS[4], size) end
+return 1
+"""
+
+# ARGV[1]: key. Out of the lru (and the total) if it was in it, pinned for good.
+CACHE_PIN = """
+redis.call('SADD', KEYS[3], ARGV[1])
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
+  redis.call('DECRBY', KEYS[4], redis.call('HGET', KEYS[1], ARGV[1]))
+end
+return 1
 """

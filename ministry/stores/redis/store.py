@@ -48,10 +48,11 @@ from ministry.core.models import (
 )
 from ministry.core.names import release_version
 from ministry.core.redis_url import parse_redis_url
-from ministry.interfaces import ILease, IMetadataStore
+from ministry.interfaces import ICacheIndex, ILease, IMetadataStore
 from ministry.stores.redis import scripts
+from ministry.stores.redis.cache_index import RedisCacheIndex
 from ministry.stores.redis.changes import ChangeFeed
-from ministry.stores.redis.connection import InFlight, connect, listener_protocol
+from ministry.stores.redis.connection import InFlight, connections, listener_protocol
 from ministry.stores.redis.lease import RedisLease
 from ministry.stores.redis.records import (
     PROJECT_FIELDS,
@@ -99,6 +100,7 @@ class RedisStore(Service):
         self._clock = clock
         self._pool: Any = None  # txredisapi factory of the connection for commands
         self._listener: Any = None  # txredisapi factory of the pub/sub connection
+        self._switches: list[Any] = []  # txredisapi factories listening to the sentinels
         self._connection_error: str | None = None
         self._in_flight = InFlight()
         self._changes = ChangeFeed(self._key, self._script, self.address, lambda: self.running)
@@ -116,18 +118,15 @@ class RedisStore(Service):
         self._clock = self._clock or reactor
         self._connection_error = None
         self._changes.restart()
-        self._pool = connect(reactor, self.address, self.timeout)
         protocol = listener_protocol(self._changes.listen, self._changes.heard)
-        self._listener = connect(reactor, self.address, self.timeout, protocol)
-        for factory in (self._pool, self._listener):
-            # Fails only when Redis refuses us (AUTH, SELECT): remember why.
-            factory.deferred.addErrback(self._refused)
+        opened = connections(reactor, self.address, self.timeout, protocol, self._refused)
+        self._pool, self._listener, self._switches = opened
 
     def stopService(self) -> Deferred[None]:
         """Let the calls already made finish (each within the timeout), then disconnect."""
         super().stopService()
-        factories = [f for f in (self._pool, self._listener) if f is not None]
-        self._pool = self._listener = None
+        factories = [f for f in (self._pool, self._listener, *self._switches) if f is not None]
+        self._pool, self._listener, self._switches = None, None, []
         d = self._in_flight.when_idle()
         d.addCallback(lambda _: gatherResults([f.disconnect() for f in factories]))
         d.addCallback(lambda _: None)
@@ -187,18 +186,15 @@ class RedisStore(Service):
 
     def last_serial(self) -> Deferred[int]:
         d = self._command("GET", self._key("serial"))
-        d.addCallback(lambda serial: int(serial or 0))
-        return d
+        return d.addCallback(lambda serial: int(serial or 0))
 
     def list_projects(self) -> Deferred[list[ProjectRecord]]:
         d = self._script(scripts.LIST_PROJECTS, [self._key("projects")], [self._key("project:")])
-        d.addCallback(project_records)
-        return d
+        return d.addCallback(project_records)
 
     def get_project(self, name: str) -> Deferred[ProjectRecord | None]:
         d = self._command("HMGET", self._key("project", name), *PROJECT_FIELDS)
-        d.addCallback(lambda fields: project_record(name, fields))
-        return d
+        return d.addCallback(lambda fields: project_record(name, fields))
 
     def list_files(self, name: str) -> Deferred[list[FileRecord]]:
         d = self._script(
@@ -209,8 +205,7 @@ class RedisStore(Service):
 
     def get_file(self, name: str, filename: str) -> Deferred[FileRecord | None]:
         d = self._command("HGET", self._key("files", name), filename)
-        d.addCallback(lambda record: None if record is None else file_record(record))
-        return d
+        return d.addCallback(lambda record: None if record is None else file_record(record))
 
     def get_metadata(self, name: str, filename: str) -> Deferred[bytes | None]:
         return self._command("HGET", self._key("metadata", name), filename)
@@ -292,6 +287,10 @@ class RedisStore(Service):
     def lease(self, name: str) -> ILease:
         """The lease ``name``, held by one process of all those on this Redis."""
         return RedisLease(self._key("lease", name), self._command, self._script)
+
+    def cache_index(self) -> ICacheIndex:
+        """The index of proxied files and its eviction lease, shared by every process here."""
+        return RedisCacheIndex(self._key, self._command, self._script)
 
     # -- yanking and deleting: changes like add_file (serial bumped, PUBLISHed) -----
 

@@ -33,7 +33,8 @@ from zope.interface import implementer
 
 from ministry.core.errors import StoreUnavailable
 from ministry.core.models import ROLES, FileRecord, ProjectRecord, TokenRecord, UserRecord
-from ministry.interfaces import ILease, IMetadataStore
+from ministry.interfaces import ICacheIndex, ILease, IMetadataStore
+from ministry.stores.cache_index import EVICTION_LEASE, LocalCacheIndex
 from ministry.stores.lease import LocalLease
 from ministry.stores.sqlite import accounts, projects, schema
 from ministry.stores.subscribers import Subscribers
@@ -64,6 +65,7 @@ class SQLiteStore(Service):
         self._open_error: str | None = None
         self._subscribers = Subscribers()
         self._leases: dict[str, LocalLease] = {}
+        self._cache_index: LocalCacheIndex | None = None
         self._poller: LoopingCall | None = None
         self._seen_serial = 0  # every change up to this serial has been announced
         self._own_serials: set[int] = set()  # changes made here, after _seen_serial
@@ -289,6 +291,12 @@ class SQLiteStore(Service):
             # Without a clock given, the lease finds the global reactor when used.
             self._leases[name] = LocalLease(name, self._clock)
         return self._leases[name]
+
+    def cache_index(self) -> ICacheIndex:
+        """The index of proxied files, in this process's memory: the embedded store serves one."""
+        if self._cache_index is None:
+            self._cache_index = LocalCacheIndex(self.lease(EVICTION_LEASE))
+        return self._cache_index
 
 
 def _stop_pool_then(result: T, pool: ThreadPool) -> T:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 
-from ministry.config import UNIX_PROXY
+from ministry.core.setting_values import UNIX_PROXY
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

@@ -21,12 +21,14 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from twisted.web import resource
 from twisted.web.iweb import IRequest
 
 from ministry.config import Settings
+from ministry.stores.blobs import FilesystemBlobStore
 from ministry.web.http.fastlane import Answer, FixedAnswer
 from ministry.web.http.rendered import etag_matches
 from ministry.web.http.sending import send_file
@@ -83,9 +85,31 @@ def parse_range(header: bytes, size: int) -> tuple[int, int] | None:
     return start, end
 
 
+class Delivery(Protocol):
+    """How stored files leave this process: one per kind of blob store.
+
+    :class:`DiskDelivery` for a directory (sendfile, or X-Accel-Redirect to
+    nginx); :class:`ministry.web.http.objects.ObjectDelivery` for a bucket
+    (streamed through, or a redirect to a presigned URL). Callers hand over
+    the blob store the file lives in, since uploads and proxied files live
+    in different ones.
+    """
+
+    def file(
+        self,
+        blobs: Any,
+        key: str,
+        size: int,
+        content_type: bytes,
+        etag: bytes,
+        modified: datetime,
+    ) -> resource.Resource:
+        """The resource of the committed blob ``key`` of ``blobs``."""
+
+
 @dataclass(frozen=True)
-class Delivery:
-    """How stored files leave: sent by this process, or handed to nginx.
+class DiskDelivery:
+    """Files of a :class:`~ministry.stores.blobs.FilesystemBlobStore`: sent here, or by nginx.
 
     ``accel_prefix`` is ``--x-accel-redirect``; ``data_dir`` the directory
     its nginx location is aliased to, which holds every blob directory.
@@ -95,13 +119,20 @@ class Delivery:
     data_dir: str = ""
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Delivery:
+    def from_settings(cls, settings: Settings) -> DiskDelivery:
         return cls(settings.x_accel_redirect, os.path.abspath(settings.data_dir))
 
     def file(
-        self, path: str, size: int, content_type: bytes, etag: bytes, modified: datetime
+        self,
+        blobs: FilesystemBlobStore,
+        key: str,
+        size: int,
+        content_type: bytes,
+        etag: bytes,
+        modified: datetime,
     ) -> StoredFile:
-        """The resource of one stored file at ``path``."""
+        """The resource of one stored file, read from its path under ``blobs``."""
+        path = blobs.local_path(key)
         accel = None
         if self.accel_prefix is not None:
             inside = self.data_dir + os.sep
@@ -113,30 +144,23 @@ class Delivery:
 
 
 #: Files sent by this process (no ``--x-accel-redirect``).
-SEND_DIRECTLY = Delivery()
+SEND_DIRECTLY = DiskDelivery()
 
 
-class StoredFile(resource.Resource, FixedAnswer):
-    """One immutable stored file, answering GET, HEAD, Range and validators.
+class ImmutableFile(resource.Resource):
+    """Immutable bytes of known size and validators: GET, HEAD, Range, If-Range, If-None-Match.
 
-    With ``accel`` (the ``X-Accel-Redirect`` URI), nginx sends the bytes and
-    answers Range itself; a matching ``If-None-Match`` is still a 304 here.
+    Everything about an answer comes from the file record, so one class
+    answers for every kind of storage; subclasses only say how the bytes of
+    a span go out (:meth:`send`): from a local file (:class:`StoredFile`),
+    or streamed from a bucket (:mod:`ministry.web.http.objects`). A HEAD
+    never reads the bytes: the size is known.
     """
 
     isLeaf = True
 
-    def __init__(
-        self,
-        path: str,
-        size: int,
-        content_type: bytes,
-        etag: bytes,
-        modified: datetime,
-        accel: bytes | None = None,
-    ) -> None:
+    def __init__(self, size: int, content_type: bytes, etag: bytes, modified: datetime) -> None:
         super().__init__()
-        self.path = path
-        self.accel = accel
         self.size = size
         self.content_type = content_type
         self.etag = etag
@@ -144,21 +168,13 @@ class StoredFile(resource.Resource, FixedAnswer):
         self.last_modified = format_datetime(modified, usegmt=True).encode()
 
     def fixed_headers(self) -> list[tuple[bytes, bytes]]:
-        headers = [
+        return [
             (b"Content-Type", self.content_type),
             (b"ETag", self.etag),
             (b"Last-Modified", self.last_modified),
             (b"Cache-Control", IMMUTABLE),
+            (b"Accept-Ranges", b"bytes"),
         ]
-        if self.accel is None:  # nginx says it itself, and would say it twice
-            headers.append((b"Accept-Ranges", b"bytes"))
-        return headers
-
-    def fixed_answer(self) -> Answer | None:
-        """Only the header-only answer that hands the file to nginx is fixed."""
-        if self.accel is None:
-            return None
-        return [*self.fixed_headers(), (b"X-Accel-Redirect", self.accel)], b""
 
     def _headers(self, request: IRequest) -> None:
         for name, value in self.fixed_headers():
@@ -180,10 +196,7 @@ class StoredFile(resource.Resource, FixedAnswer):
 
     def render_HEAD(self, request: IRequest) -> bytes:
         self._headers(request)
-        if self.accel is not None:
-            request.setHeader(b"x-accel-redirect", self.accel)
-        else:
-            request.setHeader(b"content-length", b"%d" % self.size)
+        request.setHeader(b"content-length", b"%d" % self.size)
         return b""
 
     def render_GET(self, request: IRequest) -> bytes | int:
@@ -192,9 +205,10 @@ class StoredFile(resource.Resource, FixedAnswer):
         if if_none_match is not None and etag_matches(if_none_match, self.etag):
             request.setResponseCode(304)
             return b""
-        if self.accel is not None:
-            request.setHeader(b"x-accel-redirect", self.accel)
-            return b""
+        return self._send_span(request)
+
+    def _send_span(self, request: IRequest) -> bytes | int:
+        """Send the span the Range asks for (if it holds), the whole file, or a 416."""
         span = None
         header = request.getHeader(b"range")
         if header is not None and self._if_range_holds(request):
@@ -204,18 +218,81 @@ class StoredFile(resource.Resource, FixedAnswer):
                 request.setResponseCode(416)
                 request.setHeader(b"content-range", f"bytes */{self.size}".encode())
                 return b""
+        return self.send(request, span)
+
+    def send(self, request: IRequest, span: tuple[int, int] | None) -> bytes | int:
+        """Send ``span`` (first and last byte), or the whole file for None."""
+        raise NotImplementedError
+
+    def partial(self, request: IRequest, span: tuple[int, int] | None) -> tuple[int, int]:
+        """The (offset, length) to send; a 206 with its Content-Range for a span.
+
+        Called by :meth:`send` once it knows the bytes can be had, so that a
+        missing file is a plain 404.
+        """
+        if span is None:
+            return 0, self.size
+        first, last = span
+        request.setResponseCode(206)
+        request.setHeader(b"content-range", f"bytes {first}-{last}/{self.size}".encode())
+        return first, last - first + 1
+
+
+class StoredFile(ImmutableFile, FixedAnswer):
+    """One immutable file on disk, sent with sendfile.
+
+    With ``accel`` (the ``X-Accel-Redirect`` URI), nginx sends the bytes and
+    answers Range itself; a matching ``If-None-Match`` is still a 304 here.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        size: int,
+        content_type: bytes,
+        etag: bytes,
+        modified: datetime,
+        accel: bytes | None = None,
+    ) -> None:
+        super().__init__(size, content_type, etag, modified)
+        self.path = path
+        self.accel = accel
+
+    def fixed_headers(self) -> list[tuple[bytes, bytes]]:
+        headers = super().fixed_headers()
+        if self.accel is None:
+            return headers
+        # nginx says Accept-Ranges itself, and would say it twice
+        return [(name, value) for name, value in headers if name != b"Accept-Ranges"]
+
+    def fixed_answer(self) -> Answer | None:
+        """Only the header-only answer that hands the file to nginx is fixed."""
+        if self.accel is None:
+            return None
+        return [*self.fixed_headers(), (b"X-Accel-Redirect", self.accel)], b""
+
+    def render_HEAD(self, request: IRequest) -> bytes:
+        if self.accel is None:
+            return super().render_HEAD(request)
+        self._headers(request)
+        request.setHeader(b"x-accel-redirect", self.accel)
+        return b""
+
+    def _send_span(self, request: IRequest) -> bytes | int:
+        if self.accel is None:
+            return super()._send_span(request)
+        request.setHeader(b"x-accel-redirect", self.accel)
+        return b""
+
+    def send(self, request: IRequest, span: tuple[int, int] | None) -> bytes | int:
         try:
             handle = open(self.path, "rb")  # noqa: SIM115 - the producer closes it
         except FileNotFoundError:
             request.setResponseCode(404, b"File missing from storage")
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
             return b"The file is listed but its bytes are missing from storage.\n"
-        if span is None:
-            return send_file(request, handle, 0, self.size)
-        first, last = span
-        request.setResponseCode(206)
-        request.setHeader(b"content-range", f"bytes {first}-{last}/{self.size}".encode())
-        return send_file(request, handle, first, last - first + 1)
+        offset, length = self.partial(request, span)
+        return send_file(request, handle, offset, length)
 
 
 class InlineBytes(resource.Resource):

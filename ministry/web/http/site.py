@@ -25,8 +25,8 @@ from twisted.web import http, server
 from twisted.web.http_headers import Headers
 from twisted.web.resource import IResource
 
-from ministry.config import ACCESS_LOG_OFF
 from ministry.core.errors import MinistryError
+from ministry.core.setting_values import ACCESS_LOG_OFF
 from ministry.web.http.bodies import BodyPlan, plan_body
 from ministry.web.http.channel import IndexChannel
 from ministry.web.http.connections import ConnectionLimits, Connections
