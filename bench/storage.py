@@ -31,7 +31,7 @@ from load import RssSampler, stream_upload
 from s3_server import S3Server, s3_environment
 from servers import MinistryProcess
 
-from ministry.core.names import normalize
+from ministry.core.names import canonical
 
 CONFIGURATIONS = (
     ("file:", False, False),
@@ -65,7 +65,7 @@ def measure(daemon: MinistryProcess, args: argparse.Namespace, redirect: bool) -
     dist = one_meg_wheel()
     status, body, _ = stream_upload(daemon.url + "/", dist)
     assert status == 200, body
-    file_url = f"{daemon.url}/packages/{normalize(dist.name)}/{dist.filename}"
+    file_url = f"{daemon.url}/packages/{canonical(dist.name)}/{dist.filename}"
     row["file"] = wrk(file_url, connections=8, seconds=args.seconds)
     if redirect:
         row["object"] = wrk(redirect_target(file_url), connections=8, seconds=args.seconds)
@@ -88,11 +88,11 @@ def main() -> None:
     rows = []
     with S3Server() as s3, tempfile.TemporaryDirectory() as scratch:
         for number, (label, on_s3, redirect) in enumerate(CONFIGURATIONS):
-            extra: tuple[str, ...] = ()
+            extra: tuple[str, ...] = ("--max-upload-size", "2G")  # the 1 GiB wheel and its form
             if on_s3:
                 bucket = f"bench-{number}"
                 s3.create_bucket(bucket)
-                extra = ("--storage", s3.storage_url(bucket))
+                extra += ("--storage", s3.storage_url(bucket))
                 extra += ("--storage-redirect",) if redirect else ()
             with ExitStack() as stack:
                 daemon = MinistryProcess(

@@ -239,16 +239,17 @@ def test_nothing_listening_is_a_failing_health_in_bounded_time(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "value",
+    "options",
     [
-        "ftp://bucket",
-        "s3://",
-        "s3://Bad_Bucket?endpoint=http://127.0.0.1:9",
-        "s3://bucket?endpoint=nowhere",
+        ("--storage", "ftp://bucket"),
+        ("--storage", "s3://"),
+        ("--storage", "s3://Bad_Bucket?endpoint=http://127.0.0.1:9"),
+        ("--storage", "s3://bucket?endpoint=nowhere"),
+        ("--storage-redirect",),  # a directory has no presigned URLs
     ],
 )
-def test_a_bad_storage_url_is_a_one_line_error_at_start_up(tmp_path, value):
-    daemon = MinistryProcess(tmp_path, "--storage", value, startup_timeout=15)
+def test_a_bad_storage_url_is_a_one_line_error_at_start_up(tmp_path, options):
+    daemon = MinistryProcess(tmp_path, *options, startup_timeout=15)
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="exited"):
         daemon.start()
