@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from twisted.application import strports
-from twisted.application.service import IService, MultiService
+from twisted.application.service import IService
 from twisted.internet.interfaces import IReactorTime
 from twisted.python import usage
 from twisted.web.client import Agent, HTTPConnectionPool
@@ -30,6 +30,7 @@ from ministry.core.storage_url import FileStorage, parse_storage_url
 from ministry.curation import Curator
 from ministry.integrity import BlobCollector
 from ministry.interfaces import IBlobStore, ICacheIndex, IMetadataStore
+from ministry.lifecycle import OrderedMultiService
 from ministry.mirror.service import MirrorService
 from ministry.stores.blobs import FilesystemBlobStore
 from ministry.stores.redis import RedisStore
@@ -54,7 +55,7 @@ from ministry.web.packages import PackagesTree
 from ministry.web.pages import README_HEADING_OFFSET, ProjectPages
 from ministry.web.search import ProjectList
 from ministry.web.simple import SimpleIndex
-from ministry.web.status import Status
+from ministry.web.status import Status, StorageHealth
 from ministry.web.upload import Uploads
 from ministry.web.urls import Urls
 
@@ -92,8 +93,14 @@ class Options(usage.Options):
         except ConfigError as exc:
             # One line, not the whole usage text: the message names the option.
             raise SystemExit(f"ministry: {exc}") from None
-        if self.settings.storage_redirect and not (self.settings.storage or "").startswith("s3:"):
+        on_s3 = (self.settings.storage or "").startswith("s3:")
+        if self.settings.storage_redirect and not on_s3:
             raise SystemExit("ministry: --storage-redirect needs --storage s3://...")
+        if self.settings.x_accel_redirect and on_s3:
+            raise SystemExit(
+                "ministry: --x-accel-redirect serves files from a directory; "
+                "with --storage s3://..., use --storage-redirect"
+            )
         if self.mirror is not None and (not self.settings.upstream or self.settings.offline):
             raise SystemExit(
                 "ministry: the [mirror] table needs an upstream: set upstream "
@@ -121,12 +128,13 @@ def makeService(options: Options) -> IService:
     from twisted.internet import reactor  # installed by twistd before makeService
 
     index = build_index(options.settings, reactor, options.mirror)
-    service = MultiService()
+    service = OrderedMultiService()
     service.setName("ministry")
     web = strports.service(options.settings.port, index.site)
     web.setName("web")
-    # Started in this order, stopped in the reverse: the store first up and
-    # last down; the mirror last up, so its run ends before the proxy stops.
+    # Started in this order, stopped in the reverse, each after the one above
+    # it has stopped: storage and the store first up and last down; the
+    # mirror last up, so its run ends before the proxy and storage stop.
     mirror = () if index.mirror is None else (index.mirror,)
     for child in (*index.services, web, *mirror):
         child.setServiceParent(service)
@@ -184,7 +192,9 @@ def build_index(
     auth.setName("auth")
     readme_worker = ReadmeWorker(reactor)
     readme_worker.setName("readmes")
-    web = _Backends(store, timed, storage, cache, metrics, auth, proxy, mirror, readme_worker)
+    web = _Backends(
+        store, timed, storage, cache, metrics, auth, proxy, mirror, readme_worker, reactor
+    )
     site = build_site(settings, build_components(settings, web), auth, metrics, blobs)
     upstream = () if proxy is None else (proxy.client, proxy)
     # The collector after the store (stopped before it); the authenticator
@@ -206,6 +216,7 @@ class _Backends:
     proxy: UpstreamPages | None
     mirror: MirrorService | None
     readme_worker: ReadmeWorker
+    clock: IReactorTime
 
 
 def build_components(settings: Settings, web: _Backends) -> Components:
@@ -222,7 +233,15 @@ def build_components(settings: Settings, web: _Backends) -> Components:
         json_api=JsonApi(catalog, urls),
         pages=ProjectPages(catalog, urls, readmes),
         projects=ProjectList(catalog),
-        status=Status(web.store, blobs, web.cache, web.metrics, web.auth, web.proxy, web.mirror),
+        status=Status(
+            web.store,
+            StorageHealth(blobs, web.clock),
+            web.cache,
+            web.metrics,
+            web.auth,
+            web.proxy,
+            web.mirror,
+        ),
         mirror=MirrorStatusPage(web.mirror),
         curation=CurationApi(web.auth, curator),
         uploads=Uploads(
@@ -303,10 +322,15 @@ def build_storage(settings: Settings, data_dir: str, reactor: IReactorTime) -> B
     """``file:DIR`` (default ``<data-dir>/files``) or ``s3://BUCKET/PREFIX?endpoint=...``."""
     storage = parse_storage_url(settings.storage or f"file:{os.path.join(data_dir, 'files')}")
     if isinstance(storage, FileStorage):
+        # Proxied files in upstream/files beside the uploads' directory (by
+        # default both under the data directory): where the uploads are
+        # shared, so are they, as the cache index that says what is held.
+        uploads = os.path.abspath(storage.directory)
+        beside = os.path.dirname(uploads)
         return BlobStorage(
-            FilesystemBlobStore(os.path.abspath(storage.directory)),
-            FilesystemBlobStore(os.path.join(data_dir, "upstream", "files")),
-            DiskDelivery.from_settings(settings),
+            FilesystemBlobStore(uploads),
+            FilesystemBlobStore(os.path.join(beside, "upstream", "files")),
+            DiskDelivery(settings.x_accel_redirect, beside),
         )
     # Imported here: boto3 takes a noticeable part of a second to import, which
     # a daemon on a directory (the default) should not pay at every start.

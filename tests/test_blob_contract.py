@@ -11,7 +11,9 @@ presigned URLs) is tested below the contract, on the S3 store alone.
 
 from __future__ import annotations
 
+import itertools
 import os
+import sys
 import time
 import tracemalloc
 import urllib.request
@@ -23,6 +25,7 @@ import pytest
 import pytest_twisted
 from servers import free_port
 from twisted.internet.defer import DeferredList, maybeDeferred
+from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
 from zope.interface.verify import verifyObject
 
@@ -239,6 +242,12 @@ class BlobStoreContract:
             await broken.probe()
         assert broken.location.removeprefix("file:") in refused.value.message
 
+    @pytest_twisted.ensureDeferred
+    async def test_a_broken_store_refuses_changes_with_a_503(self, broken: IBlobStore) -> None:
+        # A 503 with the reason, never an OSError or botocore error (a 500).
+        with pytest.raises(StorageUnavailable, match="cannot delete a file"):
+            await broken.delete(blob_key())
+
     def test_cleanup_staging_removes_only_old_leftovers(self, blobs: IBlobStore) -> None:
         assert blobs.cleanup_staging(older_than_seconds=0) == 0  # nothing staged yet
         old, new = stage(blobs), stage(blobs)
@@ -382,15 +391,16 @@ async def test_a_stopped_endpoint_fails_in_bounded_time(
 async def test_nothing_listening_is_named(
     s3_server: S3Server, s3_bucket: str, tmp_path: Path
 ) -> None:
-    store = s3_store(s3_server, s3_bucket, tmp_path, endpoint=f"http://127.0.0.1:{free_port()}")
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    store = s3_store(s3_server, s3_bucket, tmp_path, endpoint=endpoint)
     try:
         began = time.monotonic()
         with pytest.raises(StorageUnavailable, match="nothing listens at the endpoint"):
             await store.probe()
         assert time.monotonic() - began < 15
         # Signing a download is local: it works whether the endpoint answers or not.
-        url = store.presigned_url(blob_key())
-        assert url.startswith(f"{store.endpoint}/{s3_bucket}/files/ab/ab/")
+        url = await store.presigned_url(blob_key())
+        assert url.startswith(f"{endpoint}/{s3_bucket}/files/ab/ab/")
         assert "X-Amz-Signature=" in url
     finally:
         await store.stopService()
@@ -451,14 +461,62 @@ async def test_a_failed_probe_at_start_is_one_line_in_the_log(
 async def test_a_presigned_url_serves_the_bytes_and_ranges(s3_blobs: S3BlobStore) -> None:
     key = blob_key()
     await s3_blobs.commit(stage(s3_blobs), key)
-    url = s3_blobs.presigned_url(key, expires=60)
+    url = await s3_blobs.presigned_url(key, expires=60)
+    assert await deferToThread(read_url, url) == (200, PAYLOAD)
+    assert await deferToThread(read_url, url, {"Range": "bytes=10-19"}) == (206, PAYLOAD[10:20])
 
-    def fetch(headers: dict[str, str]) -> tuple[int, bytes]:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers)) as response:
-            return response.status, response.read()
 
-    assert await deferToThread(fetch, {}) == (200, PAYLOAD)
-    assert await deferToThread(fetch, {"Range": "bytes=10-19"}) == (206, PAYLOAD[10:20])
+def read_url(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """(status, body) of a GET of ``url``, blocking: for a thread."""
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {})) as response:
+        return response.status, response.read()
+
+
+#: A credential_process whose credentials expire within a minute: boto3 runs it
+#: again (taking a second) whenever it signs, as it refreshes an AssumeRole's.
+_SLOW_CREDENTIALS = """\
+import datetime, json, sys, time
+time.sleep(1)
+expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=60)
+json.dump({"Version": 1, "AccessKeyId": sys.argv[1], "SecretAccessKey": sys.argv[2],
+           "Expiration": expires.isoformat()}, sys.stdout)
+"""
+
+
+@pytest_twisted.ensureDeferred
+async def test_signing_with_refreshing_credentials_leaves_the_reactor_free(
+    s3_server: S3Server, s3_bucket: str, tmp_path: Path
+) -> None:
+    """A refresh over the network happens on the store's pool, never on the reactor."""
+    script = tmp_path / "credentials.py"
+    script.write_text(_SLOW_CREDENTIALS)
+    config = tmp_path / "aws-config"
+    access, secret = os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]
+    config.write_text(
+        f"[profile slow]\ncredential_process = {sys.executable} {script} {access} {secret}\n"
+    )
+    with pytest.MonkeyPatch.context() as environment:  # the client keeps its credentials
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            environment.delenv(name)
+        environment.setenv("AWS_CONFIG_FILE", str(config))
+        environment.setenv("AWS_PROFILE", "slow")
+        store = s3_store(s3_server, s3_bucket, tmp_path)
+    try:
+        key = blob_key()
+        await store.commit(stage(store), key)
+        ticks: list[float] = []
+        ticking = LoopingCall(lambda: ticks.append(time.monotonic()))
+        ticking.start(0.05)
+        began = time.monotonic()
+        try:
+            url = await store.presigned_url(key)
+        finally:
+            ticking.stop()
+        assert time.monotonic() - began >= 0.9  # the credentials were refreshed
+        assert max(b - a for a, b in itertools.pairwise(ticks)) < 0.5
+        assert await deferToThread(read_url, url) == (200, PAYLOAD)  # signed with fresh keys
+    finally:
+        await store.stopService()
 
 
 @pytest_twisted.ensureDeferred
@@ -497,5 +555,5 @@ async def test_remove_stale_leaves_bytes_replaced_after_they_were_judged(
 def test_location_is_the_url_without_credentials(tmp_path: Path) -> None:
     storage = S3Storage("bucket", "a/b", "http://127.0.0.1:9", "eu-west-1")
     store = S3BlobStore(storage, str(tmp_path / "staging"))
-    assert store.location == "s3://bucket/a/b?endpoint=http%3A%2F%2F127.0.0.1%3A9&region=eu-west-1"
+    assert store.location == "s3://bucket/a/b?endpoint=http://127.0.0.1:9&region=eu-west-1"
     assert list(tmp_path.iterdir()) == []  # construction touches nothing

@@ -25,20 +25,23 @@ import pytest
 import pytest_twisted
 from store_records import sdist
 from twisted.internet import reactor
-from twisted.internet.defer import DeferredList, fail, maybeDeferred
+from twisted.internet.defer import DeferredList, fail, maybeDeferred, succeed
 from twisted.internet.task import Clock, deferLater
 from zope.interface.verify import verifyObject
 
-from ministry.core.errors import StoreUnavailable
+from ministry.core.errors import StorageUnavailable, StoreUnavailable
 from ministry.core.models import FileRecord
 from ministry.core.storage_url import S3Storage
 from ministry.interfaces import IBlobStore, ICacheIndex, ILease
 from ministry.stores.blobs import FilesystemBlobStore
-from ministry.stores.cache_index import LocalCacheIndex
+from ministry.stores.cache_index import EVICTION_LEASE, LocalCacheIndex
+from ministry.stores.lease import LocalLease
 from ministry.stores.s3 import S3BlobStore
+from ministry.stores.sqlite import SQLiteStore
 from ministry.upstream import cache as cache_module
 from ministry.upstream.cache import FileCache
 from ministry.upstream.downloads import Downloads
+from ministry.upstream.eviction import LEASE_DURATION
 
 
 @asynccontextmanager
@@ -158,8 +161,31 @@ class CacheIndexContract:
 class TestLocalCacheIndex(CacheIndexContract):
     @asynccontextmanager
     async def make_indexes(self, tmp_path: Path) -> AsyncIterator[tuple[Any, Any]]:
-        index = LocalCacheIndex()
+        index = LocalCacheIndex(pins=str(tmp_path / "upstream" / "pinned.txt"))
         yield index, index  # one process: every user has the same index
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_local_index_keeps_its_pins_across_a_restart(tmp_path: Path) -> None:
+    pins = str(tmp_path / "upstream" / "pinned.txt")
+    before = LocalCacheIndex(pins=pins)
+    await before.pin("mirrored")
+    await before.pin("mirrored")  # pinned again by the next pass: kept once
+    after = LocalCacheIndex(pins=pins)  # the process restarted: only the pins are kept
+    await after.seed([("mirrored", 100, 1.0), ("proxied", 10, 2.0)])
+    assert (await after.total(), await after.oldest(5)) == (10, [("proxied", 10, 2.0)])
+    assert Path(pins).read_text() == "mirrored\n"
+
+
+@pytest_twisted.ensureDeferred
+async def test_while_its_pins_cannot_be_read_the_local_index_says_so(tmp_path: Path) -> None:
+    pins = tmp_path / "pinned.txt"
+    pins.mkdir()  # unreadable as a file
+    index = LocalCacheIndex(pins=str(pins))
+    with pytest.raises(StoreUnavailable, match="pinned files"):
+        await index.total()  # not 0: nothing is evicted while the pins are unknown
+    pins.rmdir()
+    assert await index.total() == 0  # read again at the next call
 
 
 class TestRedisCacheIndex(CacheIndexContract):
@@ -296,6 +322,23 @@ async def test_files_already_in_storage_are_added_to_the_index_at_start(
 
 
 @pytest_twisted.ensureDeferred
+async def test_files_in_storage_are_held_while_the_start_up_scan_runs(tmp_path: Path) -> None:
+    """A restart must not fetch again what is on disk because the scan has not reached it."""
+    data = b"kept from before the restart" * 10
+    record = proxied(1, data)
+    blobs = FilesystemBlobStore(str(tmp_path / "upstream" / "files"))
+    staging = blobs.staging_path()
+    Path(staging).write_bytes(data)
+    await blobs.commit(staging, record.blob_key)
+    index = LocalCacheIndex()
+    cache = FileCache(blobs, index, max_size=None, clock=Clock())  # not started: no scan yet
+    held = await cache.find(record, served=False)
+    assert held is not None and held.size == len(data)
+    assert await Downloads(_NoUpstream(), cache, offline=False).fetch(record, None) == 0
+    assert await index.held() == {record.blob_key: len(data)}
+
+
+@pytest_twisted.ensureDeferred
 async def test_metadata_is_read_through_the_blob_store_and_checked(caches) -> None:
     wheel = proxied(1, b"wheel").with_changes(
         filename="demo_pkg-1.0-py3-none-any.whl", metadata_sha256=hashlib.sha256(b"M").hexdigest()
@@ -377,3 +420,123 @@ async def test_while_the_index_is_down_the_blob_store_says_what_is_held(caches) 
     await keep(cache, record, data)
     assert (await cache.find(record, served=True)).size == len(data)
     assert await cache.find(proxied(2, b"never fetched"), served=True) is None
+
+
+async def already_stored(tmp_path: Path, files: dict[int, bytes]) -> None:
+    """Bytes in the cache's directory before a daemon starts (from before a restart)."""
+    blobs = FilesystemBlobStore(str(tmp_path / "upstream" / "files"))
+    for n, data in files.items():
+        staging = blobs.staging_path()
+        Path(staging).write_bytes(data)
+        await blobs.commit(staging, proxied(n, data).blob_key)
+
+
+def eviction_ended(logged) -> Callable[[], Any]:
+    """For :func:`until`: an eviction run logged its end."""
+    return lambda: succeed(any(text.startswith("Evicted ") for text in logged.texts))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_restart_with_the_embedded_store_never_evicts_mirrored_files(
+    caches, tmp_path: Path, logged
+) -> None:
+    files = {n: bytes([n]) * 1000 for n in range(2)}
+    database = str(tmp_path / "ministry.sqlite3")
+    (before,) = await caches([SQLiteStore(database).cache_index()])
+    await before.pin(proxied(0, files[0]))  # the mirror's
+    for n, data in files.items():
+        await keep(before, proxied(n, data), data)
+    # Restarted with a bound: the scan finds 2000 bytes, only the proxied 1000 count.
+    (after,) = await caches([SQLiteStore(database).cache_index()], max_size=900)
+    await until(eviction_ended(logged))
+    assert after.evicted == 1
+    assert await after.find(proxied(0, files[0]), served=False) is not None
+    assert await after.find(proxied(1, files[1]), served=False) is None
+    assert await after.index.total() == 0
+
+
+class _TimedDeletes(FilesystemBlobStore):
+    """The shared directory; each delete takes ``seconds`` on the clock, then calls ``during``."""
+
+    def __init__(self, root: str, clock: Clock, seconds: float, during: Callable[[], None]) -> None:
+        super().__init__(root)
+        self.clock, self.seconds, self.during = clock, seconds, during
+
+    def delete(self, key: str) -> Any:
+        self.clock.advance(self.seconds)
+        self.during()
+        return super().delete(key)
+
+
+async def evicting_slowly(
+    caches, tmp_path: Path, seconds: float, during: Callable[[LocalCacheIndex], None]
+) -> tuple[FileCache, LocalCacheIndex]:
+    """A daemon started over five stored files, bound to one, each delete taking ``seconds``."""
+    await already_stored(tmp_path, {n: bytes([n]) * 1000 for n in range(5)})
+    index = LocalCacheIndex(LocalLease(EVICTION_LEASE, caches.clock))
+    root = str(tmp_path / "upstream" / "files")
+    slow = _TimedDeletes(root, caches.clock, seconds, lambda: during(index))
+    (cache,) = await caches([index], max_size=1000, storage=lambda n: slow)
+    return cache, index
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_long_eviction_keeps_its_lease_so_no_other_daemon_evicts_meanwhile(
+    caches, tmp_path: Path
+) -> None:
+    taken: list[bool] = []  # another daemon tries to take the lease at every delete
+
+    def another_daemon(index: LocalCacheIndex) -> None:
+        index.lease.acquire("another daemon", LEASE_DURATION).addCallback(taken.append)
+
+    # Five deletes of 40 s: 200 s, beyond the lease's 120 s.
+    cache, index = await evicting_slowly(caches, tmp_path, 40.0, another_daemon)
+
+    async def evicted() -> bool:
+        return cache.evicted == 5
+
+    await until(evicted)
+    assert taken == [False] * 5
+    assert await index.lease.acquire("another daemon", LEASE_DURATION) is True  # released
+
+
+@pytest_twisted.ensureDeferred
+async def test_eviction_stops_once_another_daemon_has_taken_its_lapsed_lease(
+    caches, tmp_path: Path, logged
+) -> None:
+    def another_daemon(index: LocalCacheIndex) -> None:
+        index.lease.acquire("another daemon", 3600)  # the lease lapsed during the delete
+
+    # One delete outlasts the lease: the others are left to its new holder.
+    cache, index = await evicting_slowly(caches, tmp_path, LEASE_DURATION + 10, another_daemon)
+
+    await until(eviction_ended(logged))
+    assert cache.evicted == 1
+    assert len(await index.held()) == 4
+
+
+class _FailingDeletes(FilesystemBlobStore):
+    def delete(self, key: str) -> Any:
+        return fail(StorageUnavailable("File storage unavailable: no reply."))
+
+
+class _AddsFail(LocalCacheIndex):
+    """An index that stops answering additions (Redis failing over during an eviction)."""
+
+    def add(self, key: str, size: int, used: float) -> Any:
+        return fail(StoreUnavailable("Metadata store (Redis) unavailable: no reply."))
+
+
+@pytest_twisted.ensureDeferred
+async def test_bytes_an_eviction_could_neither_delete_nor_count_are_counted_at_the_next_start(
+    caches, tmp_path: Path, logged
+) -> None:
+    data = b"z" * 1000
+    await already_stored(tmp_path, {1: data})
+    index = _AddsFail()
+    root = str(tmp_path / "upstream" / "files")
+    await caches([index], max_size=500, storage=lambda n: _FailingDeletes(root))
+    await until(lambda: succeed(any("uncounted until" in text for text in logged.texts)))
+    assert await index.held() == {}  # the bytes are still stored, unknown to the index
+    await caches([index])  # a daemon starts, sharing the index: its scan finds them
+    assert await index.held() == {proxied(1, data).blob_key: len(data)}

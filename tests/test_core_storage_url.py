@@ -55,11 +55,13 @@ def test_refused(text: str, reason: str) -> None:
     with pytest.raises(ValueError, match=reason) as caught:
         parse_storage_url(text)
     assert "\n" not in str(caught.value)
+    assert "secret" not in str(caught.value) and "u:p@" not in str(caught.value)
 
 
 def test_the_url_round_trips_without_credentials() -> None:
     storage = parse_storage_url("s3://ministry/team?region=r1&endpoint=http://127.0.0.1:9000")
     assert parse_storage_url(storage.url) == storage
+    assert storage.url == "s3://ministry/team?endpoint=http://127.0.0.1:9000&region=r1"
     assert storage.below("upstream") == S3Storage(
         "ministry", "team/upstream", "http://127.0.0.1:9000", "r1"
     )

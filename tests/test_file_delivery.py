@@ -22,6 +22,7 @@ import threading
 import time
 import zipfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -376,3 +377,21 @@ def test_a_file_cut_short_on_disk_is_never_sent_as_whole(server):
     finally:
         connection.close()
     assert get(server.port, "/simple/shrunk/")[0] == 200  # the daemon carries on
+
+
+@pytest.mark.parametrize("storage", [None, "elsewhere/blobs"])
+def test_accel_uris_of_uploads_and_proxied_files_stay_inside_the_alias(tmp_path, storage):
+    """nginx's alias is the directory holding the uploads' and ``upstream/files``: never ``..``."""
+    from ministry.config import load_settings
+    from ministry.tap import build_storage
+
+    options = {"data-dir": str(tmp_path / "data"), "x-accel-redirect": "/_m/"}
+    if storage is not None:
+        options["storage"] = f"file:{tmp_path / storage}"
+    settings = load_settings(options)
+    built = build_storage(settings, settings.data_dir, reactor=None)
+    key = f"ab/cd/{'e' * 60}/demo-1.0.tar.gz"
+    uploads_dir = "files" if storage is None else "blobs"
+    for blobs, where in ((built.uploads, uploads_dir), (built.upstream, "upstream/files")):
+        sent = built.delivery.file(blobs, key, 1, b"application/gzip", b'"e"', datetime.now(UTC))
+        assert sent.accel == f"/_m/{where}/{key}".encode()

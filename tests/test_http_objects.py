@@ -26,10 +26,12 @@ import pytest_twisted
 from s3_server import S3Server, s3_environment
 from servers import free_port
 from twisted.internet import reactor
-from twisted.internet.task import deferLater
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.internet.threads import deferToThread
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
-from twisted.web.server import Site
+from twisted.web.server import NOT_DONE_YET, Site
 
 from ministry.core.storage_url import parse_storage_url
 from ministry.stores.s3 import S3BlobStore
@@ -228,25 +230,79 @@ async def test_a_paused_object_store_is_a_503_in_bounded_time(serve, s3_server, 
     assert (code, body) == (200, SMALL)  # recovered by itself
 
 
-class Nowhere:
-    """A store whose endpoint has nothing listening."""
+class Pointed:
+    """A store whose every presigned URL is ``url``: a server of the test's, or nothing."""
 
-    def __init__(self) -> None:
-        port = free_port()
-        self.location = f"s3://{BUCKET}/files?endpoint=http://127.0.0.1:{port}"
-        self.url = f"http://127.0.0.1:{port}/{BUCKET}/files/x"
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.location = f"s3://{BUCKET}/files?endpoint={url}"
 
-    def presigned_url(self, key: str, expires: int = 300) -> str:
-        return self.url
+    def presigned_url(
+        self, key: str, expires: int = 300, content_type: str | None = None
+    ) -> Deferred[str]:
+        return succeed(self.url)
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_refused_connection_is_a_503_naming_the_storage(serve):
-    store = Nowhere()
+    store = Pointed(f"http://127.0.0.1:{free_port()}/{BUCKET}/files/x")
     code, reason, _, body = await serve(store=store).get("/small")
     assert code == 503
-    assert f"cannot read from {store.location}" in body.decode()
+    assert f"File storage unavailable: cannot read a file in {store.location}" in body.decode()
     assert "refused" in reason.lower()
+
+
+class Flood(Resource):
+    """An object store ignoring Range: 200 and 1 GiB announced, sent at 6 MiB/s; how it ended."""
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ended: list[Any] = []  # the answer's notifyFinish result: None if all was read
+        self.loops: list[LoopingCall] = []
+
+    def render_GET(self, request: Any) -> int:
+        request.setHeader(b"content-length", b"%d" % (1 << 30))
+        loop = LoopingCall(request.write, b"x" * 65536)
+        self.loops.append(loop)
+        request.notifyFinish().addBoth(lambda result: (loop.stop(), self.ended.append(result)))
+        loop.start(0.01)
+        return NOT_DONE_YET
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_body_that_ignored_the_range_is_not_read_to_its_end(serve):
+    """A 503 at once, and the whole object is not downloaded just to reuse a connection."""
+    flood = Flood()
+    port = reactor.listenTCP(0, Site(flood), interface="127.0.0.1")
+    try:
+        store = Pointed(f"http://127.0.0.1:{port.getHost().port}/{BUCKET}/files/x")
+        code, _, _, body = await serve(store=store).get("/small", {"Range": "bytes=0-99"})
+        assert code == 503
+        assert f"{1 << 30} bytes sent where 100 were expected" in body.decode()
+        await _wait_for(lambda: flood.ended, seconds=5)
+        assert isinstance(flood.ended[0], Failure)  # its connection was closed, not drained
+    finally:
+        for loop in flood.loops:
+            if loop.running:
+                loop.stop()
+        await port.stopListening()
+
+
+class Signer:
+    """A store whose URLs are signed when the test says so (as slow credentials would)."""
+
+    location = f"s3://{BUCKET}/files?endpoint=http://127.0.0.1:9"
+
+    def __init__(self) -> None:
+        self.pending: list[Deferred[str]] = []
+
+    def presigned_url(
+        self, key: str, expires: int = 300, content_type: str | None = None
+    ) -> Deferred[str]:
+        self.pending.append(Deferred())
+        return self.pending[-1]
 
 
 # -- redirects ------------------------------------------------------------------
@@ -255,11 +311,10 @@ async def test_a_refused_connection_is_a_503_naming_the_storage(serve):
 @pytest_twisted.ensureDeferred
 async def test_a_redirect_to_a_presigned_url_that_serves_the_bytes(serve, s3_server):
     served = serve(redirect=True)
-    for method in ("GET", "HEAD"):
-        code, _, headers, body = await served.get("/small", method=method)
-        assert (code, body) == (302, b"")
-        assert headers["Cache-Control"] == "no-store"
-        assert headers["Location"].startswith(s3_server.endpoint + f"/{BUCKET}/files/")
+    code, _, headers, body = await served.get("/small")
+    assert (code, body) == (302, b"")
+    assert headers["Cache-Control"] == "no-store"
+    assert headers["Location"].startswith(s3_server.endpoint + f"/{BUCKET}/files/")
     location = headers["Location"]
     status, _, _, fetched = await deferToThread(_get_url, location, {})
     assert (status, fetched) == (200, SMALL)
@@ -267,6 +322,41 @@ async def test_a_redirect_to_a_presigned_url_that_serves_the_bytes(serve, s3_ser
     assert (status, part) == (206, SMALL[10:20])
     code, _, headers, _ = await served.get("/small", {"If-None-Match": SMALL_ETAG})
     assert (code, headers["ETag"]) == (304, SMALL_ETAG)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_head_in_redirect_mode_is_answered_as_a_streamed_one(serve):
+    """The presigned URL is signed for GET: a HEAD following it would get a 403."""
+    streamed = await serve().get("/small", method="HEAD")
+    redirected = await serve(redirect=True).get("/small", method="HEAD")
+    for code, _, headers, body in (streamed, redirected):
+        assert (code, body, headers["Content-Length"]) == (200, b"", str(SIZE))
+    assert {name: redirected[2].get(name) for name in _COMPARED} == {
+        name: streamed[2].get(name) for name in _COMPARED
+    }
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_redirect_whose_signing_hangs_is_a_503_in_bounded_time(serve):
+    store = Signer()
+    code, reason, _, body = await serve(redirect=True, timeout=1.0, store=store).get("/small")
+    assert code == 503
+    assert "no answer within 1 s" in reason
+    assert f"cannot read a file in {store.location}" in body.decode()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_client_leaving_before_its_redirect_is_signed(serve, logged):
+    """The URL signed late goes to nobody, and nothing fails."""
+    store = Signer()
+    served = serve(redirect=True, store=store)
+    connection = _open(served.number, "/small")
+    await _wait_for(lambda: store.pending)
+    connection.close()
+    await _wait_for(lambda: store.pending[0].called, seconds=2)  # cancelled: the client left
+    store.pending[0].callback("http://127.0.0.1:9/late")
+    assert (await served.get("/small", method="HEAD"))[0] == 200  # the Site still answers
+    assert logged.failures == []
 
 
 def _get_url(url: str, headers: dict[str, str]):

@@ -73,3 +73,43 @@ async def test_metrics_count_unknown_methods_under_one_label(index):
     text = (await index.request("GET", "/metrics")).body.decode()
     assert 'ministry_http_requests_total{method="other",route="simple",status="405"} 3.0' in text
     assert "BREW" not in text and "WHEN" not in text
+
+
+class CountedProbes:
+    """Blobs whose probes the test answers: how many were asked, and each one's Deferred."""
+
+    location = "file:/probed"
+
+    def __init__(self) -> None:
+        self.asked: list = []
+
+    def probe(self):
+        from twisted.internet.defer import Deferred
+
+        self.asked.append(Deferred())
+        return self.asked[-1]
+
+
+def test_the_storage_probe_is_shared_kept_briefly_and_bounded_in_time():
+    """Load balancers poll /health: one probe for many asks, none that hangs."""
+    from twisted.internet.task import Clock
+
+    from ministry.web.status import StorageHealth
+
+    clock, blobs = Clock(), CountedProbes()
+    health = StorageHealth(blobs, clock, keep=5, timeout=10)
+    first, second = health.report(), health.report()
+    assert len(blobs.asked) == 1 and not first.called
+    blobs.asked[0].callback(None)
+    assert first.result == second.result == {"ok": True, "location": "file:/probed"}
+    clock.advance(4)
+    assert health.report().result["ok"] is True and len(blobs.asked) == 1  # kept
+    clock.advance(2)
+    stuck = health.report()  # asked again: this probe never answers
+    assert len(blobs.asked) == 2
+    clock.advance(10)
+    assert stuck.result == {
+        "ok": False,
+        "location": "file:/probed",
+        "error": "no answer from the storage within 10 s",
+    }

@@ -28,6 +28,7 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import Clock, deferLater
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseFailed
+from twisted.web.resource import Resource
 
 from ministry.config import load_settings
 from ministry.core.mirror_config import MirrorConfig
@@ -237,6 +238,52 @@ async def test_a_file_with_a_wrong_hash_is_cut_off_then_fetched_again_and_held(p
     assert len(upstream.asked("/files/")) == 2
     stats = proxy.stats()
     assert (stats["file_hits"], stats["file_misses"], stats["cached_files"]) == (1, 2, 1)
+
+
+class _FailingDelivery:
+    """A storage's ``Delivery`` whose response fails as it is rendered (a bug, a lost disk),
+    after sending ``sent`` of the body."""
+
+    def __init__(self, sent: bytes) -> None:
+        self.sent = sent
+
+    def file(self, *args: Any) -> Resource:
+        sent = self.sent
+
+        class Failing(Resource):
+            isLeaf = True
+
+            def render(self, request: Any) -> bytes:
+                if sent:
+                    request.write(sent)
+                raise OSError("the disk went away")
+
+        return Failing()
+
+
+async def failing_to_render(proxied, sent: bytes) -> RequestTraversalAgent:
+    """A client of a held wheel whose delivery fails after sending ``sent``."""
+    proxy, upstream, _, _ = await proxied()
+    upstream.publish("demo", [entry(upstream, WHEEL_NAME, WHEEL)])
+    await hold(proxy, WHEEL_NAME)
+    view, _ = await proxy.project("demo")
+    (record,) = view.files
+    delivery = _FailingDelivery(sent)
+    return RequestTraversalAgent(ProxiedFile(proxy, delivery, record, view.sources[WHEEL_NAME]))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_held_file_that_fails_to_render_gets_a_500_not_a_hanging_request(proxied, logged):
+    code, _ = await get(await failing_to_render(proxied, b""))
+    assert code == 500
+    assert [failure.type for failure in logged.failures] == [OSError]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_held_file_failing_after_its_first_bytes_is_cut_off(proxied, logged):
+    with pytest.raises(ResponseFailed):  # never a short body that looks whole
+        await get(await failing_to_render(proxied, WHEEL[:100]))
+    assert [failure.type for failure in logged.failures] == [OSError]
 
 
 # -- the mirror: on its timer, cooldown, retry after failure --------------------------

@@ -50,7 +50,8 @@ class S3Storage:
     def url(self) -> str:
         path = f"/{self.prefix}" if self.prefix else ""
         query = {key: value for key in _QUERY_KEYS if (value := getattr(self, key))}
-        return f"s3://{self.bucket}{path}" + (f"?{urlencode(query)}" if query else "")
+        # ":" and "/" kept as they are: the URL is read in logs and on /health.
+        return f"s3://{self.bucket}{path}" + (f"?{urlencode(query, safe=':/')}" if query else "")
 
     def below(self, part: str) -> S3Storage:
         """The same bucket, one prefix level down (uploads and proxied files apart)."""
@@ -105,7 +106,8 @@ def _parse_s3(text: str) -> S3Storage:
         raise ValueError("each s3: parameter may be given once")
     endpoint = query.get("endpoint", [None])[0]
     if endpoint is not None and not re.fullmatch(r"https?://[^\s/@]+/?", endpoint):
-        raise ValueError(f"endpoint must be http://HOST:PORT or https://HOST, not {endpoint!r}")
+        # Not echoed: a mistyped endpoint may carry credentials (user:password@).
+        raise ValueError("endpoint must be http://HOST:PORT or https://HOST, with no credentials")
     region = query.get("region", [None])[0]
     if region is not None and not re.fullmatch(r"[a-z0-9-]+", region):
         raise ValueError(f"bad region {region!r}")

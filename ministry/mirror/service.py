@@ -5,8 +5,6 @@ See the package docstring (:mod:`ministry.mirror`) for what a run does and why.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -31,6 +29,7 @@ from ministry.core.models import FileRecord
 from ministry.core.upstream_pages import UpstreamFile, UpstreamPage, cooled
 from ministry.interfaces import ILease
 from ministry.mirror.status import MirrorStatus, progress_bar
+from ministry.stores.lease import holder_id
 from ministry.upstream.body import UpstreamError
 from ministry.upstream.pages import UpstreamPages
 
@@ -64,7 +63,7 @@ class MirrorService(TimerService):
         self.clock = clock
         self.status = MirrorStatus(config.every, next_run=self._next_run)
         self.lease: ILease = store.lease(LEASE_NAME)
-        self.holder = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.holder = holder_id(LEASE_NAME)
         #: Called after every file and project, for ``ministry-admin mirror run``'s bar.
         self.on_progress: Callable[[MirrorStatus], None] = lambda status: None
         self._stopping = False

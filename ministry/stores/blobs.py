@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
@@ -69,7 +70,16 @@ class LocalCopy:
 
 def unavailable(action: str, where: str, error: OSError) -> StorageUnavailable:
     """The 503 for a directory that cannot be written: full, read-only, gone."""
-    reason = error.strerror or str(error)
+    return storage_unavailable(action, where, error.strerror or str(error))
+
+
+def storage_unavailable(action: str, where: str, reason: str) -> StorageUnavailable:
+    """The 503 for storage that cannot be used now: what failed, where, and why.
+
+    The one wording of every such refusal, whether a directory, a bucket or
+    the delivery of an object from it refuses: a user sees the same words
+    and the same location whichever host or path answered.
+    """
     return StorageUnavailable(f"File storage unavailable: cannot {action} in {where}: {reason}.")
 
 
@@ -146,11 +156,11 @@ class FilesystemBlobStore:
 
     def commit(self, staging_path: str, key: str) -> Deferred[None]:
         """Fsync the staged file, rename it to ``key`` and fsync the directory."""
-        return deferToThread(self._commit, staging_path, key)
+        return self._in_thread("store a file", self._rename_into_place, staging_path, key)
 
     def local_copy(self, key: str) -> Deferred[LocalCopy]:
         """The blob's own path (nothing to copy): FileNotFoundError if it is missing."""
-        return deferToThread(self._local_copy, key)
+        return self._in_thread("read a file", self._local_copy, key)
 
     def probe(self) -> Deferred[None]:
         """Create, write, fsync and remove a file where uploads are staged."""
@@ -163,19 +173,19 @@ class FilesystemBlobStore:
 
     def delete(self, key: str) -> Deferred[None]:
         """Remove a committed blob and the directories it leaves empty."""
-        return deferToThread(self._delete, key)
+        return self._in_thread("delete a file", self._delete, key)
 
     def size(self, key: str) -> Deferred[int | None]:
         """The committed blob's size, or None when it is missing."""
-        return deferToThread(self._size, key)
+        return self._in_thread("read a file", self._size, key)
 
     def list_blobs(self) -> Deferred[list[StoredBlob]]:
         """Every committed blob under the root (staging and strays left out)."""
-        return deferToThread(lambda: list(self._walk(self.root, 0)))
+        return self._in_thread("list files", lambda: list(self._walk(self.root, 0)))
 
     def remove_stale(self, key: str, cutoff: float) -> Deferred[bool]:
         """Remove the blob ``key`` if it was last written before ``cutoff``."""
-        return deferToThread(self._remove_stale, key, cutoff)
+        return self._in_thread("delete a file", self._remove_stale, key, cutoff)
 
     def cleanup_staging(self, older_than_seconds: float) -> int:
         """Remove staged files older than ``older_than_seconds``; return how many.
@@ -253,13 +263,22 @@ class FilesystemBlobStore:
         self._prune(os.path.dirname(path))
         return True
 
-    def _commit(self, staging_path: str, key: str) -> None:
-        try:
-            self._rename_into_place(staging_path, key)
-        except FileNotFoundError:  # the staged file is gone: a bug, not the disk
-            raise
-        except OSError as exc:
-            raise unavailable("store a file", self.root, exc) from exc
+    def _in_thread(self, action: str, function: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        """Run ``function`` in a thread; a failing disk becomes StorageUnavailable.
+
+        FileNotFoundError stays itself: a missing blob or staging file is
+        the caller's case (None, a bug), not the disk's.
+        """
+
+        def guarded() -> Any:
+            try:
+                return function(*args)
+            except FileNotFoundError:
+                raise
+            except OSError as exc:
+                raise unavailable(action, self.root, exc) from exc
+
+        return deferToThread(guarded)
 
     def _rename_into_place(self, staging_path: str, key: str) -> None:
         target = self.local_path(key)

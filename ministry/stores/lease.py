@@ -10,11 +10,23 @@ it or stops renewing it for ``duration`` seconds on ``clock``.
 
 from __future__ import annotations
 
+import os
+import uuid
+
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
 from ministry.interfaces import ILease
+
+
+def holder_id(what: str) -> str:
+    """A name for this process holding a lease for ``what``: unique, and readable in Redis.
+
+    Host and process id say who holds it; a random part keeps two holders
+    apart in one process (a restarted service, a test's two daemons).
+    """
+    return f"{what}:{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def _global_reactor() -> IReactorTime:

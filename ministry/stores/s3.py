@@ -48,7 +48,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.threads import deferToThread, deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -58,22 +58,36 @@ from zope.interface import implementer
 from ministry.core.errors import StorageUnavailable
 from ministry.core.storage_url import S3Storage
 from ministry.interfaces import IBlobStore
-from ministry.stores.blobs import LocalCopy, StoredBlob, is_blob_key, key_parts, remove_old_files
+from ministry.stores.blobs import (
+    LocalCopy,
+    StoredBlob,
+    is_blob_key,
+    key_parts,
+    remove_old_files,
+    storage_unavailable,
+    unavailable,
+)
 
 _MIB = 1024 * 1024
 
 #: Parts of 8 MiB, two in flight: a commit holds about 16 MiB, whatever the size.
 TRANSFER = TransferConfig(
-    multipart_threshold=8 * _MIB, multipart_chunksize=8 * _MIB, max_concurrency=2
+    multipart_threshold=8 * _MIB,
+    multipart_chunksize=8 * _MIB,
+    max_concurrency=2,
+    num_download_attempts=1,  # the client's own retries are the bound (see below)
 )
 
-#: Bounded waits: a stopped endpoint fails a call in about 2 x 3 s, never minutes.
-#: (A healthy endpoint answers a part of 8 MiB well within the read timeout.)
+#: Bounded waits: a stopped endpoint fails a call in about 2 x 5 s, never minutes
+#: (downloads too: ``num_download_attempts=1`` above, so s3transfer adds no
+#: retries of its own). The read timeout is the longest silence of one socket
+#: read, so a healthy endpoint answers a part of 8 MiB well within it; AWS keeps
+#: a slow CompleteMultipartUpload alive with whitespace.
 _CLIENT_CONFIG = Config(
     s3={"addressing_style": "path"},
     signature_version="s3v4",
     connect_timeout=2,
-    read_timeout=3,
+    read_timeout=5,
     retries={"total_max_attempts": 2, "mode": "standard"},
 )
 
@@ -137,34 +151,28 @@ class S3BlobStore(Service):
 
     # -- what is local -------------------------------------------------------
 
-    @property
-    def endpoint(self) -> str:
-        """The endpoint URL the client talks to (the bucket's host, for redirects)."""
-        return self.storage.endpoint or self._s3().meta.endpoint_url
-
     def object_key(self, key: str) -> str:
         """The object key of blob ``key``: under the prefix; ValueError for unsafe keys."""
         parts = key_parts(key)
         return "/".join([self.storage.prefix, *parts] if self.storage.prefix else parts)
 
-    def presigned_url(self, key: str, expires: int = 300, content_type: str | None = None) -> str:
-        """A GET URL for blob ``key``, valid ``expires`` seconds: computed here, no request.
+    def presigned_url(
+        self, key: str, expires: int = 300, content_type: str | None = None
+    ) -> Deferred[str]:
+        """A GET URL for blob ``key``, valid ``expires`` seconds, signed on the pool.
 
-        Callable on the reactor thread (signing is local); what
-        ``--storage-redirect`` sends downloads to. ``content_type`` is
-        signed in as the answer's type (``response-content-type``).
+        What ``--storage-redirect`` sends downloads to, and what a streamed
+        download fetches. Signing sends no request to the bucket, but it
+        reads the credentials, and refreshable ones (AssumeRole, web
+        identity, instance metadata) are refreshed then, over the network
+        and under a lock the pool's threads take too: never on the reactor.
+        ``content_type`` is signed in as the answer's type
+        (``response-content-type``).
         """
         params = {"Bucket": self.storage.bucket, "Key": self.object_key(key)}
         if content_type is not None:
             params["ResponseContentType"] = content_type
-        try:
-            return self._s3().generate_presigned_url(
-                "get_object",
-                Params=params,
-                ExpiresIn=expires,
-            )
-        except BotoCoreError as exc:
-            raise self._unavailable("sign a download", exc) from exc
+        return self._call("sign a download", self._presign, params, expires)
 
     def staging_path(self) -> str:
         """A new, unused path in the staging directory (created if missing)."""
@@ -220,11 +228,17 @@ class S3BlobStore(Service):
                 return function(*args)
             except (BotoCoreError, ClientError, Boto3Error) as exc:
                 raise self._unavailable(action, exc) from exc
+            except FileNotFoundError:  # a missing blob or staging file: the caller's case
+                raise
+            except OSError as exc:  # the staging disk: full, read-only
+                raise unavailable(action, self.staging, exc) from exc
 
         from twisted.internet import reactor
 
-        if self._pool is None:
-            raise RuntimeError(f"{self.location}: the blob store is used before it started")
+        if self._pool is None:  # stopping (or never started): refuse, do not crash
+            return fail(
+                StorageUnavailable(f"File storage unavailable: {self.location} is stopped.")
+            )
         return deferToThreadPool(reactor, self._pool, guarded)
 
     def _s3(self) -> Any:
@@ -293,6 +307,9 @@ class S3BlobStore(Service):
             raise
         return LocalCopy(path, close=lambda: self.discard(path))
 
+    def _presign(self, params: dict[str, str], expires: int) -> str:
+        return self._s3().generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
+
     def _probe(self) -> None:
         probe_key = f"{self.storage.prefix}/.probe/{uuid.uuid4().hex}".lstrip("/")
         self._s3().put_object(Bucket=self.storage.bucket, Key=probe_key, Body=b"ok")
@@ -300,9 +317,7 @@ class S3BlobStore(Service):
 
     def _unavailable(self, action: str, error: Exception) -> StorageUnavailable:
         """The 503 for a bucket that cannot be used, with a reason a user can act on."""
-        return StorageUnavailable(
-            f"Object storage unavailable: cannot {action} in {self.location}: {_reason(error)}."
-        )
+        return storage_unavailable(action, self.location, _reason(error))
 
 
 def _code(error: ClientError) -> str:

@@ -31,7 +31,9 @@ under ``--cache-max-size``, one process at a time. Mirrored files are
 pinned (:meth:`FileCache.pin`) before they are fetched: out of the LRU
 order and the total, eviction never sees them. With the embedded store the
 index lives in this process's memory: each start rebuilds it by the scan
-below, and the mirror pins its files again at its next pass.
+below, and only its pins are kept on disk across restarts (see
+:mod:`ministry.stores.cache_index`), so the scan never offers a mirrored
+file to eviction.
 
 A start-up scan of the blob store (in the background of the proxy's start)
 adds what the index does not know yet, such as a cache directory kept from
@@ -108,11 +110,14 @@ class FileCache:
         self.index = index
         self.max_size = max_size
         self.clock = clock
-        self.eviction = Eviction(blobs, index, max_size, self._learn)
+        self.eviction = Eviction(blobs, index, max_size, self._learn, clock)
         self._view: dict[str, int] = {}  # held key -> size, as far as this process knows
         self._learnt: dict[str, int | None] | None = None  # changes while the view is read
         self._stamped: dict[str, float] = {}  # key -> when last checked and touched here
         self._refresh: LoopingCall | None = None
+        #: Whether the start-up scan has put what the blob store holds in the
+        #: index; until then a key the index lacks is looked for in the store.
+        self._seeded = False
         #: Client downloads served from the cache, and fetched from upstream.
         self.hits = 0
         self.misses = 0
@@ -233,9 +238,25 @@ class FileCache:
         except StoreUnavailable as exc:
             log.warn("Proxy cache index unavailable, asking the blob store: {error}", error=exc)
             return await self.blobs.size(key)
-        if size is not None and self._due(key) and not await self._confirmed(key):
+        if size is None and not self._seeded:
+            size = await self._found_before_the_scan(key)
+        elif size is not None and self._due(key) and not await self._confirmed(key):
             size = None
         self._learn(key, size)
+        return size
+
+    async def _found_before_the_scan(self, key: str) -> int | None:
+        """A key the index lacks while the start-up scan runs: held if the blob store has it.
+
+        An in-process index starts empty at every start, and the scan of a
+        large cache takes a while: without this a restart would fetch again
+        every file asked for (by clients, and by the mirror's first run)
+        before the scan reaches it.
+        """
+        size = await self.blobs.size(key)
+        if size is not None:
+            await self.index.seed([(key, size, self.clock.seconds())])
+            self._stamped[key] = self.clock.seconds()
         return size
 
     def _due(self, key: str) -> bool:
@@ -336,12 +357,14 @@ class FileCache:
     async def _seed(self) -> None:
         """Add the blobs the index does not know of (one scan of the blob store)."""
         found = [blob for blob in await self.blobs.list_blobs() if blob.key not in self._view]
-        if not found:
-            return
-        await self.index.seed([(blob.key, blob.size, blob.mtime) for blob in found])
-        for blob in found:
-            self._view.setdefault(blob.key, blob.size)
-        log.info("Proxy cache: {count} files found in storage added to its index", count=len(found))
+        if found:
+            await self.index.seed([(blob.key, blob.size, blob.mtime) for blob in found])
+            for blob in found:
+                self._view.setdefault(blob.key, blob.size)
+            log.info(
+                "Proxy cache: {count} files found in storage added to its index", count=len(found)
+            )
+        self._seeded = True
 
     def _refresh_soon(self) -> None:
         """Read the view again, then evict if the total is over the bound."""

@@ -72,7 +72,7 @@ class ProxiedFile(Resource):
         d = ensureDeferred(self._resource(served))
         d.addErrback(_refusal)
         d.addCallback(lambda resource: None if gone else request.render(resource))
-        d.addErrback(lambda failure: log.failure("Could not send a proxied file", failure))
+        d.addErrback(lambda failure: _failed(request, failure, gone))
         return NOT_DONE_YET
 
     async def _resource(self, served: bool) -> Resource:
@@ -93,6 +93,21 @@ def _refusal(failure: Failure) -> Resource:
         return _Refusal(failure.value)
     log.failure("Could not look for a proxied file in the cache", failure)
     return _Refusal(MinistryError("Internal error while looking for the file.", 500))
+
+
+def _failed(request: IRequest, failure: Failure, gone: list[bool]) -> None:
+    """Sending failed: finish the request anyway, or it would hang until the client gives up.
+
+    A 500 if nothing went out yet; after the headers, the connection is cut,
+    so that the client never takes a cut-short body for the whole file.
+    """
+    if gone:  # the client left, or the response was complete after all
+        log.failure("Could not send a proxied file", failure)
+    elif request.startedWriting:
+        log.failure("Could not send a proxied file; cutting the connection", failure)
+        request.transport.abortConnection()
+    else:
+        request.processingFailed(failure)  # logs it
 
 
 class _Refusal(Resource):

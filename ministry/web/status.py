@@ -17,6 +17,11 @@ from typing import Any
 
 from klein import Klein
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from twisted.internet import defer
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
 from ministry.catalog.cache import PageCache
@@ -27,6 +32,58 @@ from ministry.upstream.pages import UpstreamPages
 from ministry.web.auth import Authenticator
 from ministry.web.metrics import Metrics
 
+log = Logger()
+
+
+class StorageHealth:
+    """The file storage's part of ``/health``: one probe at a time, its answer kept briefly.
+
+    A probe writes and removes a small object (a file, or a request to the
+    bucket, on the same bounded pool that uploads use), and load balancers
+    poll every daemon every few seconds: so concurrent asks share one probe,
+    its answer serves for ``keep`` seconds, and a probe stuck behind busy
+    uploads or a silent bucket is a failure after ``timeout`` seconds, not a
+    ``/health`` that hangs.
+    """
+
+    def __init__(
+        self, blobs: IBlobStore, clock: IReactorTime, keep: float = 5.0, timeout: float = 10.0
+    ) -> None:
+        self.blobs = blobs
+        self.clock = clock
+        self.keep = keep
+        self.timeout = timeout
+        self._last: tuple[float, dict[str, Any]] | None = None
+        self._waiting: list[Deferred[dict[str, Any]]] = []
+
+    def report(self) -> Deferred[dict[str, Any]]:
+        """``{"ok", "location"[, "error"]}``, probed now unless a fresh answer is kept."""
+        if self._last is not None and self.clock.seconds() - self._last[0] < self.keep:
+            return succeed(self._last[1])
+        waiter: Deferred[dict[str, Any]] = Deferred()
+        self._waiting.append(waiter)
+        if len(self._waiting) == 1:
+            probe = self.blobs.probe()
+            probe.addTimeout(self.timeout, self.clock)
+            probe.addBoth(self._answer)
+        return waiter
+
+    def _answer(self, result: object) -> None:
+        report: dict[str, Any] = {"ok": True, "location": self.blobs.location}
+        if isinstance(result, Failure):
+            report["ok"] = False
+            if result.check(StorageUnavailable):
+                report["error"] = result.value.message
+            elif result.check(defer.TimeoutError):
+                report["error"] = f"no answer from the storage within {self.timeout:g} s"
+            else:
+                log.failure("The storage probe failed", result)
+                report["error"] = f"the probe failed: {result.getErrorMessage()}"
+        self._last = (self.clock.seconds(), report)
+        waiting, self._waiting = self._waiting, []
+        for waiter in waiting:
+            waiter.callback(report)
+
 
 class Status:
     """The operational endpoints."""
@@ -36,7 +93,7 @@ class Status:
     def __init__(
         self,
         store: IMetadataStore,
-        blobs: IBlobStore,
+        storage: StorageHealth,
         cache: PageCache,
         metrics: Metrics,
         auth: Authenticator,
@@ -45,7 +102,7 @@ class Status:
     ) -> None:
         self.auth = auth
         self.store = store
-        self.blobs = blobs
+        self.storage = storage
         self.cache = cache
         self.metrics = metrics
         self.proxy = proxy
@@ -53,7 +110,7 @@ class Status:
 
     @app.route("/health", methods=["GET", "HEAD"])
     async def health(self, request: IRequest) -> bytes:
-        store, storage = await self._store_health(), await self._storage_health()
+        store, storage = await self._store_health(), await self.storage.report()
         healthy = store["ok"] and storage["ok"]
         request.setResponseCode(200 if healthy else 503)
         request.setHeader(b"content-type", b"application/json")
@@ -97,14 +154,6 @@ class Status:
         except StoreUnavailable as exc:
             return {"ok": False, "backend": backend, "error": exc.message}
         return {"ok": True, "backend": backend, "serial": serial}
-
-    async def _storage_health(self) -> dict[str, Any]:
-        location = self.blobs.location
-        try:
-            await self.blobs.probe()
-        except StorageUnavailable as exc:
-            return {"ok": False, "location": location, "error": exc.message}
-        return {"ok": True, "location": location}
 
     @app.route("/metrics", methods=["GET"])
     def metrics_page(self, request: IRequest) -> bytes:

@@ -80,8 +80,8 @@ def connect(
     """Start a lazy txredisapi pool of one connection to ``where``; returns its factory.
 
     Built by hand rather than with ``lazyConnectionPool`` to choose the
-    endpoint (``address.endpoint``: verified TLS, Sentinel), the
-    reconnection delay and the protocol.
+    endpoint (:func:`ministry.stores.redis.address.endpoint`: verified TLS,
+    Sentinel), the reconnection delay and the protocol.
     ``charset=None`` and ``convertNumbers=False`` make every reply bytes, as
     Redis sent them: otherwise valid UTF-8 would come back as ``str``, the
     rest as ``bytes``, and metadata reading ``123`` as an ``int``. One

@@ -17,6 +17,7 @@ command's change reaches the pages within a second or so.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -293,9 +294,14 @@ class SQLiteStore(Service):
         return self._leases[name]
 
     def cache_index(self) -> ICacheIndex:
-        """The index of proxied files, in this process's memory: the embedded store serves one."""
+        """The index of proxied files, in this process's memory: the embedded store serves one.
+
+        Its pins (mirrored files) are kept beside the database, in
+        ``upstream/pinned.txt`` of the data directory, so a restart keeps them.
+        """
         if self._cache_index is None:
-            self._cache_index = LocalCacheIndex(self.lease(EVICTION_LEASE))
+            pins = os.path.join(os.path.dirname(self.path), "upstream", "pinned.txt")
+            self._cache_index = LocalCacheIndex(self.lease(EVICTION_LEASE), pins)
         return self._cache_index
 
 

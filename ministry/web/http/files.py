@@ -27,7 +27,6 @@ from urllib.parse import quote
 from twisted.web import resource
 from twisted.web.iweb import IRequest
 
-from ministry.config import Settings
 from ministry.stores.blobs import FilesystemBlobStore
 from ministry.web.http.fastlane import Answer, FixedAnswer
 from ministry.web.http.rendered import etag_matches
@@ -111,16 +110,13 @@ class Delivery(Protocol):
 class DiskDelivery:
     """Files of a :class:`~ministry.stores.blobs.FilesystemBlobStore`: sent here, or by nginx.
 
-    ``accel_prefix`` is ``--x-accel-redirect``; ``data_dir`` the directory
-    its nginx location is aliased to, which holds every blob directory.
+    ``accel_prefix`` is ``--x-accel-redirect``; ``root`` the directory its
+    nginx location is aliased to, which holds every blob directory (the
+    uploads' and ``upstream/files`` beside it: see ``tap.build_storage``).
     """
 
     accel_prefix: str | None = None
-    data_dir: str = ""
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> DiskDelivery:
-        return cls(settings.x_accel_redirect, os.path.abspath(settings.data_dir))
+    root: str = ""
 
     def file(
         self,
@@ -135,7 +131,7 @@ class DiskDelivery:
         path = blobs.local_path(key)
         accel = None
         if self.accel_prefix is not None:
-            inside = self.data_dir + os.sep
+            inside = self.root + os.sep
             below = (
                 path[len(inside) :] if path.startswith(inside) else os.path.relpath(path, inside)
             )
