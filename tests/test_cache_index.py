@@ -310,10 +310,7 @@ async def test_files_already_in_storage_are_added_to_the_index_at_start(
 ) -> None:
     data = b"kept from before the index" * 10
     record = proxied(1, data)
-    blobs = FilesystemBlobStore(str(tmp_path / "upstream" / "files"))
-    staging = blobs.staging_path()
-    Path(staging).write_bytes(data)
-    await blobs.commit(staging, record.blob_key)
+    await already_stored(tmp_path, {1: data})
     index = LocalCacheIndex()
     (cache,) = await caches([index])
     assert await index.held() == {record.blob_key: len(data)}
@@ -326,10 +323,7 @@ async def test_files_in_storage_are_held_while_the_start_up_scan_runs(tmp_path: 
     """A restart must not fetch again what is on disk because the scan has not reached it."""
     data = b"kept from before the restart" * 10
     record = proxied(1, data)
-    blobs = FilesystemBlobStore(str(tmp_path / "upstream" / "files"))
-    staging = blobs.staging_path()
-    Path(staging).write_bytes(data)
-    await blobs.commit(staging, record.blob_key)
+    blobs = await already_stored(tmp_path, {1: data})
     index = LocalCacheIndex()
     cache = FileCache(blobs, index, max_size=None, clock=Clock())  # not started: no scan yet
     held = await cache.find(record, served=False)
@@ -422,13 +416,14 @@ async def test_while_the_index_is_down_the_blob_store_says_what_is_held(caches) 
     assert await cache.find(proxied(2, b"never fetched"), served=True) is None
 
 
-async def already_stored(tmp_path: Path, files: dict[int, bytes]) -> None:
+async def already_stored(tmp_path: Path, files: dict[int, bytes]) -> FilesystemBlobStore:
     """Bytes in the cache's directory before a daemon starts (from before a restart)."""
     blobs = FilesystemBlobStore(str(tmp_path / "upstream" / "files"))
     for n, data in files.items():
         staging = blobs.staging_path()
         Path(staging).write_bytes(data)
         await blobs.commit(staging, proxied(n, data).blob_key)
+    return blobs
 
 
 def eviction_ended(logged) -> Callable[[], Any]:

@@ -47,6 +47,14 @@ from ministry.web.proxied_files import ProxiedFile
 #: The fake clock's start (2033): the pages' default upload times are far behind it.
 START = 2_000_000_000.0
 HOUR = 3600.0
+#: Mirror ``demo`` alone, every two hours, for one Linux target.
+DEMO_MIRROR = MirrorConfig(
+    every=2 * HOUR,
+    requirements=(Requirement("demo"),),
+    dependencies=False,
+    python=("3.12",),
+    platforms=("manylinux_2_28_x86_64",),
+)
 WHEEL_2 = make_wheel("demo", "2.0")
 WHEEL_2_NAME = wheel_filename("demo", "2.0")
 
@@ -321,13 +329,7 @@ async def test_the_mirror_runs_on_its_clock_and_fetches_what_cooled_or_failed(pr
         ],
     )
     upstream.files[f"/files/{SDIST_NAME}"] = b"x" * len(SDIST)  # not what the page says
-    config = MirrorConfig(
-        every=2 * HOUR,
-        requirements=(Requirement("demo"),),
-        dependencies=False,
-        python=("3.12",),
-        platforms=("manylinux_2_28_x86_64",),
-    )
+    config = DEMO_MIRROR
     mirror = MirrorService(config, proxy, store, clock=clock)
     first = run_ends(mirror)
     mirror.startService()  # the first run starts at once
@@ -359,13 +361,7 @@ async def test_files_the_mirror_keeps_are_never_evicted(proxied, store):
     upstream.publish(
         "other", [entry(upstream, wheel_filename("other", v), data) for v, data in others.items()]
     )
-    config = MirrorConfig(
-        every=2 * HOUR,
-        requirements=(Requirement("demo"),),
-        dependencies=False,
-        python=("3.12",),
-        platforms=("manylinux_2_28_x86_64",),
-    )
+    config = DEMO_MIRROR
     await MirrorService(config, proxy, store, clock=clock).run_once()
     for version in others:  # proxied for clients, the older first
         clock.advance(1)

@@ -174,11 +174,11 @@ def _reason(failure: Failure) -> str:
     return failure.getErrorMessage().rstrip(".") or failure.type.__name__
 
 
-class RedirectedObject(ImmutableFile):
-    """A file whose GET is a redirect to a presigned URL of its object.
+class ObjectFile(ImmutableFile):
+    """A file kept as the object ``key`` of a bucket: answered from its record, fetched or signed.
 
-    Its HEAD is :class:`ImmutableFile`'s, answered here from the record (size,
-    type, validators): the URL is signed for GET only.
+    Headers, validators, HEAD and ranges are :class:`ImmutableFile`'s, from
+    the record; subclasses say how the bytes are had.
     """
 
     def __init__(
@@ -195,6 +195,14 @@ class RedirectedObject(ImmutableFile):
         self.delivery = delivery
         self.blobs = blobs
         self.key = key
+
+
+class RedirectedObject(ObjectFile):
+    """A file whose GET is a redirect to a presigned URL of its object.
+
+    Its HEAD is answered here from the record (size, type, validators): the
+    URL is signed for GET only.
+    """
 
     def render_GET(self, request: IRequest) -> bytes | int:
         request.setHeader(b"cache-control", b"no-store")
@@ -224,23 +232,8 @@ class RedirectedObject(ImmutableFile):
         request.finish()
 
 
-class StreamedObject(ImmutableFile):
+class StreamedObject(ObjectFile):
     """A file whose bytes are streamed from its object, with the answers of a file on disk."""
-
-    def __init__(
-        self,
-        delivery: ObjectDelivery,
-        blobs: PresignedStore,
-        key: str,
-        size: int,
-        content_type: bytes,
-        etag: bytes,
-        modified: datetime,
-    ) -> None:
-        super().__init__(size, content_type, etag, modified)
-        self.delivery = delivery
-        self.blobs = blobs
-        self.key = key
 
     def send(self, request: IRequest, span: tuple[int, int] | None) -> bytes | int:
         if self.size == 0:  # nothing to fetch, and no range of nothing to ask for
