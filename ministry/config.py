@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ministry.core.mirror_config import MirrorConfig, MirrorConfigError, parse_mirror_table
+from ministry.core.name_policy import NamePolicy, parse_name_pattern
 from ministry.core.setting_values import (
     parse_access_log,
     parse_endpoint,
@@ -47,6 +48,14 @@ class Setting:
     multiple: bool = False
     #: Takes no value on the command line (``--offline``); a boolean in TOML.
     flag: bool = False
+    #: Its key in the TOML file when that reads better than the option's
+    #: name: a list of ``reserved`` patterns, one ``--reserve`` at a time.
+    file_key: str | None = None
+
+    @property
+    def key(self) -> str:
+        """How the TOML file names it (``_`` or ``-``)."""
+        return self.file_key or self.name
 
     @property
     def attribute(self) -> str:
@@ -132,6 +141,29 @@ SETTINGS: tuple[Setting, ...] = (
         "Simple index to proxy for projects not hosted here, e.g. "
         "https://pypi.example.test/simple/ (with user:password@ to log in to it, and to "
         "nothing else); repeat to try several in order.",
+        multiple=True,
+    ),
+    Setting(
+        "reserve",
+        parse_name_pattern,
+        "Names kept for this index, as a glob such as acme-* ('-', '_' and '.' alike): "
+        "never fetched from the upstream or mirrored, even before anyone uploads one, and "
+        "created only by an administrator; repeatable ('reserved' list in the TOML file).",
+        multiple=True,
+        file_key="reserved",
+    ),
+    Setting(
+        "upstream-allow",
+        parse_name_pattern,
+        "Proxy and mirror only the upstream projects whose name matches this glob; "
+        "repeatable. Default: every name (but the reserved and denied ones).",
+        multiple=True,
+    ),
+    Setting(
+        "upstream-deny",
+        parse_name_pattern,
+        "Never proxy or mirror the upstream projects whose name matches this glob, "
+        "even if upstream-allow does; repeatable.",
         multiple=True,
     ),
     Setting(
@@ -239,6 +271,9 @@ class Settings:
     private: bool = False
     htpasswd: str | None = None
     upstream: tuple[str, ...] = ()
+    reserve: tuple[str, ...] = ()
+    upstream_allow: tuple[str, ...] = ()
+    upstream_deny: tuple[str, ...] = ()
     upstream_ttl: float = 600.0
     upstream_timeout: float = 10.0
     upstream_deadline: float = 30.0
@@ -253,6 +288,11 @@ class Settings:
     max_connections: int = 1000
     max_connections_per_client: int = 64
     trusted_proxy: tuple[str, ...] = ()
+
+    def name_policy(self) -> NamePolicy:
+        """What ``reserve``, ``upstream-allow`` and ``upstream-deny`` say, for the
+        proxy, the mirror and the authorisation of new projects."""
+        return NamePolicy(self.reserve, self.upstream_allow, self.upstream_deny)
 
 
 _DEFAULTS: dict[str, Any] = {item.name: item.default for item in fields(Settings)}
@@ -274,28 +314,30 @@ def load_settings(given: Mapping[str, Any], config_file: str | None = None) -> S
     ``given`` holds only the options that were actually passed. Raises
     :class:`ConfigError` naming the first bad setting.
     """
-    known = {setting.name: setting for setting in SETTINGS}
+    known = {setting.key.replace("_", "-"): setting for setting in SETTINGS}
     from_file: dict[str, Any] = {}
     if config_file:
         for key, value in _read_toml(config_file).items():
             if key == "mirror":  # a table of its own: see load_mirror
                 continue
-            name = key.replace("_", "-")
-            if name not in known:
+            setting = known.get(key.replace("_", "-"))
+            if setting is None:
                 raise ConfigError(f"{config_file}: unknown setting {key!r}")
-            from_file[name] = value
+            from_file[setting.name] = value
     values: dict[str, Any] = {}
     for setting in SETTINGS:
-        source, raw = ("--", given[setting.name]) if setting.name in given else ("", None)
+        source, raw = (
+            (f"--{setting.name}", given[setting.name]) if setting.name in given else ("", None)
+        )
         if not source and setting.name in from_file:
-            source, raw = f"{config_file}: ", from_file[setting.name]
+            source, raw = f"{config_file}: {setting.key}", from_file[setting.name]
         if not source:
             values[setting.attribute] = setting.default
             continue
         try:
             values[setting.attribute] = _typed(setting, raw)
         except ValueError as exc:
-            raise ConfigError(f"{source}{setting.name}: {exc}") from None
+            raise ConfigError(f"{source}: {exc}") from None
     return Settings(**values)
 
 

@@ -1,5 +1,6 @@
-"""Yank, un-yank and delete files or whole releases: one implementation for
-``ministry-admin`` and for the HTTP API (``/api/*``, ``:action=remove_pkg``).
+"""Yank, un-yank and delete files or whole releases, and set a project's
+PEP 792 status: one implementation for ``ministry-admin`` and for the HTTP
+API (``/api/*``, ``:action=remove_pkg``).
 
 Callers decide who may do it (the web layer asks ``ministry.web.auth``; the
 admin command runs with the store's own rights); this decides what a target
@@ -16,8 +17,9 @@ from packaging.version import InvalidVersion, Version
 from twisted.logger import Logger
 
 from ministry.core.errors import BadRequest, NotFound
-from ministry.core.models import FileRecord
+from ministry.core.models import FileRecord, ProjectRecord
 from ministry.core.names import canonical
+from ministry.core.project_status import check_reason, check_status
 from ministry.interfaces import IBlobStore, IMetadataStore
 
 log = Logger()
@@ -89,3 +91,12 @@ class Curator:
             await self.blobs.delete(record.blob_key)
         log.info("Deleted {target}", target=target)
         return [record.filename for record in removed]
+
+    async def set_status(self, name: str, status: str, reason: str | None) -> ProjectRecord:
+        """Give a hosted project (canonical ``name``) a status; 400 or 404 if it cannot."""
+        status, reason = check_status(status), check_reason(reason)
+        project = await self.store.set_project_status(name, status, reason)
+        if project is None:
+            raise NotFound(f"No such project hosted here: {name}.")
+        log.info("{name} is now {status}: {reason!r}", name=name, status=status, reason=reason)
+        return project

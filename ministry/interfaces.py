@@ -101,6 +101,15 @@ class IMetadataStore(Interface):
         ``add_file`` fails with :class:`ministry.core.errors.FilenameReused`.
         """
 
+    def set_project_status(name: str, status: str, reason: str | None):
+        """Set a hosted project's PEP 792 status (one of ``models.STATUSES``) and its reason.
+
+        Fires with the ProjectRecord afterwards, or None when no such project
+        is hosted; fails with ValueError for an unknown status. When status
+        or reason changed, the serials are bumped once and subscribers told,
+        as for a yank: every cached page of the project goes stale.
+        """
+
     # -- users, tokens and project roles (not part of the index: no serials) -----
 
     def add_user(user):

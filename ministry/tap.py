@@ -225,7 +225,7 @@ def build_components(settings: Settings, web: _Backends) -> Components:
     urls = Urls(settings.base_url)
     readmes = Readmes(web.cache, web.readme_worker, README_HEADING_OFFSET)
     blobs = web.storage.uploads
-    tree = PackagesTree(catalog, blobs, web.storage.delivery)
+    tree = PackagesTree(catalog, blobs, web.storage.delivery, web.auth)
     curator = Curator(web.timed, blobs)
     return Components(
         simple=SimpleIndex(catalog, urls),
@@ -297,6 +297,7 @@ def build_upstream(
         min_age=settings.upstream_min_age,
         offline=settings.offline,
         clock=reactor,
+        policy=settings.name_policy(),
     )
     proxy.setName("proxy")
     return proxy

@@ -54,7 +54,7 @@ def test_index_html(content_type):
     body = render_index(INDEX_PROJECTS, 42, content_type)
     assert body.startswith(b"<!DOCTYPE html>")
     page = parse_page(body)
-    assert page.meta["pypi:repository-version"] == "1.1"
+    assert page.meta["pypi:repository-version"] == "1.4"
     assert [(link.href, link.text) for link in page.links] == [
         ("a-b/", "A_B"),
         ("foo/", "Foo"),
@@ -65,7 +65,7 @@ def test_index_html(content_type):
 def test_index_json():
     document = json.loads(render_index(INDEX_PROJECTS, 42, JSON_V1))
     assert document == {
-        "meta": {"api-version": "1.1", "_last-serial": 42},
+        "meta": {"api-version": "1.4", "_last-serial": 42},
         "projects": [
             {"name": "A_B", "_last-serial": 1},
             {"name": "Foo", "_last-serial": 9},
@@ -127,7 +127,7 @@ def link_of(rec):
 def test_project_html_page(content_type):
     files = [record("foo-1.0.tar.gz", packagetype=SDIST), record()]
     page = parse_page(render_project(project(), files, file_url, content_type))
-    assert page.meta["pypi:repository-version"] == "1.1"
+    assert page.meta["pypi:repository-version"] == "1.4"
     assert page.title == "Links for Foo"
     assert [link.text for link in page.links] == ["foo-1.0.tar.gz", "foo-1.0-py3-none-any.whl"]
 
@@ -244,8 +244,9 @@ def test_project_json_document():
     wheel = record(requires_python=">=3.8", metadata_sha256="d" * 64)
     document = project_json([wheel], serial=11)
     assert document == {
-        "meta": {"api-version": "1.1", "_last-serial": 11},
+        "meta": {"api-version": "1.4", "_last-serial": 11},
         "name": "foo",
+        "project-status": {"status": "active"},
         "versions": ["1.0"],
         "files": [
             {

@@ -7,13 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ministry.core.cooldown import cooled
 from ministry.core.models import SDIST, WHEEL
-from ministry.core.upstream_pages import (
-    PageError,
-    UpstreamPage,
-    cooled,
-    parse_page,
-)
+from ministry.core.upstream_pages import PageError, UpstreamPage, parse_page
 
 PAGE = "https://pypi.example.test/simple/demo/"
 SEEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

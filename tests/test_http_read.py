@@ -66,7 +66,7 @@ async def test_format_query_selects_json(index):
 async def test_json_project_page_lists_every_file_with_pep_700_fields(index):
     response = await index.request("GET", "/simple/demo-pkg/", {"Accept": UV})
     page = json.loads(response.body)
-    assert page["meta"]["api-version"] == "1.1"
+    assert page["meta"]["api-version"] == "1.4"
     assert page["name"] == "demo-pkg"
     assert page["versions"] == ["1.0"]
     files = {entry["filename"]: entry for entry in page["files"]}
@@ -85,7 +85,7 @@ async def test_json_project_page_lists_every_file_with_pep_700_fields(index):
 async def test_html_project_page_has_hashes_and_metadata_attributes(index):
     response = await index.request("GET", "/simple/demo-pkg/")
     page = parse_page(response.body)
-    assert page.meta["pypi:repository-version"] == "1.1"
+    assert page.meta["pypi:repository-version"] == "1.4"
     by_file = {link.href.split("#")[0].rsplit("/", 1)[1]: link for link in page.links}
     wheel = by_file[WHEEL_NAME]
     assert wheel["href"].endswith("#sha256=" + hashlib.sha256(WHEEL).hexdigest())

@@ -109,6 +109,8 @@ async def test_sqlite_migrates_a_version_1_database(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:  # back to how version 1 left it
         for table in ("tombstones", "users", "tokens", "roles"):
             conn.execute(f"DROP TABLE {table}")
+        for column in ("status", "status_reason"):
+            conn.execute(f"ALTER TABLE projects DROP COLUMN {column}")
         conn.execute("UPDATE meta SET value = 1 WHERE key = 'schema_version'")
 
     store = await started(path)
@@ -120,7 +122,29 @@ async def test_sqlite_migrates_a_version_1_database(tmp_path: Path) -> None:
         await store.stopService()
     with sqlite3.connect(path) as conn:
         version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    assert version == (SCHEMA_VERSION,) == (2,)
+    assert version == (SCHEMA_VERSION,) == (3,)
+
+
+@pytest_twisted.ensureDeferred
+async def test_sqlite_migrates_a_version_2_database_to_active_projects(tmp_path: Path) -> None:
+    """Indexes made before project statuses (PEP 792) open with every project active."""
+    path = tmp_path / "ministry.sqlite"
+    store = await started(path)
+    await store.add_file(make_record(), "demo-pkg", None)
+    await store.stopService()
+    with sqlite3.connect(path) as conn:  # back to how version 2 left it
+        for column in ("status", "status_reason"):
+            conn.execute(f"ALTER TABLE projects DROP COLUMN {column}")
+        conn.execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'")
+
+    store = await started(path)
+    try:
+        project = await store.get_project("demo-pkg")
+        assert (project.status, project.status_reason) == ("active", None)
+        archived = await store.set_project_status("demo-pkg", "archived", "done")
+        assert (archived.status, archived.status_reason) == ("archived", "done")
+    finally:
+        await store.stopService()
 
 
 @pytest_twisted.ensureDeferred

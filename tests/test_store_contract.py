@@ -46,7 +46,7 @@ from twisted.internet.task import Clock, deferLater
 from zope.interface.verify import verifyObject
 
 from ministry.core.errors import FileExists, FilenameReused, SdistExists
-from ministry.core.models import MAINTAINER, OWNER, FileRecord, UserRecord
+from ministry.core.models import MAINTAINER, OWNER, FileRecord, ProjectRecord, UserRecord
 from ministry.interfaces import ILease, IMetadataStore
 from ministry.stores.sqlite import SQLiteStore
 from ministry.stores.sqlite import store as sqlite_store
@@ -622,6 +622,80 @@ class MetadataStoreContract:
             await metadata_store.add_file(SDIST_RECORD, "demo-pkg", None)
             await deferLater(reactor, 0.5, lambda: None)
             assert recorder.names == ["demo-pkg"] * 4
+
+    # -- project status (PEP 792) -------------------------------------------------
+
+    @pytest_twisted.ensureDeferred
+    async def test_project_status_is_set_with_its_reason_and_bumps_once(
+        self, metadata_store: IMetadataStore
+    ) -> None:
+        await metadata_store.add_file(make_record(), "Demo_Pkg", None)
+        project = await metadata_store.get_project("demo-pkg")
+        assert (project.status, project.status_reason) == ("active", None)
+        recorder = Recorder()
+        metadata_store.subscribe(recorder)
+
+        marked = await metadata_store.set_project_status("demo-pkg", "quarantined", "malware ✓")
+        assert marked == ProjectRecord(
+            name="demo-pkg",
+            display_name="Demo_Pkg",
+            serial=2,
+            created=project.created,
+            status="quarantined",
+            status_reason="malware ✓",
+        )
+        assert await metadata_store.get_project("demo-pkg") == marked
+        assert await metadata_store.list_projects() == [marked]
+        assert await metadata_store.last_serial() == 2
+        assert recorder.names == ["demo-pkg"]
+        # The same status and reason again change nothing and bump nothing.
+        assert await metadata_store.set_project_status("demo-pkg", "quarantined", "malware ✓") == (
+            marked
+        )
+        assert await metadata_store.last_serial() == 2
+        # Another reason, or none, is a change; so is going back to active.
+        dropped = await metadata_store.set_project_status("demo-pkg", "quarantined", None)
+        assert (dropped.status_reason, dropped.serial) == (None, 3)
+        active = await metadata_store.set_project_status("demo-pkg", "active", None)
+        assert (active.status, active.serial) == ("active", 4)
+        assert recorder.names == ["demo-pkg"] * 3
+
+    @pytest_twisted.ensureDeferred
+    async def test_project_status_survives_uploads_and_registration(
+        self, metadata_store: IMetadataStore
+    ) -> None:
+        await metadata_store.add_file(make_record(), "demo-pkg", None)
+        await metadata_store.set_project_status("demo-pkg", "deprecated", "use other-pkg")
+        await metadata_store.add_file(SDIST_RECORD, "demo-pkg", None)
+        registered = await metadata_store.register("demo-pkg", "demo-pkg", {"summary": ["s"]})
+        assert (registered.status, registered.status_reason) == ("deprecated", "use other-pkg")
+        assert (await metadata_store.get_project("demo-pkg")).status == "deprecated"
+
+    @pytest_twisted.ensureDeferred
+    async def test_project_status_of_unknown_projects_and_statuses(
+        self, metadata_store: IMetadataStore
+    ) -> None:
+        assert await metadata_store.set_project_status("nope", "archived", "x") is None
+        assert await metadata_store.get_project("nope") is None
+        assert await metadata_store.last_serial() == 0
+        await metadata_store.add_file(make_record(), "demo-pkg", None)
+        with pytest.raises(ValueError, match="unknown project status"):
+            await metadata_store.set_project_status("demo-pkg", "haunted", None)
+        assert (await metadata_store.get_project("demo-pkg")).status == "active"
+
+    @pytest_twisted.ensureDeferred
+    async def test_project_status_set_by_another_process_reaches_subscribers(
+        self, metadata_store: IMetadataStore, tmp_path: Path
+    ) -> None:
+        """``ministry-admin project status`` runs in its own process: pages must hear of it."""
+        await metadata_store.add_file(make_record(), "demo-pkg", None)
+        async with self.another_instance(tmp_path) as other:
+            recorder = Recorder()
+            metadata_store.subscribe(recorder)
+            await other.set_project_status("demo-pkg", "archived", "done")
+            await until(lambda: recorder.names == ["demo-pkg"])
+        project = await metadata_store.get_project("demo-pkg")
+        assert (project.status, project.status_reason) == ("archived", "done")
 
     # -- users, tokens and roles -------------------------------------------------
 

@@ -11,6 +11,7 @@ the real reactor's thread pool.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -30,7 +31,9 @@ from twisted.python.failure import Failure
 from twisted.web.client import ResponseFailed
 from twisted.web.resource import Resource
 
+from ministry.catalog.views import ProjectView
 from ministry.config import load_settings
+from ministry.core.cooldown import HeldBack
 from ministry.core.mirror_config import MirrorConfig
 from ministry.core.models import format_time
 from ministry.mirror.service import MirrorService
@@ -41,12 +44,14 @@ from ministry.stores.sqlite import SQLiteStore
 from ministry.tap import build_upstream
 from ministry.upstream import pages
 from ministry.upstream.pages import UpstreamPages
+from ministry.web.html import environment
 from ministry.web.http.files import SEND_DIRECTLY
 from ministry.web.proxied_files import ProxiedFile
 
 #: The fake clock's start (2033): the pages' default upload times are far behind it.
 START = 2_000_000_000.0
 HOUR = 3600.0
+DAY = 24 * HOUR
 #: Mirror ``demo`` alone, every two hours, for one Linux target.
 DEMO_MIRROR = MirrorConfig(
     every=2 * HOUR,
@@ -372,3 +377,73 @@ async def test_files_the_mirror_keeps_are_never_evicted(proxied, store):
     assert await proxy.cache.find(mirrored, served=False) is not None
     assert await proxy.cache.find(older, served=False) is None
     assert await proxy.cache.find(newer, served=False) is not None
+
+
+# -- the cooldown of files the upstream gives no upload time -------------------------
+
+
+def moment(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_undated_file_cools_down_from_first_seen_and_is_never_dated(proxied):
+    proxy, upstream, clock, _ = await proxied(**{"upstream-ttl": "1h", "upstream-min-age": "1d"})
+    undated = entry(upstream, WHEEL_NAME, WHEEL, **{"upload-time": None})
+    upstream.publish("demo", [entry(upstream, SDIST_NAME, SDIST, **uploaded(2 * DAY)), undated])
+    view, _ = await proxy.project("demo")
+    assert {record.filename for record in view.files} == {SDIST_NAME}
+    assert view.held_back == (
+        HeldBack(WHEEL_NAME, "1.0", moment(START), False, moment(START + DAY)),
+    )
+    # A changed page, still undated: the first sighting is kept, not restarted.
+    clock.advance(12 * HOUR)
+    upstream.publish(
+        "demo", [entry(upstream, SDIST_NAME, SDIST, **uploaded(2 * DAY)), undated], '"v2"'
+    )
+    view, _ = await proxy.project("demo")
+    assert proxy.stats()["pages_fetched"] == 2
+    assert [item.until for item in view.held_back] == [moment(START + DAY)]
+    clock.advance(DAY - 12 * HOUR - 1)
+    assert (await filenames(proxy))[0] == {SDIST_NAME}
+    clock.advance(1)
+    view, _ = await proxy.project("demo")
+    assert {record.filename for record in view.files} == {SDIST_NAME, WHEEL_NAME}
+    assert view.held_back == ()
+    # Served, but its first-seen time is not passed off as an upload time.
+    assert not view.sources[WHEEL_NAME].upload_time_known
+    assert view.sources[SDIST_NAME].upload_time_known
+    catalog_view = ProjectView.of(view.project, list(view.files), view.sources, view.held_back)
+    served = {record.filename: catalog_view.upload_time_known(record) for record in view.files}
+    assert served == {SDIST_NAME: True, WHEEL_NAME: False}
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_held_back_files_are_listed_with_when_they_are_released(proxied):
+    proxy, upstream, clock, _ = await proxied(**{"upstream-ttl": "1d", "upstream-min-age": "1h"})
+    upstream.publish(
+        "demo",
+        [
+            entry(upstream, SDIST_NAME, SDIST, **uploaded(2 * HOUR)),
+            entry(upstream, WHEEL_NAME, WHEEL, **{"upload-time": None}),
+            entry(upstream, WHEEL_2_NAME, WHEEL_2, **uploaded(600)),
+        ],
+    )
+    view, expires = await proxy.project("demo")
+    assert view.held_back == (
+        HeldBack(WHEEL_2_NAME, "2.0", moment(START - 600), True, moment(START + HOUR - 600)),
+        HeldBack(WHEEL_NAME, "1.0", moment(START), False, moment(START + HOUR)),
+    )
+    assert expires == START + HOUR - 600
+    html = environment().get_template("held_back.html").render(held_back=view.held_back)
+    items = re.findall(r'<li data-filename="([^"]+)">(.*?)</li>', html, re.S)
+    assert [name for name, _ in items] == [WHEEL_2_NAME, WHEEL_NAME]
+    assert "Uploaded" in items[0][1] and "2033-05-18 03:23 UTC" in items[0][1]
+    assert "First seen here" in items[1][1] and "Uploaded" not in items[1][1]
+    assert "Held back until" in items[1][1] and "2033-05-18 04:33 UTC" in items[1][1]
+    clock.advance(HOUR)
+    view, _ = await proxy.project("demo")
+    assert view.held_back == ()
+    assert environment().get_template("held_back.html").render(held_back=()).strip() == ""
+    # Pages that pass nothing (a hosted project) render nothing either.
+    assert environment().get_template("held_back.html").render().strip() == ""

@@ -9,6 +9,8 @@ uses:
 - ``user add|remove|list|passwd``, ``token create|revoke|list`` and
   ``project owners|add-owner|add-maintainer|remove-role`` manage who may
   publish what (passwords come from a prompt, or ``--password-stdin``);
+- ``project status NAME [active|archived|quarantined|deprecated] [--reason TEXT]``
+  shows or sets a project's PEP 792 status (``ministry.core.project_status``);
 - ``yank``, ``unyank`` and ``delete`` act on a release (``PROJECT VERSION``)
   or a file (``PROJECT --file FILENAME``), as the HTTP API does;
 - ``check [--rehash] [--repair]`` compares the records with the stored
@@ -25,7 +27,7 @@ Modules:
   on the configured store;
 - ``transfer``: ``export`` and ``import``, and the export directory's format;
 - ``users``: ``user``, ``token`` and ``project`` (roles), and the password prompt;
-- ``releases``: ``yank``, ``unyank`` and ``delete``;
+- ``releases``: ``yank``, ``unyank`` and ``delete``, and ``project status``;
 - ``checks``: ``check``, its report and ``--repair``;
 - ``mirror``: ``mirror run``.
 

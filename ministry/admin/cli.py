@@ -24,6 +24,7 @@ from ministry.admin.transfer import export_command, import_command
 from ministry.admin.users import project_command, read_password, token_command, user_command
 from ministry.config import SETTINGS, ConfigError, Settings, load_settings, parse_duration
 from ministry.core.errors import MinistryError
+from ministry.core.models import STATUSES
 from ministry.integrity import GRACE_PERIOD
 from ministry.interfaces import IBlobStore, IMetadataStore
 from ministry.tap import build_storage, make_store
@@ -129,13 +130,25 @@ def _account_commands(commands: Any) -> None:
     token.add_parser("revoke", help="revoke a token by its id").add_argument("id")
     token.add_parser("list", help="tokens (ids, never secrets)").add_argument("user", nargs="?")
 
-    project = commands.add_parser("project", help="project owners and maintainers")
+    project = commands.add_parser("project", help="project owners and maintainers, and status")
     actions = project.add_subparsers(dest="action", required=True)
     actions.add_parser("owners", help="list a project's roles").add_argument("name")
     for action in ("add-owner", "add-maintainer", "remove-role"):
         command = actions.add_parser(action, help=f"{action.replace('-', ' ')} of a project")
         command.add_argument("name")
         command.add_argument("user")
+    _status_command(actions)
+
+
+def _status_command(actions: Any) -> None:
+    status = actions.add_parser(
+        "status",
+        help="show or set a project's status (PEP 792): archived takes no uploads, "
+        "quarantined offers no files to installers, deprecated warns on its page",
+    )
+    status.add_argument("name")
+    status.add_argument("status", nargs="?", choices=STATUSES, help="omit to show the status")
+    status.add_argument("--reason", help="why, shown to installers and on the project page")
 
 
 def _curation_commands(commands: Any) -> None:

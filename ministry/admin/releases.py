@@ -1,4 +1,5 @@
-"""``yank``, ``unyank`` and ``delete``: a release (``PROJECT VERSION``) or a file (``--file``).
+"""``yank``, ``unyank`` and ``delete``: a release (``PROJECT VERSION``) or a file (``--file``);
+and ``project status NAME [STATUS] [--reason TEXT]``, a project's PEP 792 status.
 
 They go through :class:`ministry.curation.Curator`, as the HTTP API does, so
 both refuse and report the same things.
@@ -9,7 +10,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ministry.core.errors import NotFound
 from ministry.core.names import check_project_name
+from ministry.core.project_status import describe
 from ministry.curation import Curator, Target
 from ministry.interfaces import IBlobStore, IMetadataStore
 
@@ -30,3 +33,18 @@ async def curate_command(
         print(f"Un-yanked {target}: {', '.join(files)}")
     else:
         print(f"Deleted {target}: {', '.join(await curator.delete(target))}")
+
+
+async def status_command(
+    name: str, args: argparse.Namespace, store: IMetadataStore, blobs: IBlobStore
+) -> None:
+    """Set the status (and reason) when given one, then print it: ``demo is archived (why)``."""
+    if args.status is None:
+        if args.reason is not None:
+            raise SystemExit("ministry-admin: --reason goes with a status to set")
+        project = await store.get_project(name)
+        if project is None:
+            raise NotFound(f"No such project hosted here: {name}.")
+    else:
+        project = await Curator(store, blobs).set_status(name, args.status, args.reason)
+    print(describe(project))

@@ -25,7 +25,7 @@ from typing import Any
 from twisted.internet.threads import deferToThread
 
 from ministry.core.errors import FileExists, FilenameReused, SdistExists
-from ministry.core.models import FileRecord, ProjectRecord
+from ministry.core.models import ACTIVE, FileRecord, ProjectRecord
 from ministry.integrity import sha256_of
 from ministry.interfaces import IBlobStore, IMetadataStore
 
@@ -110,6 +110,8 @@ async def import_index(
     for project in projects.values():
         if project.info:
             await store.register(project.name, project.display_name, project.info)
+        if project.status != ACTIVE:
+            await store.set_project_status(project.name, project.status, project.status_reason)
     return added, present, problems
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from twisted.internet.threads import deferToThread
 
+from ministry.admin.releases import status_command
 from ministry.config import Settings
 from ministry.core.auth import check_username, hash_password, new_token, parse_htpasswd
 from ministry.core.models import MAINTAINER, OWNER, TokenRecord, UserRecord, utcnow
@@ -98,10 +99,13 @@ async def token_command(args: argparse.Namespace, store: IMetadataStore, *_: Any
 
 
 async def project_command(
-    args: argparse.Namespace, store: IMetadataStore, _: IBlobStore, settings: Settings
+    args: argparse.Namespace, store: IMetadataStore, blobs: IBlobStore, settings: Settings
 ) -> None:
-    """``project owners|add-owner|add-maintainer|remove-role``."""
+    """``project owners|add-owner|add-maintainer|remove-role|status``."""
     name = check_project_name(args.name)
+    if args.action == "status":
+        await status_command(name, args, store, blobs)
+        return
     if args.action == "owners":
         roles = await store.get_roles(name)
         for username, role in sorted(roles.items(), key=lambda item: (item[1] != OWNER, item[0])):

@@ -9,7 +9,10 @@ With a proxy configured, a name the store does not hold is asked of the
 upstream (``ministry.upstream.pages``), and its view is cached like a hosted one
 until the deadline the proxy gives. The store is always asked first: a
 project hosted here shadows its upstream namesake entirely, never merged with
-it (the defence against dependency confusion).
+it (the defence against dependency confusion). A name the proxy's name
+policy keeps from the upstream (reserved here, denied, or not allowed) is a
+404 that says why (``NotProxied``, raised by the proxy, not cached), so the
+policy is applied in one place for the web and the mirror alike.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from twisted.internet.threads import deferToThread
 from twisted.web.resource import IResource
 
 from ministry.catalog.cache import ALL, PageCache
+from ministry.core.cooldown import HeldBack
 from ministry.core.metadata import CoreMetadata, parse_core_metadata
 from ministry.core.models import FileRecord, ProjectRecord
 from ministry.core.upstream_pages import UpstreamFile
@@ -47,6 +51,9 @@ class ProjectView:
     by_filename: Mapping[str, FileRecord] = field(repr=False)
     #: Where each file of a proxied project lives upstream; empty when hosted.
     sources: Mapping[str, UpstreamFile] = field(default_factory=dict, repr=False)
+    #: The proxied files ``--upstream-min-age`` hides now and until when, for
+    #: the project page (``held_back.html``); empty when hosted.
+    held_back: tuple[HeldBack, ...] = ()
     #: The ``/packages/`` resource of each hosted file, built by the tree on
     #: the first request and kept as long as the view: the files are immutable
     #: and any change to the project replaces the view.
@@ -58,13 +65,23 @@ class ProjectView:
         project: ProjectRecord,
         files: list[FileRecord],
         sources: Mapping[str, UpstreamFile] | None = None,
+        held_back: tuple[HeldBack, ...] = (),
     ) -> ProjectView:
         by_filename = {record.filename: record for record in files}
-        return cls(project, tuple(files), by_filename, sources or {})
+        return cls(project, tuple(files), by_filename, sources or {}, held_back=held_back)
+
+    def upload_time_known(self, record: FileRecord) -> bool:
+        """Whether ``record.upload_time`` is the file's upload time, to be served as such.
+
+        False for a proxied file the upstream gave no upload time: it holds
+        when this index first saw the file, for the cooldown only.
+        """
+        source = self.sources.get(record.filename)
+        return source is None or source.upload_time_known
 
     def cache_weight(self) -> int:
         """Roughly the bytes of its records, for the page cache's bound."""
-        return RECORD_WEIGHT * (1 + len(self.files) + len(self.sources))
+        return RECORD_WEIGHT * (1 + len(self.files) + len(self.sources) + len(self.held_back))
 
 
 @dataclass(frozen=True)
@@ -123,7 +140,7 @@ class Catalog:
         self.cache.expire_at(name, expires)
         if found is None:
             return ABSENT
-        return ProjectView.of(found.project, list(found.files), found.sources)
+        return ProjectView.of(found.project, list(found.files), found.sources, found.held_back)
 
     def index(self) -> Deferred[IndexView]:
         """Every hosted project, the cached upstream ones, and the global serial."""

@@ -269,6 +269,7 @@ class Action(StrEnum):
     REGISTER = "register"
     YANK = "yank files in"
     DELETE = "delete files in"
+    SET_STATUS = "set the status of"
 
 
 @dataclass(frozen=True)
@@ -299,7 +300,8 @@ def decide(identity: Identity, action: Action, project: str, roles: Mapping[str,
     - Reading needs nothing more than valid credentials: read protection is
       for the whole index (``--private``), not per project.
     - A token limited to projects can act on those alone, whoever its user is.
-    - Deleting is for administrators only.
+    - Deleting is for administrators only; setting a project's status
+      (PEP 792) for its owners and administrators.
     - Administrators may do everything else; owners and maintainers may
       upload to, register and yank in their projects.
     - A project without any owner or maintainer (new, or uploaded before
@@ -318,6 +320,12 @@ def decide(identity: Identity, action: Action, project: str, roles: Mapping[str,
             return Decision(True)
         return Decision(
             False, f"Only administrators may delete files; {identity.username} is not one."
+        )
+    if action is Action.SET_STATUS and not identity.admin and roles.get(identity.username) != OWNER:
+        return Decision(
+            False,
+            f"Only owners of {project} and administrators may set its status; "
+            f"{identity.username} is neither.",
         )
     claims = not roles and action in (Action.UPLOAD, Action.REGISTER)
     if identity.admin or claims or roles.get(identity.username) in (OWNER, MAINTAINER):

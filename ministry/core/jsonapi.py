@@ -5,7 +5,8 @@ dependabot, renovate and many scripts read, so we copy its keys and its
 ``null`` for absent metadata rather than invent our own.
 
 Here a release is the set of files sharing a version string; it counts as
-yanked when every one of its files is.
+yanked when every one of its files is. A quarantined project (PEP 792) has
+no document: a 404 that says it is quarantined and why.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from packaging.version import InvalidVersion, Version
 from ministry.core.errors import NotFound
 from ministry.core.metadata import CoreMetadata
 from ministry.core.models import FileRecord, ProjectRecord, format_time
+from ministry.core.project_status import hides_files, quarantine_notice
 from ministry.core.simple import version_key
 
 FileUrl = Callable[[FileRecord], str]
@@ -39,8 +41,11 @@ def project_json(
     metadata; ``base_url`` (scheme, host, any prefix) makes the absolute
     ``package_url`` / ``release_url`` links. Without ``version`` the document
     describes the latest release and lists every release; with one, only that
-    release. Raises NotFound for a project without files or an unknown version.
+    release. Raises NotFound for a project without files, an unknown version
+    or a quarantined project.
     """
+    if hides_files(project):
+        raise NotFound(f"Not Found: {quarantine_notice(project)}")
     releases = _releases(files)
     if not releases:
         raise NotFound(f"Not Found: {project.display_name} has no releases.")

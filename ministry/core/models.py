@@ -128,6 +128,17 @@ class FileRecord(_Serialised):
         return replace(self, **changes)
 
 
+#: PEP 792 project status markers. ``active``: the default. ``archived``: no
+#: new uploads, files still served. ``quarantined``: no uploads and no file
+#: offered to installers (owners and admins still see them). ``deprecated``:
+#: served as active, with a warning on the project page.
+ACTIVE = "active"
+ARCHIVED = "archived"
+QUARANTINED = "quarantined"
+DEPRECATED = "deprecated"
+STATUSES = (ACTIVE, ARCHIVED, QUARANTINED, DEPRECATED)
+
+
 @dataclass(frozen=True)
 class ProjectRecord(_Serialised):
     """A project hosted here."""
@@ -140,6 +151,10 @@ class ProjectRecord(_Serialised):
     created: datetime
     #: Metadata sent with ``:action=submit`` (register): field -> values.
     info: dict[str, list[str]] = field(default_factory=dict)
+    #: Its PEP 792 status marker, one of STATUSES, set by an owner or an admin.
+    status: str = ACTIVE
+    #: Why it has that status (free text shown to installers), or None.
+    status_reason: str | None = None
 
 
 #: Project roles. Owners and maintainers may both upload, register and yank;

@@ -2,8 +2,11 @@
 
 ``/simple/`` and ``/simple/<project>/`` in PEP 503 HTML (with the PEP 592
 yank, PEP 629 version, PEP 658/714 metadata attributes) and PEP 691 JSON
-(with the PEP 700 ``versions``, ``size`` and ``upload-time``). Repository
-version 1.1 throughout, since PEP 700's keys are present.
+(with the PEP 700 ``versions``, ``size`` and ``upload-time``), and the PEP 792
+project status (``ministry.core.project_status``: a quarantined project's
+page lists no file; the ``project-status`` key is JSON-only, PEP 833 having
+frozen the HTML format). Repository version 1.4 throughout, since PEP 792's
+marker is present (the optional keys of 1.2 and 1.3 may be left out).
 
 The pages are built by joining lists of strings rather than through a
 template engine: the index may list 100,000 projects and is rendered on every
@@ -22,8 +25,9 @@ from packaging.version import InvalidVersion, Version
 
 from ministry.core.models import FileRecord, ProjectRecord, format_time
 from ministry.core.negotiate import HTML_V1, JSON_V1, TEXT_HTML
+from ministry.core.project_status import hides_files, status_json
 
-API_VERSION = "1.1"
+API_VERSION = "1.4"
 
 _HTML_HEAD = (
     "<!DOCTYPE html>\n<html>\n<head>\n"
@@ -60,19 +64,31 @@ def render_project(
     files: list[FileRecord],
     file_url: Callable[[FileRecord], str],
     content_type: str,
+    upload_time_known: Callable[[FileRecord], bool] = lambda record: True,
 ) -> bytes:
-    """The ``/simple/<project>/`` page: every file, in upload order.
+    """The ``/simple/<project>/`` page: every file, in upload order, and its status.
 
     ``file_url`` maps a record to the URL its bytes are served from, which
     the web layer owns; the page adds nothing to it but the hash fragment.
+    ``upload_time_known`` says whether a record's ``upload_time`` may be
+    served as ``upload-time``: not for a proxied file the upstream gave no
+    upload time (``ministry.core.upstream_pages`` says why), whose entry
+    then has none (PEP 700 makes it optional).
+    A quarantined project's page lists no file at all (PEP 792).
     """
+    if hides_files(project):
+        files = []
     if _is_json(content_type):
         return _dump(
             {
                 "meta": _meta(project.serial),
                 "name": project.name,
+                "project-status": status_json(project),
                 "versions": sorted({record.version for record in files}, key=version_key),
-                "files": [_file_json(record, file_url(record)) for record in files],
+                "files": [
+                    _file_json(record, file_url(record), upload_time_known(record))
+                    for record in files
+                ],
             }
         )
     title = f"Links for {project.display_name}"
@@ -110,7 +126,7 @@ def _file_link(record: FileRecord, url: str) -> str:
     return f"<a {' '.join(attributes)}>{escape(record.filename)}</a><br>\n"
 
 
-def _file_json(record: FileRecord, url: str) -> dict[str, Any]:
+def _file_json(record: FileRecord, url: str, dated: bool) -> dict[str, Any]:
     """One entry of a project page's PEP 691 ``files`` list.
 
     Only sha256 goes in ``hashes``: PEP 691 keys are ``hashlib.new`` names,
@@ -119,7 +135,7 @@ def _file_json(record: FileRecord, url: str) -> dict[str, Any]:
     older than PEP 714.
     """
     metadata = {"sha256": record.metadata_sha256} if record.serves_metadata else False
-    return {
+    entry: dict[str, Any] = {
         "filename": record.filename,
         "url": url,
         "hashes": {"sha256": record.sha256},
@@ -128,8 +144,10 @@ def _file_json(record: FileRecord, url: str) -> dict[str, Any]:
         "core-metadata": metadata,
         "dist-info-metadata": metadata,
         "size": record.size,
-        "upload-time": format_time(record.upload_time),
     }
+    if dated:
+        entry["upload-time"] = format_time(record.upload_time)
+    return entry
 
 
 def _yanked_json(reason: str | None) -> bool | str:

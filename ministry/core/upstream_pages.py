@@ -25,9 +25,18 @@ What is kept, and why:
 - **Yanked** follows PEP 592: the ``data-yanked`` attribute's presence means
   yanked, even bare; ``true`` in JSON is a yank without a reason ("").
 - **Unknown upload time** (HTML, or JSON without PEP 700's ``upload-time``):
-  the time this proxy first saw the file, carried over from the previous
-  page. It is never earlier than the truth, so ``--upstream-min-age`` and
-  pip's ``--uploaded-prior-to`` err on the side of hiding a file.
+  ``--upstream-min-age`` counts from the time this proxy first saw the file,
+  carried over from the previous page (never earlier than the truth, so the
+  cooldown errs on the side of hiding a file). That time is kept in the
+  record for the cooldown alone and marked ``upload_time_known=False``: it is
+  not the file's upload time, and is never served as one. The simple API
+  leaves ``upload-time`` out for such a file (PEP 700 makes it optional)
+  rather than invent one, because clients take the key at its word: uv's
+  ``exclude-newer`` then skips the file ("missing an upload date") and pip
+  26's ``--uploaded-prior-to`` stops with "Index ... does not provide
+  upload-time metadata"; both refuse what they cannot date, where a
+  first-seen time passed off as the upload time would have been compared
+  (and written into lock files) as if the upstream had said it.
 - **Unknown size** (HTML): 0 until the file is cached and its size known.
 """
 
@@ -35,9 +44,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
@@ -65,15 +74,25 @@ class UpstreamFile:
     url: str
     #: The PEP 658 ``<url>.metadata`` when the page offers it with a sha256.
     metadata_url: str | None = None
+    #: False when the upstream gave no upload time: ``record.upload_time`` is
+    #: then when this index first saw the file, for the cooldown only.
+    upload_time_known: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.record.to_dict(), "url": self.url, "metadata_url": self.metadata_url}
+        return {
+            **self.record.to_dict(),
+            "url": self.url,
+            "metadata_url": self.metadata_url,
+            "upload_time_known": self.upload_time_known,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> UpstreamFile:
         values = dict(data)
         url, metadata_url = values.pop("url"), values.pop("metadata_url")
-        return cls(FileRecord.from_dict(values), url, metadata_url)
+        # Pages saved before the flag existed cannot tell: taken as known.
+        known = bool(values.pop("upload_time_known", True))
+        return cls(FileRecord.from_dict(values), url, metadata_url, known)
 
 
 @dataclass(frozen=True)
@@ -151,7 +170,8 @@ def parse_page(
     ``/json`` type is PEP 691 JSON, an ``html`` type PEP 503 HTML; anything
     else, or a body that does not parse, raises :class:`PageError`.
     ``seen`` (timezone-aware) stands in for missing upload times, unless
-    ``previous`` (the page cached before) already gave the file one.
+    ``previous`` (the page cached before) already gave the file one; such a
+    file is marked ``upload_time_known=False`` (see the module notes).
     """
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type.endswith(("+json", "/json")):
@@ -160,35 +180,18 @@ def parse_page(
         links = _html_links(body, page_url)
     else:
         raise PageError(f"unexpected content type {content_type!r}")
-    first_seen: dict[str, datetime] = {}
+    earlier: dict[str, UpstreamFile] = {}
     if previous is not None:
-        first_seen = {item.record.filename: item.record.upload_time for item in previous.files}
+        earlier = {item.record.filename: item for item in previous.files}
     files: dict[str, UpstreamFile] = {}
     skipped = 0
     for link in links:
-        built = _build(link, page_url, project, first_seen.get(link.filename, seen))
+        built = _build(link, page_url, project, earlier.get(link.filename), seen)
         if built is None or built.record.filename in files:
             skipped += 1
         else:
             files[built.record.filename] = built
     return ParsedPage(tuple(files.values()), skipped)
-
-
-def cooled(
-    files: Iterable[UpstreamFile], now: datetime, min_age: float
-) -> tuple[tuple[UpstreamFile, ...], datetime | None]:
-    """The files uploaded at least ``min_age`` seconds before ``now``.
-
-    Also returns when the next hidden file comes of age (None if none is
-    hidden), so a page built from these files can be dropped at that moment.
-    """
-    files = tuple(files)
-    if min_age <= 0:
-        return files, None
-    cutoff = now - timedelta(seconds=min_age)
-    shown = tuple(item for item in files if item.record.upload_time <= cutoff)
-    hidden = [item.record.upload_time for item in files if item.record.upload_time > cutoff]
-    return shown, (min(hidden) + timedelta(seconds=min_age) if hidden else None)
 
 
 def _json_links(body: bytes) -> Iterator[_Link]:
@@ -282,8 +285,14 @@ def _check_api_version(version: Any) -> None:
         raise PageError(f"unsupported simple API version {version!r}")
 
 
-def _build(link: _Link, page_url: str, project: str, seen: datetime) -> UpstreamFile | None:
-    """The checked file of one link, or None when it is left out (see module notes)."""
+def _build(
+    link: _Link, page_url: str, project: str, earlier: UpstreamFile | None, seen: datetime
+) -> UpstreamFile | None:
+    """The checked file of one link, or None when it is left out (see module notes).
+
+    Without an upload time on the page, the file keeps the one ``earlier``
+    (its entry on the previous page) had, else counts from ``seen``.
+    """
     url = urldefrag(urljoin(page_url, link.url))[0]
     if urlsplit(url).scheme not in ("http", "https"):
         return None
@@ -299,6 +308,7 @@ def _build(link: _Link, page_url: str, project: str, seen: datetime) -> Upstream
     metadata_sha256 = (
         _hex(link.metadata.get("sha256"), _HEX64) if isinstance(link.metadata, dict) else None
     )
+    upload_time, known = _upload_time(link, earlier, seen)
     record = FileRecord(
         project=project,
         filename=link.filename,
@@ -308,14 +318,29 @@ def _build(link: _Link, page_url: str, project: str, seen: datetime) -> Upstream
         sha256=sha256,
         blake2b_256=_hex(link.hashes.get("blake2b_256"), _HEX64) or "",
         md5=_hex(link.hashes.get("md5"), _HEX32) or "",
-        upload_time=_time(link.upload_time) or seen,
+        upload_time=upload_time,
         requires_python=_text(link.requires_python),
         python_version=link.filename.split("-")[-3] if parsed.packagetype == WHEEL else "source",
         metadata_sha256=metadata_sha256,
         yanked=_yanked(link.yanked),
         origin="proxy",
     )
-    return UpstreamFile(record, url, f"{url}.metadata" if metadata_sha256 else None)
+    return UpstreamFile(record, url, f"{url}.metadata" if metadata_sha256 else None, known)
+
+
+def _upload_time(
+    link: _Link, earlier: UpstreamFile | None, seen: datetime
+) -> tuple[datetime, bool]:
+    """The file's upload time and whether the upstream gave it (see the module notes).
+
+    A time an earlier page gave stays known: the upstream said it once.
+    """
+    given = _time(link.upload_time)
+    if given is not None:
+        return given, True
+    if earlier is not None:
+        return earlier.record.upload_time, earlier.upload_time_known
+    return seen, False
 
 
 def _hex(value: Any, pattern: re.Pattern[str]) -> str | None:

@@ -25,6 +25,10 @@ them mirrors at a time; the embedded store's holds within this one process,
 the only one that store assumes. A run never lets an
 exception escape the timer: it is logged and recorded in :class:`MirrorStatus`.
 
+Names the proxy's name policy keeps from the upstream (reserved, denied,
+or not allowed) are skipped, each with its reason in the status's
+``skipped``: not an error, since the policy is what the team asked for.
+
 Mirrored files are in the proxy's cache, so ``--cache-max-size`` applies to
 them too: give a bound that holds the selection, or none.
 

@@ -15,6 +15,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from ministry.core.cooldown import cooled
 from ministry.core.errors import MinistryError
 from ministry.core.mirror_config import MirrorConfig
 from ministry.core.mirror_plan import (
@@ -26,12 +27,12 @@ from ministry.core.mirror_plan import (
 )
 from ministry.core.mirror_targets import Need
 from ministry.core.models import FileRecord
-from ministry.core.upstream_pages import UpstreamFile, UpstreamPage, cooled
+from ministry.core.upstream_pages import UpstreamFile, UpstreamPage
 from ministry.interfaces import ILease
 from ministry.mirror.status import MirrorStatus, progress_bar
 from ministry.stores.lease import holder_id
 from ministry.upstream.body import UpstreamError
-from ministry.upstream.pages import UpstreamPages
+from ministry.upstream.pages import NotProxied, UpstreamPages
 
 log = Logger()
 
@@ -132,7 +133,7 @@ class MirrorService(TimerService):
         status.runs += 1
         status.projects_done = status.projects_total = 0
         status.files_fetched = status.bytes_fetched = status.files_present = 0
-        status.errors = []
+        status.errors, status.skipped = [], []
         log.info(
             "Mirror run started: {count} requirements for {targets}",
             count=len(self.config.requirements),
@@ -224,6 +225,9 @@ class MirrorService(TimerService):
             return None
         try:
             page = await self.proxy.refresh(project)
+        except NotProxied as exc:
+            self.status.skip(project, exc.message)
+            return None
         except UpstreamError as exc:
             self.status.error(project, str(exc))
             return None

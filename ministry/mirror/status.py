@@ -33,6 +33,8 @@ class MirrorStatus:
     #: This run's selected files that were already verified in storage.
     files_present: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
+    #: This run's projects left out on purpose (the name policy), with why.
+    skipped: list[tuple[str, str]] = field(default_factory=list)
     started: float | None = None
     finished: float | None = None
     last_success: float | None = None
@@ -52,6 +54,12 @@ class MirrorStatus:
             self.errors.append((project, message))
         log.warn("Mirror: {project}: {error}", project=project, error=message)
 
+    def skip(self, project: str, reason: str) -> None:
+        """Leave ``project`` out of this run on purpose: not an error, but said."""
+        if len(self.skipped) < MAX_ERRORS:
+            self.skipped.append((project, reason))
+        log.info("Mirror: {project} skipped: {reason}", project=project, reason=reason)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "state": "running" if self.running else "idle",
@@ -63,6 +71,7 @@ class MirrorStatus:
             "bytes_fetched": self.bytes_fetched,
             "files_present": self.files_present,
             "errors": [{"project": project, "error": error} for project, error in self.errors],
+            "skipped": [{"project": project, "reason": reason} for project, reason in self.skipped],
             "run_started": _iso(self.started),
             "run_finished": _iso(self.finished),
             "last_success": _iso(self.last_success),

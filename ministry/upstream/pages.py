@@ -22,8 +22,20 @@ the stale views), and otherwise the upstream is asked again after
 can be promised; the full page returns with the upstream.
 ``--offline`` never asks: cached pages only, listing only cached files.
 ``--upstream-min-age`` is applied when the view is built, not when the page
-is stored, and the view expires when the next hidden file comes of age.
+is stored, and the view expires when the next hidden file comes of age. The
+view lists the files it hides and until when (:attr:`UpstreamView.held_back`),
+for the project page. A file whose upload time the upstream does not give is
+counted from when this index first saw it, and that moment is never served
+as its upload time (``ministry.core.upstream_pages`` says why).
 Every moment comes from the injected clock (an ``IReactorTime``).
+
+Names. Before anything else, the name goes through the
+:class:`~ministry.core.name_policy.NamePolicy` (``--reserve``,
+``--upstream-allow``, ``--upstream-deny``): a name it refuses is a
+:class:`NotProxied` 404 saying why, for the web (through the catalog) and
+the mirror (through :meth:`UpstreamPages.refresh`) alike; it is never asked
+of the upstream, and a page saved before the policy said so is neither
+served nor listed.
 """
 
 from __future__ import annotations
@@ -41,8 +53,11 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ministry.core.cooldown import HeldBack, cooled, held_back
+from ministry.core.errors import NotFound
 from ministry.core.models import FileRecord, ProjectRecord
-from ministry.core.upstream_pages import UpstreamFile, UpstreamPage, cooled
+from ministry.core.name_policy import NamePolicy
+from ministry.core.upstream_pages import UpstreamFile, UpstreamPage
 from ministry.upstream.body import UpstreamError
 from ministry.upstream.cache import FileCache
 from ministry.upstream.client import UpstreamClient, UpstreamUnavailable
@@ -62,6 +77,10 @@ STALE_WAIT = 2.0
 PROJECT_LIST = None
 
 
+class NotProxied(NotFound):
+    """The name policy keeps this name from the upstream; the message says which rule."""
+
+
 @dataclass(frozen=True)
 class UpstreamView:
     """An upstream project as served now: its records, and where each file is upstream."""
@@ -69,10 +88,16 @@ class UpstreamView:
     project: ProjectRecord
     files: tuple[FileRecord, ...]
     sources: Mapping[str, UpstreamFile] = field(repr=False)
+    #: The files ``--upstream-min-age`` hides now, the first to come of age first.
+    held_back: tuple[HeldBack, ...] = ()
 
 
 def _moment(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def _coming_of_age(item: HeldBack) -> tuple[datetime, str]:
+    return item.until, item.filename
 
 
 class UpstreamPages(Service):
@@ -89,6 +114,7 @@ class UpstreamPages(Service):
         min_age: float,
         offline: bool,
         clock: IReactorTime,
+        policy: NamePolicy,
     ) -> None:
         self.client = client
         self.saved = saved
@@ -98,6 +124,7 @@ class UpstreamPages(Service):
         self.min_age = min_age
         self.offline = offline
         self.clock = clock
+        self.policy = policy
         downloads.on_sized = self._notify
         self._projects: dict[str, ProjectRecord] = {}
         self._listeners: list[Callable[[str | None], None]] = []
@@ -146,21 +173,23 @@ class UpstreamPages(Service):
         return _moment(self.clock.seconds())
 
     def cached_projects(self) -> list[ProjectRecord]:
-        """The upstream projects whose page is cached, for ``/simple/``."""
-        return list(self._projects.values())
+        """The upstream projects whose page is cached and still allowed, for ``/simple/``."""
+        allowed = self.policy.upstream_refusal
+        return [record for name, record in self._projects.items() if allowed(name) is None]
 
     async def project(self, name: str) -> tuple[UpstreamView | None, float]:
         """The view of the canonical ``name`` upstream (None: no upstream has it).
 
         Also returns until when (clock seconds) the answer may be cached.
         Raises :class:`UpstreamUnavailable` (502) when the upstream fails and
-        nothing is cached.
+        nothing is cached, :class:`NotProxied` (404) when the name policy refuses it.
         """
         now = self.clock.seconds()
         try:
             canonicalize_name(name, validate=True)
         except InvalidName:
             return None, now + self.ttl
+        self._check_policy(name)
         cached = await self.saved.read(name)
         if self.offline:
             return (None, now + self.ttl) if cached is None else self._view(cached, now + self.ttl)
@@ -181,8 +210,10 @@ class UpstreamPages(Service):
         Unlike :meth:`project`, the TTL is not consulted: a mirror run wants
         today's versions, and an unchanged page costs one 304. The page is
         kept like any proxied one, and the catalog told its views are stale.
-        Raises :class:`UpstreamError`; None when no upstream has the project.
+        Raises :class:`UpstreamError`, or :class:`NotProxied` when the name
+        policy refuses it; None when no upstream has the project.
         """
+        self._check_policy(name)
         page = await self._fetch(name, await self.saved.read(name))
         self._notify(name)
         return page
@@ -287,6 +318,11 @@ class UpstreamPages(Service):
 
     # -- helpers ----------------------------------------------------------------
 
+    def _check_policy(self, name: str) -> None:
+        refusal = self.policy.upstream_refusal(name)
+        if refusal is not None:
+            raise NotProxied(refusal)
+
     def _view(
         self, page: UpstreamPage, expires: float, *, held_only: bool = False
     ) -> tuple[UpstreamView, float]:
@@ -294,7 +330,9 @@ class UpstreamPages(Service):
 
         ``held_only``: only what is cached here, as offline (the upstream failed).
         """
-        shown, released = cooled(page.files, self.now(), self.min_age)
+        now = self.now()
+        shown, released = cooled(page.files, now, self.min_age)
+        held = tuple(sorted(held_back(page.files, now, self.min_age), key=_coming_of_age))
         if released is not None:
             expires = min(expires, released.timestamp())
         records: list[FileRecord] = []
@@ -305,7 +343,7 @@ class UpstreamPages(Service):
                 records.append(record)
                 sources[record.filename] = item
         project = ProjectRecord(page.project, page.project, 0, _moment(page.fetched))
-        return UpstreamView(project, tuple(records), sources), expires
+        return UpstreamView(project, tuple(records), sources, held), expires
 
     async def _forget(self, name: str) -> None:
         """The upstreams no longer have ``name``: drop its page (its files age out)."""

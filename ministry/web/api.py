@@ -1,4 +1,4 @@
-"""``POST /api/yank``, ``/api/unyank`` and ``/api/delete``: curation over HTTP.
+"""``POST /api/yank``, ``/api/unyank``, ``/api/delete`` and ``/api/status``: curation over HTTP.
 
 A small JSON API for scripts and CI, authenticated like uploads (HTTP Basic,
 or ``__token__`` and a token)::
@@ -12,6 +12,11 @@ release) or a ``filename``; ``reason`` is for yanking only. Owners,
 maintainers and administrators may yank and un-yank; only administrators
 may delete. The answer lists the files acted on and those whose state
 changed. Refusals are 4xx with the reason, as everywhere else.
+
+``/api/status`` sets a project's PEP 792 status, for its owners and
+administrators: ``{"project": "demo", "status": "quarantined", "reason":
+"malware"}`` (``reason`` optional); the answer is the project's status
+afterwards, in PEP 792's JSON form (``project-status``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from twisted.web.iweb import IRequest
 
 from ministry.core.auth import Action
 from ministry.core.errors import BadRequest, TooLarge
+from ministry.core.names import check_project_name
+from ministry.core.project_status import status_json
 from ministry.curation import Curator, Target
 from ministry.web.auth import Authenticator
 from ministry.web.errors import refusing_app
@@ -61,6 +68,17 @@ class CurationApi:
         deleted = await self.curator.delete(target)
         return _answer(request, target, deleted, deleted)
 
+    @app.route("/api/status", methods=["POST"])
+    async def status(self, request: IRequest) -> bytes:
+        body = _json_body(request)
+        project, status = _text(body, "project"), _text(body, "status")
+        if project is None or status is None:
+            raise BadRequest("The JSON body needs a 'project' and a 'status'.")
+        name = check_project_name(project)
+        await self.auth.authorize(request, Action.SET_STATUS, name)
+        record = await self.curator.set_status(name, status, _text(body, "reason"))
+        return _json(request, {"project": name, "project-status": status_json(record)})
+
     async def _allowed(self, request: IRequest, body: dict[str, Any], action: Action) -> Target:
         project = _text(body, "project")
         if project is None:
@@ -95,7 +113,10 @@ def _text(body: dict[str, Any], key: str) -> str | None:
 
 
 def _answer(request: IRequest, target: Target, files: list[str], changed: list[str]) -> bytes:
+    return _json(request, {"project": target.project, "files": files, "changed": changed})
+
+
+def _json(request: IRequest, answer: dict[str, Any]) -> bytes:
     request.setHeader(b"content-type", b"application/json")
     request.setHeader(b"cache-control", b"no-store")
-    answer = {"project": target.project, "files": files, "changed": changed}
     return json.dumps(answer).encode() + b"\n"

@@ -8,6 +8,8 @@ meet requests, the store and time:
   slow hashes on a thread, after making an address that keeps failing wait;
 - :meth:`Authenticator.authorize` answers 401 or 403, or lets an upload
   through unchecked while the index is still open (no users, no htpasswd);
+  a name reserved for this index (``--reserve``) gets its first owner only
+  from an administrator (``NamePolicy.claim_refusal``);
 - :meth:`Authenticator.read_guard` protects every page but ``/health`` when
   the index is ``--private``;
 - :meth:`Authenticator.uploads_need_credentials` answers at once, from what
@@ -57,6 +59,7 @@ from ministry.core.auth import (
     verify_password,
 )
 from ministry.core.errors import Forbidden, MinistryError, StoreUnavailable, Unauthorized
+from ministry.core.name_policy import NamePolicy
 from ministry.interfaces import IMetadataStore
 from ministry.web.http.responses import refuse
 
@@ -126,12 +129,14 @@ class Authenticator(Service):
         self,
         store: IMetadataStore,
         clock: IReactorTime,
-        htpasswd: HtpasswdFile | None = None,
-        private: bool = False,
+        htpasswd: HtpasswdFile | None,
+        private: bool,
+        policy: NamePolicy,
     ) -> None:
         self.store = store
         self.htpasswd = htpasswd
         self.private = private
+        self.policy = policy
         self.throttle = FailureThrottle()
         self._clock = clock
         #: What :meth:`is_open` said last (open until the store has answered once).
@@ -150,7 +155,7 @@ class Authenticator(Service):
         """
         path = settings.htpasswd
         htpasswd = HtpasswdFile(os.path.abspath(path), clock) if path else None
-        return cls(store, clock, htpasswd, settings.private)
+        return cls(store, clock, htpasswd, settings.private, settings.name_policy())
 
     # -- start-up ----------------------------------------------------------------
 
@@ -324,6 +329,9 @@ class Authenticator(Service):
         decision = decide(identity, action, project, roles)
         if not decision.allowed:
             raise Forbidden(decision.reason)
+        refusal = self.policy.claim_refusal(project, identity.admin) if decision.claims else None
+        if refusal is not None:
+            raise Forbidden(refusal)
 
     # -- read protection ---------------------------------------------------------
 

@@ -5,6 +5,8 @@ the file URLs of the simple index and ``pip --find-links`` all read this.
 ``<file>.metadata`` leaves serve a wheel's core metadata (PEP 658).
 Projects proxied from an upstream have the same layout; their files and
 metadata come through the proxy's file cache (``ministry.web.proxied_files``).
+A quarantined project's files (PEP 792) are listed, but downloaded only by
+its owners and administrators (``ministry.web.quarantine``).
 """
 
 from __future__ import annotations
@@ -16,18 +18,24 @@ from ministry.catalog.views import Catalog, ProjectView
 from ministry.core.listing import Entry
 from ministry.core.models import METADATA_SUFFIX
 from ministry.core.names import canonical
+from ministry.core.project_status import hides_files
 from ministry.interfaces import IBlobStore
+from ministry.web.auth import Authenticator
 from ministry.web.http.files import Delivery, InlineBytes, content_type_for, sha256_etag
 from ministry.web.proxied_files import ProxiedFile
+from ministry.web.quarantine import QuarantinedFile
 
 
 class PackagesTree:
     """A :class:`ministry.web.listing.Tree` over the hosted projects."""
 
-    def __init__(self, catalog: Catalog, blobs: IBlobStore, delivery: Delivery) -> None:
+    def __init__(
+        self, catalog: Catalog, blobs: IBlobStore, delivery: Delivery, auth: Authenticator
+    ) -> None:
         self.catalog = catalog
         self.blobs = blobs
         self.delivery = delivery
+        self.auth = auth
 
     def scope(self, path: tuple[str, ...]) -> str:
         return path[0] if path else ALL
@@ -59,10 +67,13 @@ class PackagesTree:
         view = await self.catalog.project(path[0])
         if view is None:
             return None
-        found = self._file(view, path[1])
+        return self._guarded(view, await self._leaf(view, path[1]))
+
+    async def _leaf(self, view: ProjectView, filename: str) -> IResource | None:
+        """A file of the view, or its ``.metadata``, or None."""
+        found = self._file(view, filename)
         if found is not None:
             return found
-        filename = path[1]
         record = view.by_filename.get(filename.removesuffix(METADATA_SUFFIX))
         if record is None or not filename.endswith(METADATA_SUFFIX) or not record.serves_metadata:
             return None
@@ -73,7 +84,13 @@ class PackagesTree:
 
     def cached_leaf(self, path: tuple[str, ...]) -> IResource | None:
         view = self.catalog.cached_project(path[0]) if len(path) == 2 else None
-        return None if view is None else self._file(view, path[1])
+        return None if view is None else self._guarded(view, self._file(view, path[1]))
+
+    def _guarded(self, view: ProjectView, found: IResource | None) -> IResource | None:
+        """``found``, behind the owner-or-admin check when the project is quarantined."""
+        if found is None or not hides_files(view.project):
+            return found
+        return QuarantinedFile(self.auth, view.project, found)
 
     def _file(self, view: ProjectView, filename: str) -> IResource | None:
         """A distribution file of the view (not its ``.metadata``), or None."""

@@ -25,6 +25,7 @@ from ministry.core.metadata import CoreMetadata, parse_core_metadata
 from ministry.core.models import FileRecord
 from ministry.core.names import canonical
 from ministry.core.project_links import project_links
+from ministry.core.project_status import page_notice
 from ministry.core.releases import (
     Release,
     current_release,
@@ -112,6 +113,8 @@ class ProjectPages:
             readme=Markup(readme),
             links=project_links(meta),
             commands=install_commands(self.urls.render_root(), view.project.name, version),
+            status_notice=page_notice(view.project),
+            held_back=view.held_back,
             nav="projects",
         )
         return self.urls.rendered(page)

@@ -112,7 +112,11 @@ class SimpleIndex:
             if view is None:
                 return None
             body = simple.render_project(
-                view.project, list(view.files), self.urls.file_from_simple, content_type
+                view.project,
+                list(view.files),
+                self.urls.file_from_simple,
+                content_type,
+                view.upload_time_known,
             )
             return Page.of(body, content_type, view.project.serial)
 

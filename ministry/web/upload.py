@@ -29,7 +29,7 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from ministry.catalog.readmes import Readmes
-from ministry.core import uploads
+from ministry.core import project_status, uploads
 from ministry.core.auth import Action
 from ministry.core.errors import (
     BadRequest,
@@ -115,6 +115,7 @@ class Uploads:
             raise BadRequest("No file was sent in the 'content' field.")
         project = canonical(form.name)
         identity = await self.auth.authorize(request, Action.UPLOAD, project, open_ok=True)
+        await self._refuse_if_closed(project)
         if received.size > self.max_file_size:
             raise TooLarge(
                 f"File too large: {received.size} bytes is over the limit of "
@@ -143,6 +144,15 @@ class Uploads:
             await self._repair(form_body.staging_path, existing)
         log.info("Stored {filename}", filename=record.filename)
         return b"OK\n"
+
+    async def _refuse_if_closed(self, project: str) -> None:
+        """A 403 naming the status and reason if the project is archived or quarantined.
+
+        Checked before anything is committed (PEP 792: such a project takes no
+        new distributions). A status set while an upload is under way may
+        miss that one upload: the check is not part of the store's claim.
+        """
+        project_status.refuse_upload(await self.store.get_project(project))
 
     async def _commit(
         self, staging_path: str, record: FileRecord, display_name: str, metadata: bytes

@@ -24,6 +24,7 @@ and answered by announcing every project.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -42,6 +43,11 @@ log = Logger()
 #: change arriving by two paths is announced once; older ones are forgotten
 #: (at worst a late echo is announced twice, which is harmless).
 ANNOUNCED_MEMORY = 10_000
+
+
+def new_change_id() -> str:
+    """A change's random id, made by its writer (see notifications above)."""
+    return secrets.token_hex(8)
 
 
 class ChangeFeed:

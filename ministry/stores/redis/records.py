@@ -10,6 +10,7 @@ import json
 
 from ministry.core.errors import FileExists, FilenameReused, SdistExists
 from ministry.core.models import (
+    ACTIVE,
     FileRecord,
     ProjectRecord,
     TokenRecord,
@@ -18,13 +19,15 @@ from ministry.core.models import (
     parse_time,
 )
 
-#: The project hash fields, in the order every reply lists them.
-PROJECT_FIELDS = ("display_name", "created", "info", "serial")
+#: The project hash fields, in the order every reply lists them. A project
+#: without ``status`` (none set yet, or stored before statuses) is active;
+#: ``status_reason`` is absent when there is none.
+PROJECT_FIELDS = ("display_name", "created", "info", "serial", "status", "status_reason")
 
 
 def project_record(name: str, fields: list[bytes | None]) -> ProjectRecord | None:
     """A project from its PROJECT_FIELDS values; None if it has none (no such project)."""
-    display_name, created, info, serial = fields
+    display_name, created, info, serial, status, status_reason = fields
     if display_name is None:
         return None
     return ProjectRecord(
@@ -33,6 +36,8 @@ def project_record(name: str, fields: list[bytes | None]) -> ProjectRecord | Non
         serial=int(serial),
         created=parse_time(created.decode()),
         info=parse_info(info),
+        status=ACTIVE if status is None else status.decode(),
+        status_reason=None if status_reason is None else status_reason.decode(),
     )
 
 

@@ -7,7 +7,9 @@ share one Redis; prefixes must not be prefixes of one another::
     {p}projects            zset    canonical name -> serial of its last change
     {p}project:{name}      hash    display_name, created (format_time),
                                    info (JSON: field -> values), serial,
-                                   change (random id of its last change)
+                                   change (random id of its last change),
+                                   status (PEP 792; absent: active),
+                                   status_reason (absent: none)
     {p}files:{name}        hash    filename -> JSON of FileRecord.to_dict()
     {p}order:{name}        list    filenames in upload order (RPUSH)
     {p}metadata:{name}     hash    filename -> core metadata bytes (no field: None)
@@ -44,7 +46,9 @@ run it with ``appendonly yes``, because a Redis that restarts from an older
 snapshot (or empty) hands out the lost serials again. Redis Cluster is not
 supported (the scripts touch keys of several projects).
 
-Each script's comment names its KEYS and ARGV; the store builds both.
+Each script's comment names its KEYS and ARGV; the store builds both. The
+PEP 792 status script is with its caller, in
+:mod:`~ministry.stores.redis.project_status`.
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
+
+from ministry.stores.redis.records import PROJECT_FIELDS
 
 #: How a script is run: ``(script, keys, args)`` -> its reply, within the timeout.
 ScriptRunner = Callable[[str, list[str], list[Any]], Deferred[Any]]
@@ -70,13 +76,17 @@ def run_script(
     return call("eval", script, keys, args)
 
 
+#: PROJECT_FIELDS as a Lua argument list, for the scripts that reply with a project.
+FIELDS = ", ".join(f"'{name}'" for name in PROJECT_FIELDS)
+
 # -- changes to the index ------------------------------------------------------------
 
-# Shared by the writing scripts. KEYS[1..3]: serial, projects, project hash;
-# ARGV[1..5]: canonical name, display name, creation time, change id,
-# channel. The first display name and creation time stay; the serial is
-# formatted by string.format so that it is never written as 1e+14.
-_CHANGE = """
+# Shared by the writing scripts (SET_STATUS in project_status too).
+# KEYS[1..3]: serial, projects, project hash; ARGV[1..5]: canonical name,
+# display name, creation time, change id, channel. The first display name
+# and creation time stay; the serial is formatted by string.format so that
+# it is never written as 1e+14.
+CHANGE = """
 local function change()
   local serial = string.format('%d', redis.call('INCR', KEYS[1]))
   if redis.call('EXISTS', KEYS[3]) == 0 then
@@ -95,7 +105,7 @@ end
 # filename, sha256, record JSON, '1' if there is metadata, metadata bytes,
 # the release of an sdist ('' for a wheel): one sdist per release.
 ADD_FILE = (
-    _CHANGE
+    CHANGE
     + """
 if redis.call('HEXISTS', KEYS[7], ARGV[6]) == 1 then return {'reused'} end
 local taken = redis.call('HGET', KEYS[4], ARGV[6])
@@ -120,13 +130,13 @@ return {'added', serial}
 
 # ARGV[6]: the info JSON, which replaces the previous info.
 REGISTER = (
-    _CHANGE
+    CHANGE
     + """
 local serial = change()
 redis.call('HSET', KEYS[3], 'info', ARGV[6])
 announce(serial)
-return redis.call('HMGET', KEYS[3], 'display_name', 'created', 'info', 'serial')
-"""
+return redis.call('HMGET', KEYS[3], FIELDS)
+""".replace("FIELDS", FIELDS)
 )
 
 # The global serial, and the name and last change id of every project
@@ -145,11 +155,10 @@ return {redis.call('GET', KEYS[1]) or '0', changed}
 LIST_PROJECTS = """
 local projects = {}
 for i, name in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local fields = redis.call('HMGET', ARGV[1] .. name, 'display_name', 'created', 'info', 'serial')
-  projects[i] = {name, fields[1], fields[2], fields[3], fields[4]}
+  projects[i] = {name, unpack(redis.call('HMGET', ARGV[1] .. name, FIELDS))}
 end
 return projects
-"""
+""".replace("FIELDS", FIELDS)
 
 # KEYS[1..2]: order, files.
 LIST_FILES = """
@@ -176,7 +185,7 @@ return records
 # records hold strings, numbers and nulls only). Fires with the filenames
 # that changed.
 SET_YANKED = (
-    _CHANGE
+    CHANGE
     + """
 local wanted = cjson.null
 if ARGV[6] == '1' then wanted = ARGV[7] end
@@ -200,7 +209,7 @@ return changed
 # KEYS[4..7]: files, order, metadata, tombstones; ARGV[6..]: filenames.
 # Fires with the removed records.
 DELETE_FILES = (
-    _CHANGE
+    CHANGE
     + """
 local removed = {}
 for i = 6, #ARGV do

@@ -23,7 +23,6 @@ default reactor, which must stay twistd's (or the tests') choice.
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -51,9 +50,10 @@ from ministry.core.redis_url import parse_redis_url
 from ministry.interfaces import ICacheIndex, ILease, IMetadataStore
 from ministry.stores.redis import scripts
 from ministry.stores.redis.cache_index import RedisCacheIndex
-from ministry.stores.redis.changes import ChangeFeed
+from ministry.stores.redis.changes import ChangeFeed, new_change_id
 from ministry.stores.redis.connection import InFlight, connections, listener_protocol
 from ministry.stores.redis.lease import RedisLease
+from ministry.stores.redis.project_status import ProjectStatusWrites
 from ministry.stores.redis.records import (
     PROJECT_FIELDS,
     claim_outcome,
@@ -77,7 +77,7 @@ FILE_RECORDS_BATCH = 100
 
 
 @implementer(IMetadataStore)
-class RedisStore(Service):
+class RedisStore(ProjectStatusWrites, Service):
     """:class:`IMetadataStore` on Redis, shared by any number of processes."""
 
     def __init__(
@@ -235,7 +235,7 @@ class RedisStore(Service):
     def add_file(
         self, record: FileRecord, display_name: str, metadata: bytes | None
     ) -> Deferred[bool]:
-        name, change = record.project, _new_change_id()
+        name, change = record.project, new_change_id()
         keys = [
             *self._change_keys(name),
             self._key("files", name),
@@ -264,7 +264,7 @@ class RedisStore(Service):
         return added
 
     def register(self, name: str, display_name: str, info: dict) -> Deferred[ProjectRecord]:
-        change = _new_change_id()
+        change = new_change_id()
         args = [*self._change_args(name, display_name, change), json.dumps(info, sort_keys=True)]
         d = self._script(scripts.REGISTER, self._change_keys(name), args)
         d.addCallback(self._registered, name, change)
@@ -297,7 +297,7 @@ class RedisStore(Service):
     def set_yanked(
         self, name: str, filenames: list[str], reason: str | None
     ) -> Deferred[list[str]]:
-        change = _new_change_id()
+        change = new_change_id()
         keys = [*self._change_keys(name), self._key("files", name)]
         args = [
             *self._change_args(name, name, change),
@@ -311,7 +311,7 @@ class RedisStore(Service):
         return d
 
     def delete_files(self, name: str, filenames: list[str]) -> Deferred[list[FileRecord]]:
-        change = _new_change_id()
+        change = new_change_id()
         keys = [
             *self._change_keys(name),
             self._key("files", name),
@@ -387,10 +387,6 @@ class RedisStore(Service):
     def claim_project(self, name: str, username: str) -> Deferred[dict[str, str]]:
         keys = [self._key("roles", name), self._key("user-roles", username)]
         return self._script(scripts.CLAIM_PROJECT, keys, [name, username]).addCallback(text_pairs)
-
-
-def _new_change_id() -> str:
-    return secrets.token_hex(8)
 
 
 def _false_if_unavailable(failure: Failure) -> bool:

@@ -36,17 +36,21 @@ def _bump_serial(conn: sqlite3.Connection) -> int:
     ).fetchone()[0]
 
 
-_PROJECT_COLUMNS = "name, display_name, serial, created, info"
+#: The columns a new project is written with; the status columns take their defaults.
+_NEW_PROJECT_COLUMNS = "name, display_name, serial, created, info"
+_PROJECT_COLUMNS = f"{_NEW_PROJECT_COLUMNS}, status, status_reason"
 
 
 def _project(row: tuple[Any, ...]) -> ProjectRecord:
-    name, display_name, serial, created, info = row
+    name, display_name, serial, created, info, status, status_reason = row
     return ProjectRecord(
         name=name,
         display_name=display_name,
         serial=serial,
         created=parse_time(created),
         info=parse_info(info),
+        status=status,
+        status_reason=status_reason,
     )
 
 
@@ -89,7 +93,7 @@ def get_metadata(conn: sqlite3.Connection, name: str, filename: str) -> bytes | 
 def _touch_project(conn: sqlite3.Connection, name: str, display_name: str, serial: int) -> None:
     """Create the project, or record that it changed at ``serial``; keep the rest."""
     conn.execute(
-        f"INSERT INTO projects ({_PROJECT_COLUMNS}) VALUES (?, ?, ?, ?, '{{}}')"
+        f"INSERT INTO projects ({_NEW_PROJECT_COLUMNS}) VALUES (?, ?, ?, ?, '{{}}')"
         " ON CONFLICT (name) DO UPDATE SET serial = excluded.serial",
         (name, display_name, serial, format_time(utcnow())),
     )
@@ -157,7 +161,7 @@ def register(conn: sqlite3.Connection, name: str, display_name: str, info: dict)
     with transaction(conn):
         serial = _bump_serial(conn)
         row = conn.execute(
-            f"INSERT INTO projects ({_PROJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
+            f"INSERT INTO projects ({_NEW_PROJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (name) DO UPDATE SET serial = excluded.serial, info = excluded.info"
             f" RETURNING {_PROJECT_COLUMNS}",
             (name, display_name, serial, format_time(utcnow()), json.dumps(info, sort_keys=True)),
@@ -227,3 +231,22 @@ def delete_files(
             removed.append(record)
         serial = _project_changed(conn, name) if removed else None
     return serial, removed
+
+
+# -- project status (PEP 792) ----------------------------------------------------
+
+
+def set_status(
+    conn: sqlite3.Connection, name: str, status: str, reason: str | None
+) -> tuple[int | None, ProjectRecord | None]:
+    """(The serial of the change or None if nothing changed, the project afterwards)."""
+    with transaction(conn):
+        project = get_project(conn, name)
+        if project is None or (project.status, project.status_reason) == (status, reason):
+            return None, project
+        conn.execute(
+            "UPDATE projects SET status = ?, status_reason = ? WHERE name = ?",
+            (status, reason, name),
+        )
+        serial = _project_changed(conn, name)
+        return serial, get_project(conn, name)

@@ -1,6 +1,6 @@
 """The SQLite file's tables, how it is opened, its migrations and its transactions.
 
-Schema (version 2)::
+Schema (version 3)::
 
     meta(key TEXT PRIMARY KEY, value INTEGER)
         'schema_version' -> 1, 'serial' -> the global serial
@@ -8,7 +8,9 @@ Schema (version 2)::
              display_name TEXT,       -- as first uploaded or registered
              serial INTEGER,          -- global serial of the last change
              created TEXT,            -- format_time(), microseconds kept
-             info TEXT)               -- JSON: field -> list of values
+             info TEXT,               -- JSON: field -> list of values
+             status TEXT,             -- PEP 792 marker: 'active' unless set
+             status_reason TEXT)      -- why, or NULL
     files(project TEXT REFERENCES projects(name),
           filename TEXT,
           sha256 TEXT,                -- compared when a filename is claimed again
@@ -89,6 +91,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (project, username)
         )""",
         "CREATE INDEX roles_by_user ON roles (username)",
+    ),
+    (
+        "ALTER TABLE projects ADD COLUMN status TEXT NOT NULL DEFAULT 'active'",
+        "ALTER TABLE projects ADD COLUMN status_reason TEXT",
     ),
 )
 

@@ -33,7 +33,14 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from ministry.core.errors import StoreUnavailable
-from ministry.core.models import ROLES, FileRecord, ProjectRecord, TokenRecord, UserRecord
+from ministry.core.models import (
+    ROLES,
+    STATUSES,
+    FileRecord,
+    ProjectRecord,
+    TokenRecord,
+    UserRecord,
+)
 from ministry.interfaces import ICacheIndex, ILease, IMetadataStore
 from ministry.stores.cache_index import EVICTION_LEASE, LocalCacheIndex
 from ministry.stores.lease import LocalLease
@@ -210,16 +217,25 @@ class SQLiteStore(Service):
         self, name: str, filenames: list[str], reason: str | None
     ) -> Deferred[list[str]]:
         d = self._run(projects.set_yanked, name, list(filenames), reason)
-        return d.addCallback(self._changed_files, name)
+        return d.addCallback(self._changed, name)
 
     def delete_files(self, name: str, filenames: list[str]) -> Deferred[list[FileRecord]]:
         d = self._run(projects.delete_files, name, list(filenames))
-        return d.addCallback(self._changed_files, name)
+        return d.addCallback(self._changed, name)
 
-    def _changed_files(self, outcome: tuple[int | None, list[Any]], name: str) -> list[Any]:
+    def _changed(self, outcome: tuple[int | None, T], name: str) -> T:
+        """Announce a change (if there was one) and fire with what the work returned."""
         serial, changed = outcome
         self._notify_if_changed(serial, name)
         return changed
+
+    def set_project_status(
+        self, name: str, status: str, reason: str | None
+    ) -> Deferred[ProjectRecord | None]:
+        if status not in STATUSES:
+            return fail(ValueError(f"unknown project status {status!r}"))
+        d = self._run(projects.set_status, name, status, reason)
+        return d.addCallback(self._changed, name)
 
     # -- users, tokens and roles ---------------------------------------------------
 
