@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from test_proxy_config import settings_from
 
 from ministry.config import ConfigError, load_settings
 from ministry.core.name_policy import NamePolicy
-from ministry.tap import main_options
-
-
-def settings_from(tmp_path, argv: list[str], toml: str = ""):
-    if toml:
-        config = tmp_path / "ministry.toml"
-        config.write_text(toml)
-        argv = [*argv, "--config", str(config)]
-    return main_options(argv).settings
 
 
 @pytest.mark.parametrize(

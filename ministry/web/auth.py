@@ -58,10 +58,10 @@ from ministry.core.auth import (
     verify_htpasswd,
     verify_password,
 )
-from ministry.core.errors import Forbidden, MinistryError, StoreUnavailable, Unauthorized
+from ministry.core.errors import Forbidden, StoreUnavailable, Unauthorized
 from ministry.core.name_policy import NamePolicy
 from ministry.interfaces import IMetadataStore
-from ministry.web.http.responses import refuse
+from ministry.web.http.responses import finish_refused
 
 log = Logger()
 
@@ -375,12 +375,7 @@ class _CheckThenServe(Resource):
     def _refuse(self, request: IRequest, failure: Failure, lost: list[object]) -> None:
         if lost:
             return
-        if failure.check(MinistryError):
-            request.write(refuse(request, failure.value))
-        else:
-            log.failure("Checking credentials failed", failure)
-            request.setResponseCode(500)
-        request.finish()
+        finish_refused(request, failure, "Checking credentials")
 
 
 def _log_unchecked(failure: Failure) -> None:

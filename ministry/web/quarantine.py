@@ -17,11 +17,11 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET
 
 from ministry.core.auth import Action
-from ministry.core.errors import Forbidden, MinistryError
+from ministry.core.errors import Forbidden
 from ministry.core.models import ProjectRecord
 from ministry.core.project_status import quarantine_notice
 from ministry.web.auth import Authenticator
-from ministry.web.http.responses import refuse
+from ministry.web.http.responses import finish_refused
 
 log = Logger()
 
@@ -63,9 +63,4 @@ class QuarantinedFile(Resource):
     def _refuse(self, request: IRequest, failure: Failure, lost: list[object]) -> None:
         if lost:
             return
-        if failure.check(MinistryError):
-            request.write(refuse(request, failure.value))
-        else:
-            log.failure("Checking who may download a quarantined file failed", failure)
-            request.setResponseCode(500)
-        request.finish()
+        finish_refused(request, failure, "Checking who may download a quarantined file")

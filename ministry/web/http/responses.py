@@ -6,11 +6,15 @@ pip and uv print, and in a plain-text body, which curl and browsers show.
 
 from __future__ import annotations
 
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.http import datetimeToString
 from twisted.web.iweb import IRequest
 
 from ministry.core.auth import CHALLENGE
 from ministry.core.errors import MinistryError, Unauthorized
+
+log = Logger()
 
 
 def _status_phrase(message: str) -> bytes:
@@ -27,6 +31,16 @@ def refuse(request: IRequest, error: MinistryError) -> bytes:
     if isinstance(error, Unauthorized):
         request.setHeader(b"www-authenticate", CHALLENGE.encode())
     return (error.message + "\n").encode("utf-8")
+
+
+def finish_refused(request: IRequest, failure: Failure, check: str) -> None:
+    """End a request whose ``check`` failed: a domain error as its refusal, else a logged 500."""
+    if failure.check(MinistryError):
+        request.write(refuse(request, failure.value))
+    else:
+        log.failure("{check} failed", failure, check=check)
+        request.setResponseCode(500)
+    request.finish()
 
 
 def redirect(request: IRequest, location: str) -> bytes:
