@@ -128,6 +128,12 @@ def test_an_undated_file_is_served_undated_and_its_hold_shown(tmp_path, upstream
             files = {item["filename"]: item for item in json.load(response)["files"]}
         assert "upload-time" in files[wheel_filename("cool", "2.0")]
         assert "upload-time" not in files[wheel_filename("cool", "3.0")]
+        with urllib.request.urlopen(f"{plain.url}/pypi/cool/json", timeout=30) as response:
+            releases = json.load(response)["releases"]
+        assert releases["2.0"][0]["upload_time_iso_8601"] is not None
+        assert (
+            releases["3.0"][0]["upload_time"] is releases["3.0"][0]["upload_time_iso_8601"] is None
+        )
         # pip refuses to guess: the undated file stops --uploaded-prior-to.
         day_ago = format_time(datetime.now(UTC) - timedelta(days=1))
         done = pip_install(plain.url, tmp_path, "--uploaded-prior-to", day_ago)

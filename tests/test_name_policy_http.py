@@ -24,6 +24,7 @@ from twisted.internet import reactor
 from ministry.core.mirror_config import MirrorConfig
 from ministry.core.models import OWNER
 from ministry.mirror.service import MirrorService
+from ministry.web.mirror_status import render_html
 
 ACME = make_wheel("acme-foo", "1.0")
 ACME_NAME = wheel_filename("acme-foo", "1.0")
@@ -133,6 +134,8 @@ async def test_the_mirror_skips_refused_names_with_the_reason(upstream, start_pr
     ]
     assert report["files_fetched"] == 1 and report["last_success"] is not None
     assert [path for path, _ in upstream.asked("/simple/")] == ["/simple/demo/"]
+    page = render_html(report).decode()  # /mirror/ shows them too
+    assert "Skipped by the name policy (2)" in page and "<strong>acme-foo</strong>" in page
 
 
 @pytest_twisted.async_yield_fixture

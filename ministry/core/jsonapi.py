@@ -34,6 +34,7 @@ def project_json(
     file_url: FileUrl,
     base_url: str,
     version: str | None = None,
+    upload_time_known: Callable[[FileRecord], bool] = lambda record: True,
 ) -> dict[str, Any]:
     """The JSON API document for a project, or for one of its versions.
 
@@ -42,7 +43,10 @@ def project_json(
     ``package_url`` / ``release_url`` links. Without ``version`` the document
     describes the latest release and lists every release; with one, only that
     release. Raises NotFound for a project without files, an unknown version
-    or a quarantined project.
+    or a quarantined project. ``upload_time_known`` is False for a proxied
+    file the upstream gave no upload time: its ``upload_time`` keys are then
+    ``null`` rather than the moment this index first saw it (see
+    ``ministry.core.upstream_pages``).
     """
     if hides_files(project):
         raise NotFound(f"Not Found: {quarantine_notice(project)}")
@@ -53,11 +57,11 @@ def project_json(
     document: dict[str, Any] = {
         "info": _info(project, chosen, releases[chosen], metadata, base_url.rstrip("/")),
         "last_serial": project.serial,
-        "urls": [_file(record, file_url) for record in releases[chosen]],
+        "urls": [_file(record, file_url, upload_time_known) for record in releases[chosen]],
     }
     if version is None:
         document["releases"] = {
-            name: [_file(record, file_url) for record in release]
+            name: [_file(record, file_url, upload_time_known) for record in release]
             for name, release in releases.items()
         }
     return document
@@ -139,8 +143,11 @@ def _info(
     }
 
 
-def _file(record: FileRecord, file_url: FileUrl) -> dict[str, Any]:
+def _file(
+    record: FileRecord, file_url: FileUrl, upload_time_known: Callable[[FileRecord], bool]
+) -> dict[str, Any]:
     """One entry of ``urls`` or ``releases``."""
+    dated = upload_time_known(record)
     return {
         "filename": record.filename,
         "url": file_url(record),
@@ -154,8 +161,10 @@ def _file(record: FileRecord, file_url: FileUrl) -> dict[str, Any]:
         "packagetype": record.packagetype,
         "python_version": record.python_version,
         "requires_python": record.requires_python or None,
-        "upload_time": record.upload_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-        "upload_time_iso_8601": format_time(record.upload_time),
+        "upload_time": (
+            record.upload_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S") if dated else None
+        ),
+        "upload_time_iso_8601": format_time(record.upload_time) if dated else None,
         "yanked": record.yanked is not None,
         "yanked_reason": record.yanked or None,
         "has_sig": False,

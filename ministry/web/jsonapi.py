@@ -57,6 +57,7 @@ class JsonApi:
                 lambda record: f"{root}/{file_path(record)}",
                 root,
                 version,
+                view.upload_time_known,
             )
             body = json.dumps(document, separators=(",", ":")).encode()
             return self.urls.rendered(Page.of(body, "application/json", view.project.serial))

@@ -38,7 +38,7 @@ def _row(label: str, value: Any) -> str:
 
 
 def render_html(report: dict[str, Any]) -> bytes:
-    """A plain page: the facts in a table, then the errors with their project."""
+    """A plain page: the facts in a table, then the errors and skips with their project."""
     done, total = report["projects_done"], report["projects_total"]
     rows = [
         _row("State", report["state"]),
@@ -56,19 +56,26 @@ def render_html(report: dict[str, Any]) -> bytes:
             f"{report['runs']} ({report['failed_runs']}, {report['skipped_runs']})",
         ),
     ]
-    errors = "".join(
-        f"<li><strong>{escape(item['project'])}</strong>: {escape(item['error'])}</li>"
-        for item in report["errors"]
-    )
     body = (
         '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Mirror</title>'
         '<link rel="stylesheet" href="/static/style.css"></head><body><main>'
-        "<h1>Mirror</h1><table>" + "".join(rows) + "</table>"
-        f"<h2>Errors of the last run ({len(report['errors'])})</h2>"
-        + (f"<ul>{errors}</ul>" if errors else "<p>None.</p>")
+        "<h1>Mirror</h1><table>"
+        + "".join(rows)
+        + "</table>"
+        + _by_project("Errors of the last run", report["errors"], "error")
+        + _by_project("Skipped by the name policy", report["skipped"], "reason")
         + "</main></body></html>\n"
     )
     return body.encode()
+
+
+def _by_project(title: str, items: list[dict[str, str]], key: str) -> str:
+    """A heading with the count, then each project and what was said of it."""
+    listed = "".join(
+        f"<li><strong>{escape(item['project'])}</strong>: {escape(item[key])}</li>"
+        for item in items
+    )
+    return f"<h2>{title} ({len(items)})</h2>" + (f"<ul>{listed}</ul>" if listed else "<p>None.</p>")
 
 
 class MirrorStatusPage:
