@@ -131,6 +131,9 @@ def test_an_undated_file_is_served_undated_and_its_hold_shown(tmp_path, upstream
         with urllib.request.urlopen(f"{plain.url}/pypi/cool/json", timeout=30) as response:
             releases = json.load(response)["releases"]
         assert releases["2.0"][0]["upload_time_iso_8601"] is not None
+        with urllib.request.urlopen(f"{plain.url}/project/cool/3.0/", timeout=30) as response:
+            files_section = response.read().decode().split('id="files-heading"', 1)[1]
+        assert "First seen here" in files_section and "Uploaded" not in files_section
         assert (
             releases["3.0"][0]["upload_time"] is releases["3.0"][0]["upload_time_iso_8601"] is None
         )

@@ -115,6 +115,7 @@ class ProjectPages:
             commands=install_commands(self.urls.render_root(), view.project.name, version),
             status_notice=page_notice(view.project),
             held_back=view.held_back,
+            dated=view.upload_time_known,
             nav="projects",
         )
         return self.urls.rendered(page)
