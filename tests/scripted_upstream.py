@@ -123,9 +123,14 @@ class Upstream(Resource):
     def asked(self, prefix: str) -> list[tuple[str, str | None]]:
         return [entry for entry in self.requests if entry[0].startswith(prefix)]
 
-    def publish(self, project: str, files: list[dict], etag: str | None = '"v1"') -> None:
-        """A PEP 691 page for ``project`` with ``files`` (see :func:`entry`)."""
-        body = json.dumps({"meta": {"api-version": "1.1"}, "name": project, "files": files})
+    def publish(
+        self, project: str, files: list[dict], etag: str | None = '"v1"', status: dict | None = None
+    ) -> None:
+        """A PEP 691 page for ``project``: ``files`` (see :func:`entry`), a PEP 792 ``status``."""
+        document: dict = {"meta": {"api-version": "1.4"}, "name": project, "files": files}
+        if status is not None:
+            document["project-status"] = status
+        body = json.dumps(document)
         self.pages[f"/simple/{project}/"] = (JSON_V1, body.encode(), etag)
 
     def publish_demo(self, etag: str | None = '"v1"') -> None:

@@ -284,6 +284,29 @@ def test_a_page_round_trips_through_its_dict():
 
 
 @pytest.mark.parametrize(
+    ("marker", "kept"),
+    [
+        pytest.param(None, ("active", None), id="none"),
+        pytest.param({"status": "quarantined", "reason": "malware"}, ("quarantined", "malware")),
+        pytest.param({"status": "archived"}, ("archived", None), id="no reason"),
+        pytest.param({"status": "on-fire", "reason": "?"}, ("active", None), id="unknown status"),
+        pytest.param({"status": "deprecated", "reason": 7}, ("deprecated", None), id="odd reason"),
+        pytest.param("quarantined", ("active", None), id="not an object"),
+    ],
+)
+def test_the_upstreams_project_status_is_read_and_kept_with_the_page(marker, kept):
+    document = json.loads(json_page(json_file(), api_version="1.4"))
+    if marker is not None:
+        document["project-status"] = marker
+    parsed = parse_page(json.dumps(document).encode(), JSON_TYPE, PAGE, "demo", SEEN)
+    assert (parsed.status, parsed.status_reason) == kept
+    page = UpstreamPage("demo", PAGE, PAGE, None, 1.0, parsed.files, *kept)
+    assert UpstreamPage.from_dict(json.loads(json.dumps(page.to_dict()))) == page
+    saved_before = {k: v for k, v in page.to_dict().items() if not k.startswith("status")}
+    assert UpstreamPage.from_dict(saved_before).status == "active"  # pages saved before
+
+
+@pytest.mark.parametrize(
     "data", [{"format": 99}, {"format": 1, "project": "demo"}, {"format": 1, "files": 3}]
 )
 def test_a_damaged_cached_page_is_refused(data):

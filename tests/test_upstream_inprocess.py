@@ -10,6 +10,7 @@ the real reactor's thread pool.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -20,6 +21,7 @@ from typing import Any, NamedTuple
 import pytest
 import pytest_twisted
 import treq
+from accept_headers import JSON_V1
 from archive_factory import make_wheel, wheel_filename
 from packaging.requirements import Requirement
 from scripted_upstream import SDIST, SDIST_NAME, WHEEL, WHEEL_NAME, Upstream, entry
@@ -36,6 +38,7 @@ from ministry.config import load_settings
 from ministry.core.cooldown import HeldBack
 from ministry.core.mirror_config import MirrorConfig
 from ministry.core.models import format_time
+from ministry.core.simple import render_project
 from ministry.mirror.service import MirrorService
 from ministry.stores.blobs import FilesystemBlobStore
 from ministry.stores.cache_index import EVICTION_LEASE, LocalCacheIndex
@@ -447,3 +450,39 @@ async def test_the_held_back_files_are_listed_with_when_they_are_released(proxie
     assert environment().get_template("held_back.html").render(held_back=()).strip() == ""
     # Pages that pass nothing (a hosted project) render nothing either.
     assert environment().get_template("held_back.html").render().strip() == ""
+
+
+# -- the upstream's PEP 792 project status ------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_upstream_quarantine_reaches_the_pages_at_their_next_refresh(proxied):
+    proxy, upstream, clock, _ = await proxied(**{"upstream-ttl": "10m"})
+    upstream.publish_demo()
+    view, _ = await proxy.project("demo")
+    assert (view.project.status, len(view.files)) == ("active", 2)
+    upstream.publish(
+        "demo",
+        [entry(upstream, SDIST_NAME, SDIST), entry(upstream, WHEEL_NAME, WHEEL)],
+        '"v2"',
+        status={"status": "quarantined", "reason": "malware in 1.0"},
+    )
+    clock.advance(600)  # the TTL is over: the next ask revalidates
+    view, _ = await proxy.project("demo")
+    assert (view.project.status, view.project.status_reason) == ("quarantined", "malware in 1.0")
+    page = json.loads(render_project(view.project, list(view.files), str, JSON_V1))
+    assert page["files"] == [] and page["project-status"]["status"] == "quarantined"
+    # Kept with the saved page: a restart (or the offline listing) says it too.
+    saved = await proxy.saved.read("demo")
+    assert (saved.status, saved.status_reason) == ("quarantined", "malware in 1.0")
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_mirror_skips_a_project_quarantined_upstream(proxied, store):
+    proxy, upstream, clock, _ = await proxied()
+    upstream.publish("demo", [entry(upstream, WHEEL_NAME, WHEEL)], status={"status": "quarantined"})
+    mirror = MirrorService(DEMO_MIRROR, proxy, store, clock=clock)
+    await mirror.run_once()
+    report = mirror.status.to_dict()
+    assert report["skipped"] == [{"project": "demo", "reason": "demo is quarantined upstream"}]
+    assert upstream.asked("/files/") == []

@@ -52,7 +52,7 @@ from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 from ministry.core.errors import MinistryError
-from ministry.core.models import WHEEL, FileRecord, parse_time
+from ministry.core.models import ACTIVE, STATUSES, WHEEL, FileRecord, parse_time
 from ministry.core.names import parse_filename
 
 #: The only on-disk format of :meth:`UpstreamPage.to_dict` so far.
@@ -97,10 +97,12 @@ class UpstreamFile:
 
 @dataclass(frozen=True)
 class ParsedPage:
-    """The usable files of an upstream page, and how many were left out."""
+    """The usable files of an upstream page, how many were left out, and its PEP 792 status."""
 
     files: tuple[UpstreamFile, ...]
     skipped: int = 0
+    status: str = ACTIVE
+    status_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,9 @@ class UpstreamPage:
     etag: str | None
     fetched: float  # epoch seconds of the last fetch or successful revalidation
     files: tuple[UpstreamFile, ...]
+    #: The upstream's PEP 792 marker, passed through (pages saved before: active).
+    status: str = ACTIVE
+    status_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -123,6 +128,8 @@ class UpstreamPage:
             "etag": self.etag,
             "fetched": self.fetched,
             "files": [upstream_file.to_dict() for upstream_file in self.files],
+            "status": self.status,
+            "status_reason": self.status_reason,
         }
 
     @classmethod
@@ -137,6 +144,7 @@ class UpstreamPage:
                 data["etag"],
                 float(data["fetched"]),
                 tuple(UpstreamFile.from_dict(item) for item in data["files"]),
+                *_status(data.get("status"), data.get("status_reason")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PageError(f"damaged cached page: {exc!r}") from None
@@ -174,8 +182,9 @@ def parse_page(
     file is marked ``upload_time_known=False`` (see the module notes).
     """
     media_type = content_type.split(";", 1)[0].strip().lower()
+    status: tuple[str, str | None] = (ACTIVE, None)  # HTML has none: PEP 833 froze it
     if media_type.endswith(("+json", "/json")):
-        links = _json_links(body)
+        links, status = _json_links(body)
     elif "html" in media_type:
         links = _html_links(body, page_url)
     else:
@@ -191,10 +200,11 @@ def parse_page(
             skipped += 1
         else:
             files[built.record.filename] = built
-    return ParsedPage(tuple(files.values()), skipped)
+    return ParsedPage(tuple(files.values()), skipped, *status)
 
 
-def _json_links(body: bytes) -> Iterator[_Link]:
+def _json_links(body: bytes) -> tuple[Iterator[_Link], tuple[str, str | None]]:
+    """The links of a PEP 691 page, and its PEP 792 ``project-status`` (status, reason)."""
     try:
         document = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -203,7 +213,17 @@ def _json_links(body: bytes) -> Iterator[_Link]:
         raise PageError("not a PEP 691 project page: no 'files' list")
     meta = document.get("meta")
     _check_api_version(meta.get("api-version") if isinstance(meta, dict) else None)
-    return _json_files(document["files"])
+    marker = document.get("project-status")
+    marker = marker if isinstance(marker, dict) else {}
+    return _json_files(document["files"]), _status(marker.get("status"), marker.get("reason"))
+
+
+def _status(status: Any, reason: Any) -> tuple[str, str | None]:
+    """A PEP 792 marker as kept: an unknown or missing status is ``active`` (as PEP 792
+    tells installers to read one), a reason only if it is text."""
+    if status not in STATUSES:
+        return ACTIVE, None  # the reason was about a status we do not know
+    return status, reason if isinstance(reason, str) and reason else None
 
 
 def _json_files(entries: list[Any]) -> Iterator[_Link]:

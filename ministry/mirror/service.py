@@ -26,7 +26,7 @@ from ministry.core.mirror_plan import (
     select,
 )
 from ministry.core.mirror_targets import Need
-from ministry.core.models import FileRecord
+from ministry.core.models import QUARANTINED, FileRecord
 from ministry.core.upstream_pages import UpstreamFile, UpstreamPage
 from ministry.interfaces import ILease
 from ministry.mirror.status import MirrorStatus, progress_bar
@@ -233,6 +233,10 @@ class MirrorService(TimerService):
             return None
         if page is None:
             self.status.error(project, "no upstream has this project")
+        elif page.status == QUARANTINED:
+            reason = f" ({page.status_reason})" if page.status_reason else ""
+            self.status.skip(project, f"{project} is quarantined upstream{reason}")
+            return None
         return page
 
     async def _fetch(self, record: FileRecord, source: UpstreamFile) -> None:

@@ -217,7 +217,16 @@ class UpstreamClient(Service):
             )
         self.pages_fetched += 1
         etag = _header(response, b"etag")
-        return UpstreamPage(project, upstream, page_url, etag, now, parsed.files)
+        return UpstreamPage(
+            project,
+            upstream,
+            page_url,
+            etag,
+            now,
+            parsed.files,
+            parsed.status,
+            parsed.status_reason,
+        )
 
     # -- files ------------------------------------------------------------------
 

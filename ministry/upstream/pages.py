@@ -342,7 +342,14 @@ class UpstreamPages(Service):
             if record is not None:
                 records.append(record)
                 sources[record.filename] = item
-        project = ProjectRecord(page.project, page.project, 0, _moment(page.fetched))
+        project = ProjectRecord(
+            page.project,
+            page.project,
+            0,
+            _moment(page.fetched),
+            status=page.status,  # the upstream's PEP 792 marker, as the pages say it
+            status_reason=page.status_reason,
+        )
         return UpstreamView(project, tuple(records), sources, held), expires
 
     async def _forget(self, name: str) -> None:
