@@ -1,4 +1,4 @@
-"""PEP 792 status with real clients: a real daemon, real twine and pip, the real admin command.
+"""PEP 792 status with real clients: a real daemon, real twine, pip and uv, the admin command.
 
 ``ministry-admin project status`` writes to the running daemon's database
 from another process, as an operator would; the daemon's cached pages must
@@ -27,6 +27,7 @@ pytestmark = pytest.mark.e2e
 
 PROJECT = "ministry-sample"
 PIP = (sys.executable, "-m", "pip")
+UV = (sys.executable, "-m", "uv")
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +61,11 @@ def pip_install(server: MinistryProcess, target: Path, requirement: str, env: di
     return run([*command, "--target", str(target), requirement], env)
 
 
+def uv_install(server: MinistryProcess, target: Path, env: dict[str, str]):
+    command = [*UV, "pip", "install", "--index-url", f"{server.url}/simple/", "--no-cache"]
+    return run([*command, "--python", sys.executable, "--target", str(target), PROJECT], env)
+
+
 def test_a_quarantined_project_does_not_install_until_it_is_active_again(
     server, env, sample_dists, tmp_path
 ) -> None:
@@ -79,11 +85,17 @@ def test_a_quarantined_project_does_not_install_until_it_is_active_again(
     )
     assert by_url.returncode != 0, by_url.output
     assert "ministry-sample is quarantined (malware found)" in by_url.output, by_url.output
+    refused = uv_install(server, tmp_path / "uv-quarantined", env)
+    assert refused.returncode != 0, refused.output
+    assert not (tmp_path / "uv-quarantined" / "ministry_sample").exists()
 
     set_status(server, "active")
     result = pip_install(server, tmp_path / "after", PROJECT, env)
     assert result.returncode == 0, result.output
     assert (tmp_path / "after" / "ministry_sample" / "__init__.py").exists()
+    result = uv_install(server, tmp_path / "uv-after", env)
+    assert result.returncode == 0, result.output
+    assert (tmp_path / "uv-after" / "ministry_sample" / "__init__.py").exists()
 
 
 def test_twine_cannot_upload_to_an_archived_project(server, env, sample_dists) -> None:
