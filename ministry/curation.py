@@ -7,17 +7,33 @@ admin command runs with the store's own rights); this decides what a target
 means and keeps the order that protects the invariants: a deleted file's
 bytes go only after the store has committed the deletion (and its
 tombstone), so a file is never listed without its bytes.
+
+Audit log. Every change made here (and every upload and role change, through
+:meth:`Curator.record`) leaves one ``AuditEvent`` naming the caller's
+:class:`~ministry.core.audit.Actor`, at the time of ``now``. The entry is
+written after the change has committed, and a failure to write it does not
+undo or fail the change: the change has happened, and a 503 would make a
+client retry something done (twine would then meet "file exists"). It is
+not silent either: the whole entry is logged at CRITICAL level as JSON, so
+an operator is alerted and can put it back from the log. A store that
+cannot take the entry usually could not take the change either, so this is
+rare.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from packaging.version import InvalidVersion, Version
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
+from ministry.core import audit
+from ministry.core.audit import Actor, AuditEvent
 from ministry.core.errors import BadRequest, NotFound
-from ministry.core.models import FileRecord, ProjectRecord
+from ministry.core.models import FileRecord, ProjectRecord, utcnow
 from ministry.core.names import canonical
 from ministry.core.project_status import check_reason, check_status
 from ministry.interfaces import IBlobStore, IMetadataStore
@@ -60,9 +76,13 @@ def _same_version(left: str, right: str) -> bool:
 class Curator:
     """Acts on the files a :class:`Target` names, or says there are none (404)."""
 
-    def __init__(self, store: IMetadataStore, blobs: IBlobStore) -> None:
+    def __init__(
+        self, store: IMetadataStore, blobs: IBlobStore, now: Callable[[], datetime] = utcnow
+    ) -> None:
+        """``now`` dates the audit entries: a test's clock, or the wall clock."""
         self.store = store
         self.blobs = blobs
+        self.now = now
 
     async def select(self, target: Target) -> list[FileRecord]:
         chosen = select_files(await self.store.list_files(target.project), target)
@@ -70,33 +90,72 @@ class Curator:
             raise NotFound(f"No such file or release: {target}.")
         return chosen
 
-    async def yank(self, target: Target, reason: str = "") -> list[str]:
+    async def yank(self, target: Target, actor: Actor, reason: str = "") -> list[str]:
         """Yank the target's files with ``reason``; the filenames whose state changed."""
         chosen = await self.select(target)
         changed = await self.store.set_yanked(target.project, [r.filename for r in chosen], reason)
         log.info("Yanked {target}: {reason!r}", target=target, reason=reason)
+        await self._record_target(actor, audit.YANK, target, changed, reason)
         return changed
 
-    async def unyank(self, target: Target) -> list[str]:
+    async def unyank(self, target: Target, actor: Actor) -> list[str]:
         chosen = await self.select(target)
         changed = await self.store.set_yanked(target.project, [r.filename for r in chosen], None)
         log.info("Un-yanked {target}", target=target)
+        await self._record_target(actor, audit.UNYANK, target, changed, "")
         return changed
 
-    async def delete(self, target: Target) -> list[str]:
+    async def delete(self, target: Target, actor: Actor) -> list[str]:
         """Delete the target's files, then their bytes; the filenames deleted."""
         chosen = await self.select(target)
         removed = await self.store.delete_files(target.project, [r.filename for r in chosen])
         for record in removed:
             await self.blobs.delete(record.blob_key)
         log.info("Deleted {target}", target=target)
-        return [record.filename for record in removed]
+        deleted = [record.filename for record in removed]
+        await self._record_target(actor, audit.DELETE, target, deleted, "")
+        return deleted
 
-    async def set_status(self, name: str, status: str, reason: str | None) -> ProjectRecord:
+    async def set_status(
+        self, name: str, status: str, reason: str | None, actor: Actor
+    ) -> ProjectRecord:
         """Give a hosted project (canonical ``name``) a status; 400 or 404 if it cannot."""
         status, reason = check_status(status), check_reason(reason)
         project = await self.store.set_project_status(name, status, reason)
         if project is None:
             raise NotFound(f"No such project hosted here: {name}.")
         log.info("{name} is now {status}: {reason!r}", name=name, status=status, reason=reason)
+        detail = status if reason is None else f"{status}: {reason}"
+        await self.record(actor, audit.STATUS, name, detail=detail)
         return project
+
+    async def _record_target(
+        self, actor: Actor, action: str, target: Target, changed: list[str], reason: str
+    ) -> None:
+        """One entry for a change of files, if any changed: a no-op alters no install.
+
+        Its detail lists the files that changed, then the reason if there is one.
+        """
+        if not changed:
+            return
+        detail = ", ".join(changed) + (f": {reason}" if reason else "")
+        await self.record(
+            actor,
+            action,
+            target.project,
+            version=target.version,
+            filename=target.filename,
+            detail=detail,
+        )
+
+    async def record(self, actor: Actor, action: str, project: str, **rest: Any) -> None:
+        """Keep an audit entry of ``actor``'s change now (see the module docstring)."""
+        event = AuditEvent.by(actor, self.now(), action, project, **rest)
+        try:
+            await self.store.append_audit(event)
+        except Exception:
+            log.failure(
+                "AUDIT ENTRY NOT STORED, the change stands: {entry}",
+                entry=event.to_json(),
+                level=LogLevel.critical,
+            )

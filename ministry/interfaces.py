@@ -155,6 +155,18 @@ class IMetadataStore(Interface):
         the owner, and a loser of a race sees the winner's roles.
         """
 
+    def append_audit(event):
+        """Deferred[None]: keep an ``AuditEvent`` (``ministry.core.audit``) for good.
+
+        Audit entries are not changes of the index: no serial, no subscriber.
+        """
+
+    def list_audit(project: str | None = None, limit: int = 100):
+        """Deferred[list[AuditEvent]]: the latest ``limit`` entries, newest first.
+
+        Only those of ``project`` (canonical) when it is given.
+        """
+
     def subscribe(callback: Callable[[str], None]):
         """Call ``callback(project_name)`` after every change to a project.
 

@@ -43,10 +43,12 @@ from ministry.upstream.pages import UpstreamPages
 from ministry.upstream.saved_pages import SavedPages
 from ministry.web.api import CurationApi
 from ministry.web.app import Components, build_site
+from ministry.web.audit_page import AuditPage
 from ministry.web.auth import Authenticator
 from ministry.web.front import Front
 from ministry.web.http.files import Delivery, DiskDelivery
 from ministry.web.http.site import IndexSite
+from ministry.web.integrity_api import IntegrityApi
 from ministry.web.jsonapi import JsonApi
 from ministry.web.listing import DirectoryListing
 from ministry.web.metrics import Metrics
@@ -247,6 +249,8 @@ def build_components(settings: Settings, web: _Backends) -> Components:
         uploads=Uploads(
             web.timed, blobs, settings.max_upload_size, web.metrics, web.auth, curator, readmes
         ),
+        integrity=IntegrityApi(catalog, blobs),
+        audit=AuditPage(web.auth, web.timed),
         front=Front(catalog, urls),
     )
 

@@ -258,6 +258,7 @@ def test_project_json_document():
                 "core-metadata": {"sha256": "d" * 64},
                 "dist-info-metadata": {"sha256": "d" * 64},
                 "size": 1234,
+                "provenance": None,
                 "upload-time": "2024-05-06T07:08:09.123456Z",
             }
         ],

@@ -107,7 +107,7 @@ async def test_sqlite_migrates_a_version_1_database(tmp_path: Path) -> None:
     await store.add_file(make_record(), "demo-pkg", None)
     await store.stopService()
     with sqlite3.connect(path) as conn:  # back to how version 1 left it
-        for table in ("tombstones", "users", "tokens", "roles"):
+        for table in ("tombstones", "users", "tokens", "roles", "audit"):
             conn.execute(f"DROP TABLE {table}")
         for column in ("status", "status_reason"):
             conn.execute(f"ALTER TABLE projects DROP COLUMN {column}")
@@ -122,7 +122,7 @@ async def test_sqlite_migrates_a_version_1_database(tmp_path: Path) -> None:
         await store.stopService()
     with sqlite3.connect(path) as conn:
         version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    assert version == (SCHEMA_VERSION,) == (3,)
+    assert version == (SCHEMA_VERSION,) == (4,)
 
 
 @pytest_twisted.ensureDeferred
@@ -133,6 +133,7 @@ async def test_sqlite_migrates_a_version_2_database_to_active_projects(tmp_path:
     await store.add_file(make_record(), "demo-pkg", None)
     await store.stopService()
     with sqlite3.connect(path) as conn:  # back to how version 2 left it
+        conn.execute("DROP TABLE audit")
         for column in ("status", "status_reason"):
             conn.execute(f"ALTER TABLE projects DROP COLUMN {column}")
         conn.execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'")

@@ -908,3 +908,67 @@ class TestTimedSQLiteStore(Timed, SQLiteFactory, MetadataStoreContract, LeaseCon
 
 class TestTimedRedisStore(Timed, RedisFactory, MetadataStoreContract, LeaseContract):
     pass
+
+
+# -- the audit log (issue 16) ----------------------------------------------------
+
+
+def audit_event(action: str, project: str = "demo-pkg", minute: int = 0, **rest: Any) -> Any:
+    from ministry.core.audit import AuditEvent
+
+    when = datetime(2026, 12, 1, 12, minute, 0, 123456, tzinfo=UTC)
+    return AuditEvent(when, "alice", "192.0.2.7", action, project, **rest)
+
+
+class AuditContract:
+    """Every store keeps audit entries for good and lists them newest first."""
+
+    @pytest_twisted.ensureDeferred
+    async def test_audit_entries_are_listed_newest_first(
+        self, metadata_store: IMetadataStore
+    ) -> None:
+        upload = audit_event("upload", version="1.0", filename="demo_pkg-1.0.tar.gz")
+        yank = audit_event("yank", minute=1, version="1.0", detail="broken")
+        other = audit_event("status", project="other", minute=2, detail="archived")
+        assert await metadata_store.list_audit() == []
+        for event in (upload, yank, other):
+            assert await metadata_store.append_audit(event) is None
+        assert await metadata_store.list_audit() == [other, yank, upload]
+        assert await metadata_store.list_audit("demo-pkg") == [yank, upload]
+        assert await metadata_store.list_audit(limit=2) == [other, yank]
+        assert await metadata_store.list_audit("demo-pkg", limit=0) == []
+        assert await metadata_store.list_audit("nothing-here") == []
+
+    @pytest_twisted.ensureDeferred
+    async def test_audit_entries_are_not_changes_of_the_index(
+        self, metadata_store: IMetadataStore
+    ) -> None:
+        recorder = Recorder()
+        metadata_store.subscribe(recorder)
+        await metadata_store.append_audit(audit_event("role", detail="bob: owner"))
+        assert await metadata_store.last_serial() == 0
+        assert recorder.names == []
+
+    @pytest_twisted.ensureDeferred
+    async def test_audit_entries_are_shared_by_two_instances(self, tmp_path: Path) -> None:
+        make = self.make_store  # type: ignore[attr-defined]
+        async with running(make(tmp_path)) as one, running(make(tmp_path)) as two:
+            await one.append_audit(audit_event("delete", filename="demo_pkg-1.0.tar.gz"))
+            assert await two.list_audit() == await one.list_audit()
+            assert len(await two.list_audit()) == 1
+
+
+class TestSQLiteAudit(SQLiteFactory, AuditContract):
+    pass
+
+
+class TestRedisAudit(RedisFactory, AuditContract):
+    pass
+
+
+class TestTimedSQLiteAudit(Timed, SQLiteFactory, AuditContract):
+    pass
+
+
+class TestTimedRedisAudit(Timed, RedisFactory, AuditContract):
+    pass

@@ -17,6 +17,7 @@ from typing import Any
 from twisted.internet.defer import ensureDeferred, maybeDeferred
 from twisted.internet.task import react
 
+from ministry.admin.audit import add_audit_command, audit_command
 from ministry.admin.checks import check_command
 from ministry.admin.mirror import mirror_command
 from ministry.admin.releases import curate_command
@@ -43,6 +44,7 @@ COMMANDS: dict[str, Command] = {
     "yank": curate_command,
     "unyank": curate_command,
     "delete": curate_command,
+    "audit": audit_command,
 }
 
 
@@ -96,6 +98,7 @@ def parser() -> argparse.ArgumentParser:
     _account_commands(commands)
     _curation_commands(commands)
     _check_command(commands)
+    add_audit_command(commands)
     mirror = commands.add_parser("mirror", help="the [mirror] table of the config file")
     actions = mirror.add_subparsers(dest="action", required=True)
     actions.add_parser("run", help="one mirror pass now, in the foreground, with a progress bar")

@@ -8,13 +8,20 @@ both refuse and report the same things.
 from __future__ import annotations
 
 import argparse
+import getpass
 from typing import Any
 
+from ministry.core.audit import Actor
 from ministry.core.errors import NotFound
 from ministry.core.names import check_project_name
 from ministry.core.project_status import describe
 from ministry.curation import Curator, Target
 from ministry.interfaces import IBlobStore, IMetadataStore
+
+
+def cli_actor() -> Actor:
+    """``ministry-admin (<os user>)``: who ran the command, for the audit log."""
+    return Actor.cli(getpass.getuser())
 
 
 async def curate_command(
@@ -25,14 +32,14 @@ async def curate_command(
     curator = Curator(store, blobs)
     if args.command == "yank":
         files = [record.filename for record in await curator.select(target)]
-        await curator.yank(target, args.reason)
+        await curator.yank(target, cli_actor(), args.reason)
         print(f"Yanked {target}: {', '.join(files)}")
     elif args.command == "unyank":
         files = [record.filename for record in await curator.select(target)]
-        await curator.unyank(target)
+        await curator.unyank(target, cli_actor())
         print(f"Un-yanked {target}: {', '.join(files)}")
     else:
-        print(f"Deleted {target}: {', '.join(await curator.delete(target))}")
+        print(f"Deleted {target}: {', '.join(await curator.delete(target, cli_actor()))}")
 
 
 async def status_command(
@@ -46,5 +53,7 @@ async def status_command(
         if project is None:
             raise NotFound(f"No such project hosted here: {name}.")
     else:
-        project = await Curator(store, blobs).set_status(name, args.status, args.reason)
+        project = await Curator(store, blobs).set_status(
+            name, args.status, args.reason, cli_actor()
+        )
     print(describe(project))

@@ -23,6 +23,9 @@ ORIGINS = ("upload", "proxy", "mirror")
 #: under ``/packages/`` and in a cache of upstream files.
 METADATA_SUFFIX = ".metadata"
 
+#: What the blob key of a file's PEP 740 provenance adds to the file's own.
+PROVENANCE_SUFFIX = ".provenance"
+
 
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC, with microseconds."""
@@ -103,6 +106,9 @@ class FileRecord(_Serialised):
     #: None: not yanked. A string, possibly empty: yanked, with that reason.
     yanked: str | None = None
     origin: str = "upload"
+    #: sha256 of the PEP 740 provenance stored at :attr:`provenance_key`, or
+    #: None when the upload came without attestations.
+    provenance_sha256: str | None = None
 
     @property
     def blob_key(self) -> str:
@@ -113,6 +119,11 @@ class FileRecord(_Serialised):
         bytes: the loser's blob is simply deleted.
         """
         return f"{self.sha256[:2]}/{self.sha256[2:4]}/{self.sha256[4:]}/{self.filename}"
+
+    @property
+    def provenance_key(self) -> str:
+        """Where its PEP 740 provenance lives: beside the bytes, named after them."""
+        return self.blob_key + PROVENANCE_SUFFIX
 
     @property
     def serves_metadata(self) -> bool:

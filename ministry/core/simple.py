@@ -23,6 +23,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+from ministry.core.attestations import integrity_path
 from ministry.core.models import FileRecord, ProjectRecord, format_time
 from ministry.core.negotiate import HTML_V1, JSON_V1, TEXT_HTML
 from ministry.core.project_status import hides_files, status_json
@@ -132,7 +133,8 @@ def _file_json(record: FileRecord, url: str, dated: bool) -> dict[str, Any]:
     Only sha256 goes in ``hashes``: PEP 691 keys are ``hashlib.new`` names,
     which our blake2b-256 is not (it needs a digest_size), and md5 adds no
     safety. ``dist-info-metadata`` repeats ``core-metadata`` for clients
-    older than PEP 714.
+    older than PEP 714. ``provenance`` (PEP 740) is relative to the page,
+    ``/simple/<project>/``, wherever the index is mounted.
     """
     metadata = {"sha256": record.metadata_sha256} if record.serves_metadata else False
     entry: dict[str, Any] = {
@@ -144,6 +146,7 @@ def _file_json(record: FileRecord, url: str, dated: bool) -> dict[str, Any]:
         "core-metadata": metadata,
         "dist-info-metadata": metadata,
         "size": record.size,
+        "provenance": None if (path := integrity_path(record)) is None else f"../../{path}",
     }
     if dated:
         entry["upload-time"] = format_time(record.upload_time)

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from packaging.version import InvalidVersion, Version
 
+from ministry.core import attestations
 from ministry.core.errors import BadRequest
 from ministry.core.metadata import CoreMetadata
 from ministry.core.models import SDIST, WHEEL, FileRecord
@@ -179,6 +180,20 @@ def build_record(
         metadata_sha256=hashlib.sha256(metadata_bytes).hexdigest(),
     )
     return record, metadata.name
+
+
+def provenance(form: UploadForm, record: FileRecord) -> tuple[FileRecord, bytes | None]:
+    """The record marked with the PEP 740 provenance its attestations make, and that provenance.
+
+    Without an ``attestations`` field the record is unchanged and there is
+    none; a field that does not attest this very file is a 400
+    (``ministry.core.attestations``).
+    """
+    field = _single(form.fields, "attestations")
+    if field is None:
+        return record, None
+    document = attestations.provenance_for(field, record.filename, record.sha256)
+    return record.with_changes(provenance_sha256=hashlib.sha256(document).hexdigest()), document
 
 
 def wants_blake2b_512(form: UploadForm) -> bool:

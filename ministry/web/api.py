@@ -26,11 +26,13 @@ from typing import Any
 
 from twisted.web.iweb import IRequest
 
+from ministry.core.audit import Actor
 from ministry.core.auth import Action
 from ministry.core.errors import BadRequest, TooLarge
 from ministry.core.names import check_project_name
 from ministry.core.project_status import status_json
 from ministry.curation import Curator, Target
+from ministry.web.audit_page import web_actor
 from ministry.web.auth import Authenticator
 from ministry.web.errors import refusing_app
 from ministry.web.http.form import StreamingForm
@@ -51,21 +53,22 @@ class CurationApi:
     @app.route("/api/yank", methods=["POST"])
     async def yank(self, request: IRequest) -> bytes:
         body = _json_body(request)
-        target = await self._allowed(request, body, Action.YANK)
+        target, actor = await self._allowed(request, body, Action.YANK)
         reason = _text(body, "reason") or ""
         files = [record.filename for record in await self.curator.select(target)]
-        return _answer(request, target, files, await self.curator.yank(target, reason))
+        changed = await self.curator.yank(target, actor, reason)
+        return _answer(request, target, files, changed)
 
     @app.route("/api/unyank", methods=["POST"])
     async def unyank(self, request: IRequest) -> bytes:
-        target = await self._allowed(request, _json_body(request), Action.YANK)
+        target, actor = await self._allowed(request, _json_body(request), Action.YANK)
         files = [record.filename for record in await self.curator.select(target)]
-        return _answer(request, target, files, await self.curator.unyank(target))
+        return _answer(request, target, files, await self.curator.unyank(target, actor))
 
     @app.route("/api/delete", methods=["POST"])
     async def delete(self, request: IRequest) -> bytes:
-        target = await self._allowed(request, _json_body(request), Action.DELETE)
-        deleted = await self.curator.delete(target)
+        target, actor = await self._allowed(request, _json_body(request), Action.DELETE)
+        deleted = await self.curator.delete(target, actor)
         return _answer(request, target, deleted, deleted)
 
     @app.route("/api/status", methods=["POST"])
@@ -75,17 +78,21 @@ class CurationApi:
         if project is None or status is None:
             raise BadRequest("The JSON body needs a 'project' and a 'status'.")
         name = check_project_name(project)
-        await self.auth.authorize(request, Action.SET_STATUS, name)
-        record = await self.curator.set_status(name, status, _text(body, "reason"))
+        identity = await self.auth.authorize(request, Action.SET_STATUS, name)
+        actor = web_actor(request, identity)
+        record = await self.curator.set_status(name, status, _text(body, "reason"), actor)
         return _json(request, {"project": name, "project-status": status_json(record)})
 
-    async def _allowed(self, request: IRequest, body: dict[str, Any], action: Action) -> Target:
+    async def _allowed(
+        self, request: IRequest, body: dict[str, Any], action: Action
+    ) -> tuple[Target, Actor]:
+        """The target, if the caller may act on it, and the caller for the audit log."""
         project = _text(body, "project")
         if project is None:
             raise BadRequest("The JSON body needs a 'project'.")
         target = Target.of(project, _text(body, "version"), _text(body, "filename"))
-        await self.auth.authorize(request, action, target.project)
-        return target
+        identity = await self.auth.authorize(request, action, target.project)
+        return target, web_actor(request, identity)
 
 
 def _json_body(request: IRequest) -> dict[str, Any]:

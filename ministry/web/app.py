@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from ministry.config import Settings
 from ministry.interfaces import IBlobStore
 from ministry.web.api import CurationApi
+from ministry.web.audit_page import AuditPage
 from ministry.web.auth import Authenticator
 from ministry.web.front import Front
 from ministry.web.http.connections import ConnectionLimits
 from ministry.web.http.form import FormLimits
 from ministry.web.http.site import IndexSite
+from ministry.web.integrity_api import IntegrityApi
 from ministry.web.jsonapi import JsonApi
 from ministry.web.listing import DirectoryListing
 from ministry.web.metrics import Metrics
@@ -45,6 +47,8 @@ class Components:
     mirror: MirrorStatusPage  # /mirror/
     curation: CurationApi  # /api/
     uploads: Uploads  # POST to /, /legacy/ or /dist
+    integrity: IntegrityApi  # /integrity/ (PEP 740)
+    audit: AuditPage  # /admin/audit/
     front: Front  # everything else
 
 
@@ -78,6 +82,8 @@ def build_site(
             b"metrics": status,
             b"mirror": components.mirror.app.resource(),
             b"api": components.curation.app.resource(),
+            b"integrity": components.integrity.app.resource(),
+            b"admin": components.audit.app.resource(),
         },
         uploads=components.uploads.app.resource(),
         front=components.front.app.resource(),

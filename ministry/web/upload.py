@@ -14,7 +14,9 @@ its staging file.
 Who may upload is asked of ``ministry.web.auth`` as soon as the project's
 name is known, before the archive is opened; a first upload to a project
 without owners makes the uploader its owner, just before the bytes are
-committed. pypiserver's ``:action=remove_pkg`` (name, version) deletes a
+committed. The PEP 740 provenance made from an ``attestations`` field
+(``ministry.core.attestations``) is committed just before the bytes and
+goes with them. pypiserver's ``:action=remove_pkg`` (name, version) deletes a
 release, as an administrator, here too.
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
+from pathlib import Path
 from urllib.parse import parse_qs
 
 from twisted.internet.threads import deferToThread
@@ -29,8 +32,8 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from ministry.catalog.readmes import Readmes
-from ministry.core import project_status, uploads
-from ministry.core.auth import Action
+from ministry.core import audit, project_status, uploads
+from ministry.core.auth import Action, Identity
 from ministry.core.errors import (
     BadRequest,
     FileExists,
@@ -43,6 +46,7 @@ from ministry.core.models import FileRecord, utcnow
 from ministry.core.names import ParsedFilename, canonical
 from ministry.curation import Curator, Target
 from ministry.interfaces import IBlobStore, IMetadataStore
+from ministry.web.audit_page import web_actor
 from ministry.web.auth import Authenticator
 from ministry.web.errors import refusing_app
 from ministry.web.http.form import StreamingForm
@@ -131,19 +135,31 @@ class Uploads:
         record, display_name = uploads.build_record(
             form, received, parsed, metadata, metadata_bytes, utcnow()
         )
+        record, provenance = uploads.provenance(form, record)
         existing = await self.store.get_file(record.project, record.filename)
         if existing is None:
             await self.auth.claim(identity, Action.UPLOAD, record.project)
+            await self._commit_provenance(record, provenance)
             await self._commit(form_body.staging_path, record, display_name, metadata_bytes)
             self.metrics.upload_bytes.inc(record.size)
             if self.readmes is not None:
                 self.readmes.prerender(record, metadata)
+            await self._audit(request, identity, record)
         elif existing.sha256 != record.sha256:
             raise FileExists.taken(record.filename, record.project, existing.sha256)
         else:
             await self._repair(form_body.staging_path, existing)
         log.info("Stored {filename}", filename=record.filename)
         return b"OK\n"
+
+    async def _audit(
+        self, request: IRequest, identity: Identity | None, record: FileRecord
+    ) -> None:
+        """The audit entry of a new file (an upload again of the same bytes adds none)."""
+        actor = web_actor(request, identity)
+        await self.curator.record(
+            actor, audit.UPLOAD, record.project, version=record.version, filename=record.filename
+        )
 
     async def _refuse_if_closed(self, project: str) -> None:
         """A 403 naming the status and reason if the project is archived or quarantined.
@@ -165,6 +181,8 @@ class Uploads:
         # release has its sdist.
         except (FileExists, FilenameReused, SdistExists):
             await self.blobs.delete(record.blob_key)
+            if record.provenance_sha256 is not None:
+                await self.blobs.delete(record.provenance_key)
             raise
         except BaseException:
             log.warn(
@@ -174,6 +192,22 @@ class Uploads:
             raise
         if not added:
             log.info("{filename} was stored by a concurrent upload", filename=record.filename)
+
+    async def _commit_provenance(self, record: FileRecord, provenance: bytes | None) -> None:
+        """Make the PEP 740 provenance durable beside the file, before the record names it.
+
+        Like the file's bytes, it is committed first so that no record is
+        seen without it; if the claim then fails, it goes with the bytes.
+        """
+        if provenance is None:
+            return
+        staging = self.blobs.staging_path()
+        try:
+            await deferToThread(Path(staging).write_bytes, provenance)
+            await self.blobs.commit(staging, record.provenance_key)
+        except BaseException:
+            self.blobs.discard(staging)
+            raise
 
     async def _repair(self, staging_path: str, existing: FileRecord) -> None:
         """Put back the bytes of a file uploaded again, if they are missing or cut short.
@@ -191,8 +225,8 @@ class Uploads:
         if not name or not version:
             raise BadRequest("':action' remove_pkg needs a 'name' and a 'version'.")
         target = Target.of(name, version, None)
-        await self.auth.authorize(request, Action.DELETE, target.project)
-        await self.curator.delete(target)
+        identity = await self.auth.authorize(request, Action.DELETE, target.project)
+        await self.curator.delete(target, web_actor(request, identity))
         return b"OK\n"
 
 

@@ -49,6 +49,7 @@ from ministry.core.names import release_version
 from ministry.core.redis_url import parse_redis_url
 from ministry.interfaces import ICacheIndex, ILease, IMetadataStore
 from ministry.stores.redis import scripts
+from ministry.stores.redis.audit import AuditLog
 from ministry.stores.redis.cache_index import RedisCacheIndex
 from ministry.stores.redis.changes import ChangeFeed, new_change_id
 from ministry.stores.redis.connection import InFlight, connections, listener_protocol
@@ -77,7 +78,7 @@ FILE_RECORDS_BATCH = 100
 
 
 @implementer(IMetadataStore)
-class RedisStore(ProjectStatusWrites, Service):
+class RedisStore(AuditLog, ProjectStatusWrites, Service):
     """:class:`IMetadataStore` on Redis, shared by any number of processes."""
 
     def __init__(

@@ -1,6 +1,6 @@
 """The SQLite file's tables, how it is opened, its migrations and its transactions.
 
-Schema (version 3)::
+Schema (version 4)::
 
     meta(key TEXT PRIMARY KEY, value INTEGER)
         'schema_version' -> 1, 'serial' -> the global serial
@@ -22,6 +22,9 @@ Schema (version 3)::
     users(name TEXT PRIMARY KEY, record TEXT)          -- JSON of UserRecord
     tokens(id TEXT PRIMARY KEY, username TEXT, record TEXT)  -- TokenRecord
     roles(project, username, role, PRIMARY KEY (project, username))
+    audit(id INTEGER PRIMARY KEY AUTOINCREMENT,  -- order of appending
+          project TEXT,               -- canonical, for listing one project's
+          record TEXT)                -- JSON of AuditEvent.to_dict()
 
 Roles name users without a foreign key: an htpasswd user owns projects
 too, and is not in ``users``.
@@ -95,6 +98,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         "ALTER TABLE projects ADD COLUMN status TEXT NOT NULL DEFAULT 'active'",
         "ALTER TABLE projects ADD COLUMN status_reason TEXT",
+    ),
+    (
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            project TEXT NOT NULL,
+            record TEXT NOT NULL
+        )""",
+        "CREATE INDEX audit_by_project ON audit (project, id)",
     ),
 )
 

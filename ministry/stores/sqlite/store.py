@@ -32,6 +32,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
+from ministry.core.audit import AuditEvent
 from ministry.core.errors import StoreUnavailable
 from ministry.core.models import (
     ROLES,
@@ -44,7 +45,7 @@ from ministry.core.models import (
 from ministry.interfaces import ICacheIndex, ILease, IMetadataStore
 from ministry.stores.cache_index import EVICTION_LEASE, LocalCacheIndex
 from ministry.stores.lease import LocalLease
-from ministry.stores.sqlite import accounts, projects, schema
+from ministry.stores.sqlite import accounts, audit, projects, schema
 from ministry.stores.subscribers import Subscribers
 
 log = Logger()
@@ -279,6 +280,16 @@ class SQLiteStore(Service):
 
     def claim_project(self, name: str, username: str) -> Deferred[dict[str, str]]:
         return self._run(accounts.claim_project, name, username)
+
+    # -- the audit log -------------------------------------------------------------
+
+    def append_audit(self, event: AuditEvent) -> Deferred[None]:
+        return self._run(audit.append_audit, event)
+
+    def list_audit(
+        self, project: str | None = None, limit: int = 100
+    ) -> Deferred[list[AuditEvent]]:
+        return self._run(audit.list_audit, project, limit)
 
     # -- change notification -----------------------------------------------------
 

@@ -1,0 +1,73 @@
+"""The audit log's record and the SQLite schema version that added its table."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+from store_records import make_record
+
+from ministry.core.audit import Actor, AuditEvent, json_lines
+from ministry.stores.sqlite import SQLiteStore
+from ministry.stores.sqlite.schema import SCHEMA_VERSION
+
+WHEN = datetime(2026, 12, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def test_an_event_survives_its_dict_and_json() -> None:
+    event = AuditEvent.by(
+        Actor("alice", "192.0.2.7"), WHEN, "yank", "demo-pkg", version="1.0", detail="broken"
+    )
+    assert AuditEvent.from_dict(event.to_dict()) == event
+    assert AuditEvent.from_json(event.to_json()) == event
+    assert event.to_dict()["when"] == "2026-12-01T12:00:00.123456Z"
+
+
+def test_the_export_is_one_json_document_a_line() -> None:
+    events = [
+        AuditEvent(WHEN, "alice", "192.0.2.7", "upload", "demo-pkg", "1.0", "demo_pkg-1.0.tar.gz"),
+        AuditEvent(WHEN, "bob", "local", "role", "demo-pkg", detail="carol: maintainer"),
+    ]
+    lines = json_lines(events).splitlines()
+    assert [json.loads(line)["actor"] for line in lines] == ["alice", "bob"]
+    assert json_lines([]) == ""
+
+
+def test_an_unknown_action_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown audit action"):
+        AuditEvent(WHEN, "alice", "192.0.2.7", "rename", "demo-pkg")
+
+
+def test_the_cli_names_the_os_user() -> None:
+    assert Actor.cli("ops") == Actor("ministry-admin (ops)", "local")
+
+
+@pytest_twisted.ensureDeferred
+async def test_sqlite_migrates_a_version_3_database_to_an_empty_audit_log(tmp_path: Path) -> None:
+    """Indexes made before the audit log open with their files and an empty log."""
+    path = tmp_path / "ministry.sqlite"
+    store = SQLiteStore(str(path))
+    await store.startService()
+    await store.add_file(make_record(), "demo-pkg", None)
+    await store.stopService()
+    with sqlite3.connect(path) as conn:  # back to how version 3 left it
+        conn.execute("DROP TABLE audit")
+        conn.execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'")
+
+    store = SQLiteStore(str(path))
+    await store.startService()
+    try:
+        assert await store.list_files("demo-pkg") == [make_record()]
+        assert await store.list_audit() == []
+        event = AuditEvent(WHEN, "alice", "192.0.2.7", "delete", "demo-pkg")
+        await store.append_audit(event)
+        assert await store.list_audit("demo-pkg") == [event]
+    finally:
+        await store.stopService()
+    with sqlite3.connect(path) as conn:
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    assert version == (SCHEMA_VERSION,) == (4,)
