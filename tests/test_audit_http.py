@@ -11,7 +11,7 @@ import json
 
 import pytest_twisted
 from archive_factory import make_wheel, wheel_filename
-from test_auth_http import WHEEL, WHEEL_NAME, AuthIndex, _headers
+from test_auth_http import WHEEL, WHEEL_NAME, AuthIndex, _headers, started_team
 from twisted.internet.defer import fail
 from twisted.logger import LogLevel, globalLogPublisher
 
@@ -31,11 +31,7 @@ async def entries(index: AuthIndex, query: str = "") -> list[dict[str, object]]:
 @pytest_twisted.async_yield_fixture
 async def team(tmp_path):
     """alice and bob users, root an administrator, behind a trusted proxy at 127.0.0.1."""
-    served = AuthIndex(str(tmp_path), **{"trusted-proxy": ["127.0.0.1"]})
-    await served.start()
-    await served.add_user("alice", "alice-pw")
-    await served.add_user("bob", "bob-pw")
-    await served.add_user("root", "root-pw", admin=True)
+    served = await started_team(tmp_path, **{"trusted-proxy": ["127.0.0.1"]})
     yield served
     await served.stop()
 

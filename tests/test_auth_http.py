@@ -113,14 +113,20 @@ async def index(tmp_path):
     await served.stop()
 
 
-@pytest_twisted.async_yield_fixture
-async def team(tmp_path):
-    """alice owns demo (wheel and sdist 1.0), bob is another user, root an administrator."""
-    served = AuthIndex(str(tmp_path))
+async def started_team(tmp_path, **options: object) -> AuthIndex:
+    """A started index with users alice and bob, and root an administrator."""
+    served = AuthIndex(str(tmp_path), **options)
     await served.start()
     await served.add_user("alice", "alice-pw")
     await served.add_user("bob", "bob-pw")
     await served.add_user("root", "root-pw", admin=True)
+    return served
+
+
+@pytest_twisted.async_yield_fixture
+async def team(tmp_path):
+    """alice owns demo (wheel and sdist 1.0), bob is another user, root an administrator."""
+    served = await started_team(tmp_path)
     assert (await served.send("demo", "1.0", WHEEL_NAME, WHEEL, "alice", "alice-pw")).code == 200
     assert (await served.send("demo", "1.0", SDIST_NAME, SDIST, "alice", "alice-pw")).code == 200
     yield served

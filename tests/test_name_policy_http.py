@@ -18,7 +18,7 @@ from http_harness import multipart
 from packaging.requirements import Requirement
 from proxy_fixtures import ProxyIndex, files_of, start_proxy_fixture, upstream_fixture  # noqa: F401
 from scripted_upstream import entry
-from test_auth_http import AuthIndex, _headers
+from test_auth_http import _headers, started_team
 from twisted.internet import reactor
 
 from ministry.core.mirror_config import MirrorConfig
@@ -141,11 +141,7 @@ async def test_the_mirror_skips_refused_names_with_the_reason(upstream, start_pr
 @pytest_twisted.async_yield_fixture
 async def reserving(tmp_path):
     """An index reserving ``acme-*``: alice and bob users, root an administrator."""
-    served = AuthIndex(str(tmp_path), reserve=["acme-*"])
-    await served.start()
-    await served.add_user("alice", "alice-pw")
-    await served.add_user("bob", "bob-pw")
-    await served.add_user("root", "root-pw", admin=True)
+    served = await started_team(tmp_path, reserve=["acme-*"])
     yield served
     await served.stop()
 
