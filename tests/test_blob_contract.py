@@ -78,6 +78,13 @@ def stop(blobs: IBlobStore) -> None:
         pytest_twisted.blockon(maybeDeferred(blobs.stopService))
 
 
+def running(store: IBlobStore) -> Iterator[IBlobStore]:
+    """``store`` started for one test, stopped after it."""
+    start(store)
+    yield store
+    stop(store)
+
+
 class BlobStoreContract:
     """The tests every IBlobStore passes; subclasses implement the hooks."""
 
@@ -99,24 +106,15 @@ class BlobStoreContract:
 
     @pytest.fixture
     def blobs(self, request: pytest.FixtureRequest) -> Iterator[IBlobStore]:
-        store = self.make_blobs(request)
-        start(store)
-        yield store
-        stop(store)
+        yield from running(self.make_blobs(request))
 
     @pytest.fixture
     def unwritable(self, request: pytest.FixtureRequest) -> Iterator[IBlobStore]:
-        store = self.make_unwritable_blobs(request)
-        start(store)
-        yield store
-        stop(store)
+        yield from running(self.make_unwritable_blobs(request))
 
     @pytest.fixture
     def broken(self, request: pytest.FixtureRequest) -> Iterator[IBlobStore]:
-        store = self.make_broken_blobs(request)
-        start(store)
-        yield store
-        stop(store)
+        yield from running(self.make_broken_blobs(request))
 
     def test_provides_the_interface(self, blobs: IBlobStore) -> None:
         assert verifyObject(IBlobStore, blobs)

@@ -99,6 +99,16 @@ async def test_sqlite_queued_work_finishes_before_stop(tmp_path: Path) -> None:
     assert await added is True
 
 
+def rewind(path: Path, version: int, tables: tuple[str, ...]) -> None:
+    """Make the database as schema ``version`` left it: without ``tables`` and the statuses."""
+    with sqlite3.connect(path) as conn:
+        for table in tables:
+            conn.execute(f"DROP TABLE {table}")
+        for column in ("status", "status_reason"):
+            conn.execute(f"ALTER TABLE projects DROP COLUMN {column}")
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version,))
+
+
 @pytest_twisted.ensureDeferred
 async def test_sqlite_migrates_a_version_1_database(tmp_path: Path) -> None:
     """Indexes made before users and deletions existed open with their files intact."""
@@ -106,12 +116,7 @@ async def test_sqlite_migrates_a_version_1_database(tmp_path: Path) -> None:
     store = await started(path)
     await store.add_file(make_record(), "demo-pkg", None)
     await store.stopService()
-    with sqlite3.connect(path) as conn:  # back to how version 1 left it
-        for table in ("tombstones", "users", "tokens", "roles", "audit"):
-            conn.execute(f"DROP TABLE {table}")
-        for column in ("status", "status_reason"):
-            conn.execute(f"ALTER TABLE projects DROP COLUMN {column}")
-        conn.execute("UPDATE meta SET value = 1 WHERE key = 'schema_version'")
+    rewind(path, 1, ("tombstones", "users", "tokens", "roles", "audit"))
 
     store = await started(path)
     try:
@@ -132,11 +137,7 @@ async def test_sqlite_migrates_a_version_2_database_to_active_projects(tmp_path:
     store = await started(path)
     await store.add_file(make_record(), "demo-pkg", None)
     await store.stopService()
-    with sqlite3.connect(path) as conn:  # back to how version 2 left it
-        conn.execute("DROP TABLE audit")
-        for column in ("status", "status_reason"):
-            conn.execute(f"ALTER TABLE projects DROP COLUMN {column}")
-        conn.execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'")
+    rewind(path, 2, ("audit",))
 
     store = await started(path)
     try:
