@@ -32,6 +32,8 @@ from collections.abc import Callable
 
 from zope.interface import Attribute, Interface
 
+from ministry.core.audit import DEFAULT_LIMIT
+
 
 class IMetadataStore(Interface):
     """Projects, their files and the serials that version them."""
@@ -161,7 +163,7 @@ class IMetadataStore(Interface):
         Audit entries are not changes of the index: no serial, no subscriber.
         """
 
-    def list_audit(project: str | None = None, limit: int = 100):
+    def list_audit(project: str | None = None, limit: int = DEFAULT_LIMIT):
         """Deferred[list[AuditEvent]]: the latest ``limit`` entries, newest first.
 
         Only those of ``project`` (canonical) when it is given.

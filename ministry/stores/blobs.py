@@ -127,14 +127,14 @@ def remove_old_files(directory: str, older_than_seconds: float) -> int:
     return removed
 
 
-@implementer(IBlobStore)
-class FilesystemBlobStore:
-    """:class:`IBlobStore` on a local or shared directory."""
+class LocalStaging:
+    """New bytes staged in local files under ``self.staging``: both blob stores stage alike.
 
-    def __init__(self, root: str) -> None:
-        self.root = os.path.abspath(root)
-        self.staging = os.path.join(self.root, STAGING)
-        self.location = f"file:{self.root}"
+    A directory store stages inside its root (a commit is then a rename); a
+    bucket stages under the data directory and uploads from there.
+    """
+
+    staging: str
 
     def staging_path(self) -> str:
         """A new, unused path in the staging directory (created if missing).
@@ -143,6 +143,31 @@ class FilesystemBlobStore:
         """
         os.makedirs(self.staging, exist_ok=True)
         return os.path.join(self.staging, f"{uuid.uuid4().hex}.part")
+
+    def discard(self, staging_path: str) -> None:
+        """Remove a staged file; an upload that failed must not fail twice."""
+        with contextlib.suppress(OSError):
+            os.remove(staging_path)
+
+    def cleanup_staging(self, older_than_seconds: float) -> int:
+        """Remove staged files older than ``older_than_seconds``; return how many.
+
+        Leftovers come from crashed uploads (and a bucket's downloaded
+        copies). The age limit spares uploads in flight in other processes
+        sharing the directory (an upload writes to its staging file until its
+        body ends). Synchronous: the collector calls it on a thread.
+        """
+        return remove_old_files(self.staging, older_than_seconds)
+
+
+@implementer(IBlobStore)
+class FilesystemBlobStore(LocalStaging):
+    """:class:`IBlobStore` on a local or shared directory."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+        self.staging = os.path.join(self.root, STAGING)
+        self.location = f"file:{self.root}"
 
     def local_path(self, key: str) -> str:
         """The path of ``key`` under the root.
@@ -166,11 +191,6 @@ class FilesystemBlobStore:
         """Create, write, fsync and remove a file where uploads are staged."""
         return deferToThread(self._probe)
 
-    def discard(self, staging_path: str) -> None:
-        """Remove a staged file; an upload that failed must not fail twice."""
-        with contextlib.suppress(OSError):
-            os.remove(staging_path)
-
     def delete(self, key: str) -> Deferred[None]:
         """Remove a committed blob and the directories it leaves empty."""
         return self._in_thread("delete a file", self._delete, key)
@@ -186,16 +206,6 @@ class FilesystemBlobStore:
     def remove_stale(self, key: str, cutoff: float) -> Deferred[bool]:
         """Remove the blob ``key`` if it was last written before ``cutoff``."""
         return self._in_thread("delete a file", self._remove_stale, key, cutoff)
-
-    def cleanup_staging(self, older_than_seconds: float) -> int:
-        """Remove staged files older than ``older_than_seconds``; return how many.
-
-        Leftovers come from crashed uploads. The age limit spares uploads in
-        flight in other processes sharing the root (an upload writes to its
-        staging file until its body ends). Synchronous: the collector calls
-        it on a thread.
-        """
-        return remove_old_files(self.staging, older_than_seconds)
 
     def _local_copy(self, key: str) -> LocalCopy:
         path = self.local_path(key)

@@ -29,7 +29,6 @@ conditional on the modification time, which is what would close it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import uuid
 from typing import Any
@@ -60,10 +59,10 @@ from ministry.core.storage_url import S3Storage
 from ministry.interfaces import IBlobStore
 from ministry.stores.blobs import (
     LocalCopy,
+    LocalStaging,
     StoredBlob,
     is_blob_key,
     key_parts,
-    remove_old_files,
     storage_unavailable,
     unavailable,
 )
@@ -99,7 +98,7 @@ _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
 @implementer(IBlobStore)
-class S3BlobStore(Service):
+class S3BlobStore(LocalStaging, Service):
     """:class:`IBlobStore` on a bucket; a Service because it owns a thread pool.
 
     The tap starts it before its users and stops it after them.
@@ -173,20 +172,6 @@ class S3BlobStore(Service):
         if content_type is not None:
             params["ResponseContentType"] = content_type
         return self._call("sign a download", self._presign, params, expires)
-
-    def staging_path(self) -> str:
-        """A new, unused path in the staging directory (created if missing)."""
-        os.makedirs(self.staging, exist_ok=True)
-        return os.path.join(self.staging, f"{uuid.uuid4().hex}.part")
-
-    def discard(self, staging_path: str) -> None:
-        """Remove a staged file; an upload that failed must not fail twice."""
-        with contextlib.suppress(OSError):
-            os.remove(staging_path)
-
-    def cleanup_staging(self, older_than_seconds: float) -> int:
-        """Remove staged files (and downloaded copies) left by crashes; synchronous."""
-        return remove_old_files(self.staging, older_than_seconds)
 
     # -- what goes to the bucket ---------------------------------------------
 

@@ -72,9 +72,8 @@ REFRESH_INTERVAL = 300.0
 
 @dataclass(frozen=True)
 class Held:
-    """A file the cache holds: its blob key and its size."""
+    """A file the cache holds: its size."""
 
-    key: str
     size: int
 
 
@@ -173,7 +172,7 @@ class FileCache:
             return None
         if served:
             self.hits += 1
-        return Held(record.blob_key, size)
+        return Held(size)
 
     def missed(self) -> None:
         """A client download had to go to the upstream."""

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, succeed
 
-from ministry.core.audit import AuditEvent
+from ministry.core.audit import DEFAULT_LIMIT, AuditEvent
 
 # KEYS[1]: every entry; KEYS[2]: the project's entries; ARGV[1]: the entry.
 APPEND = """
@@ -44,7 +44,7 @@ class AuditLog:
         return d.addCallback(lambda _: None)
 
     def list_audit(
-        self: _Store, project: str | None = None, limit: int = 100
+        self: _Store, project: str | None = None, limit: int = DEFAULT_LIMIT
     ) -> Deferred[list[AuditEvent]]:
         if limit < 1:
             return succeed([])

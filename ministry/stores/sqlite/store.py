@@ -32,7 +32,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from ministry.core.audit import AuditEvent
+from ministry.core.audit import DEFAULT_LIMIT, AuditEvent
 from ministry.core.errors import StoreUnavailable
 from ministry.core.models import (
     ROLES,
@@ -287,7 +287,7 @@ class SQLiteStore(Service):
         return self._run(audit.append_audit, event)
 
     def list_audit(
-        self, project: str | None = None, limit: int = 100
+        self, project: str | None = None, limit: int = DEFAULT_LIMIT
     ) -> Deferred[list[AuditEvent]]:
         return self._run(audit.list_audit, project, limit)
 
