@@ -1,6 +1,6 @@
-"""Yank, un-yank and delete files or whole releases, and set a project's
-PEP 792 status: one implementation for ``ministry-admin`` and for the HTTP
-API (``/api/*``, ``:action=remove_pkg``).
+"""Yank, un-yank and delete files or whole releases, set a project's
+PEP 792 status, and allow or revoke cooldown exceptions: one implementation
+for ``ministry-admin`` and for the HTTP API (``/api/*``, ``:action=remove_pkg``).
 
 Callers decide who may do it (the web layer asks ``ministry.web.auth``; the
 admin command runs with the store's own rights); this decides what a target
@@ -32,6 +32,7 @@ from twisted.logger import Logger, LogLevel
 
 from ministry.core import audit
 from ministry.core.audit import Actor, AuditEvent
+from ministry.core.cooldown import CooldownException, parse_spec
 from ministry.core.errors import BadRequest, NotFound
 from ministry.core.models import FileRecord, ProjectRecord, utcnow
 from ministry.core.names import canonical
@@ -119,15 +120,48 @@ class Curator:
     async def set_status(
         self, name: str, status: str, reason: str | None, actor: Actor
     ) -> ProjectRecord:
-        """Give a hosted project (canonical ``name``) a status; 400 or 404 if it cannot."""
+        """Give a hosted project (canonical ``name``) a status; 400 or 404 if it cannot.
+
+        Setting the status it has already changes nothing, and leaves no entry.
+        """
         status, reason = check_status(status), check_reason(reason)
+        before = await self.store.get_project(name)
         project = await self.store.set_project_status(name, status, reason)
         if project is None:
             raise NotFound(f"No such project hosted here: {name}.")
+        if before is not None and (before.status, before.status_reason) == (status, reason):
+            return project
         log.info("{name} is now {status}: {reason!r}", name=name, status=status, reason=reason)
         detail = status if reason is None else f"{status}: {reason}"
         await self.record(actor, audit.STATUS, name, detail=detail)
         return project
+
+    async def allow_cooldown(
+        self, spec: str, reason: str | None, actor: Actor
+    ) -> CooldownException:
+        """Release ``spec`` (``NAME`` or ``NAME==VERSION``) from the cooldown; a reason is required.
+
+        The project need not be known here: an exception is for the proxy,
+        and may be written before the release it names reaches the upstream.
+        """
+        project, version = parse_spec(spec)
+        reason = check_reason(reason)
+        if reason is None:
+            raise BadRequest("A cooldown exception needs a reason (--reason): it is audited.")
+        exception = CooldownException(project, version, reason, actor.name, self.now())
+        await self.store.allow_cooldown(exception)
+        log.info("Cooldown exception for {spec}: {reason!r}", spec=exception.spec, reason=reason)
+        await self.record(
+            actor, audit.COOLDOWN, project, version=version, detail=f"allowed: {reason}"
+        )
+        return exception
+
+    async def revoke_cooldown(self, spec: str, actor: Actor) -> None:
+        """Withdraw the exception ``spec`` names; 404 if there is none."""
+        project, version = parse_spec(spec)
+        if not await self.store.revoke_cooldown(project, version):
+            raise NotFound(f"No cooldown exception for {spec.strip()}.")
+        await self.record(actor, audit.COOLDOWN, project, version=version, detail="revoked")
 
     async def _record_target(
         self, actor: Actor, action: str, target: Target, changed: list[str], reason: str

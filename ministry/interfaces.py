@@ -169,6 +169,23 @@ class IMetadataStore(Interface):
         Only those of ``project`` (canonical) when it is given.
         """
 
+    def allow_cooldown(exception):
+        """Deferred[None]: keep a ``CooldownException`` (``ministry.core.cooldown``).
+
+        It replaces one for the same project and release. The project is
+        announced to subscribers as changed (its cached pages go stale),
+        though it need not be hosted: exceptions are about proxied projects.
+        """
+
+    def revoke_cooldown(name: str, version: str | None):
+        """Deferred[bool]: remove the exception for one release (None: the whole project's).
+
+        False when there was none; otherwise announced as ``allow_cooldown`` is.
+        """
+
+    def cooldown_exceptions(name: str | None = None):
+        """Deferred[list[CooldownException]]: one project's, or all, by project then version."""
+
     def subscribe(callback: Callable[[str], None]):
         """Call ``callback(project_name)`` after every change to a project.
 

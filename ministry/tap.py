@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from twisted.application import strports
 from twisted.application.service import IService
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.python import usage
 from twisted.web.client import Agent, HTTPConnectionPool
@@ -25,6 +26,7 @@ from ministry.catalog.cache import PageCache
 from ministry.catalog.readmes import Readmes, ReadmeWorker
 from ministry.catalog.views import Catalog
 from ministry.config import SETTINGS, ConfigError, Setting, Settings, load_mirror, load_settings
+from ministry.core.cooldown import CooldownException
 from ministry.core.mirror_config import MirrorConfig
 from ministry.core.storage_url import FileStorage, parse_storage_url
 from ministry.curation import Curator
@@ -178,7 +180,14 @@ def build_index(
     blobs = storage.uploads
     collector = BlobCollector(store, blobs, reactor)  # the uploads' root, never the upstream's
     collector.setName("collector")
-    proxy = build_upstream(settings, data_dir, reactor, storage.upstream, store.cache_index())
+    proxy = build_upstream(
+        settings,
+        data_dir,
+        reactor,
+        storage.upstream,
+        store.cache_index(),
+        store.cooldown_exceptions,
+    )
     mirror = None
     if mirror_config is not None and proxy is not None:
         mirror = MirrorService(mirror_config, proxy, store, clock=reactor)
@@ -261,6 +270,7 @@ def build_upstream(
     reactor: IReactorTime,
     blobs: IBlobStore,
     index: ICacheIndex,
+    exceptions: Callable[[str], Deferred[list[CooldownException]]],
     agent: IAgent | None = None,
 ) -> UpstreamPages | None:
     """The proxy's upstream side the settings ask for, or None (no upstream, not offline).
@@ -269,7 +279,8 @@ def build_upstream(
     is ``.client``, its file cache and downloads ``.cache`` and ``.downloads``.
     The cache keeps its bytes in ``blobs`` (``BlobStorage.upstream``, never
     the uploads' store) and says what it holds in ``index`` (the metadata
-    store's ``cache_index()``, shared as widely as the store). ``reactor``
+    store's ``cache_index()``, shared as widely as the store); the cooldown
+    exceptions come from ``exceptions`` (the store's ``cooldown_exceptions``). ``reactor``
     is the clock of all of them. Without ``agent`` (tests give an in-memory
     one) the client connects through an Agent on ``reactor`` with a
     connection pool of its own, closed when the client stops.
@@ -302,6 +313,7 @@ def build_upstream(
         offline=settings.offline,
         clock=reactor,
         policy=settings.name_policy(),
+        exceptions=exceptions,
     )
     proxy.setName("proxy")
     return proxy

@@ -25,6 +25,7 @@ async def test_the_command_line_lists_and_exports_the_audit_log(tmp_path):
 
     admin(data, "yank", "alpha", "1.0", "--reason", "broken")
     admin(data, "project", "status", "alpha", "deprecated", "--reason", "use beta")
+    admin(data, "project", "status", "alpha", "deprecated", "--reason", "use beta")  # no change
     admin(data, "project", "add-maintainer", "alpha", "bob")
     admin(data, "project", "remove-role", "alpha", "bob")
     admin(data, "delete", "beta.pkg", "0.3")

@@ -156,3 +156,61 @@ def pip_install(index: str, where: Path, *options: str) -> subprocess.CompletedP
     return subprocess.run(
         command, capture_output=True, text=True, timeout=120, env=client_env(where / "home")
     )
+
+
+def page_of(index: str, path: str) -> str:
+    with urllib.request.urlopen(f"{index}{path}", timeout=30) as response:
+        return response.read().decode()
+
+
+def until_installs(index: str, where: Path, version: str) -> None:
+    """uv picks ``version`` within a few seconds: the daemon hears of the admin's change by poll."""
+    deadline = time.monotonic() + 15
+    while (found := uv_installs(index, where)) != version and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert found == version
+
+
+def test_an_audited_exception_releases_a_version_early_and_a_revoke_holds_it_again(
+    tmp_path, upstream
+):
+    """``ministry-admin cooldown``, run beside a running daemon on its data directory."""
+    from test_admin import admin
+
+    data = tmp_path / "cooled"
+    cooled = MinistryProcess(data, "--upstream", upstream, "--upstream-min-age", "1d")
+    with cooled:
+        assert uv_installs(cooled.url, tmp_path) == "1.0"
+        refused = admin(data, "cooldown", "allow", "cool>=2", "--reason", "x", ok=False)
+        assert "name a project, or one release as NAME==VERSION" in refused.stderr
+        reasonless = admin(data, "cooldown", "allow", "cool==2.0", "--reason", " ", ok=False)
+        assert "needs a reason" in reasonless.stderr
+
+        allowed = admin(
+            data,
+            "--upstream-min-age",
+            "1d",
+            "cooldown",
+            "allow",
+            "Cool==2",
+            "--reason",
+            "CVE fix, diff reviewed",
+        )
+        assert allowed.stdout == "Cooldown waived for cool==2: CVE fix, diff reviewed\n"
+        until_installs(cooled.url, tmp_path, "2.0")  # 3.0 is still held back
+        listed = admin(data, "cooldown", "list").stdout.split("\t")
+        assert (listed[0], listed[3]) == ("cool==2", "CVE fix, diff reviewed\n")
+        page = page_of(cooled.url, "/project/cool/")
+        assert 'data-exception="cool==2"' in page and "CVE fix, diff reviewed" in page
+        held = re.findall(r'<li data-filename="([^"]+)">', page)
+        assert held == [wheel_filename("cool", "3.0")]
+
+        admin(data, "cooldown", "revoke", "cool==2.0")
+        until_installs(cooled.url, tmp_path, "1.0")
+        missing = admin(data, "cooldown", "revoke", "cool==2.0", ok=False)
+        assert missing.stderr.strip() == "ministry-admin: No cooldown exception for cool==2.0."
+        assert admin(data, "cooldown", "list").stdout == "No cooldown exceptions.\n"
+
+        entries = admin(data, "audit", "--project", "cool").stdout.splitlines()
+        actions = [(line.split("\t")[3], line.split("\t")[6]) for line in entries]
+        assert actions == [("cooldown", "revoked"), ("cooldown", "allowed: CVE fix, diff reviewed")]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ministry.core.cooldown import cooled
+from ministry.core.cooldown import cool
 from ministry.core.models import SDIST, WHEEL
 from ministry.core.upstream_pages import PageError, UpstreamPage, parse_page
 
@@ -330,7 +330,7 @@ def test_cooldown(ages_in_days, min_age_days, shown, released_in_days):
         stamp = (SEEN - timedelta(days=age)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         files.append(json_file(f"demo-{age}.0.tar.gz", **{"upload-time": stamp}))
     parsed = parse_page(json_page(*files), JSON_TYPE, PAGE, "demo", SEEN)
-    visible, released = cooled(parsed.files, SEEN, min_age_days * 86400)
-    assert [item.record.version for item in visible] == [f"{age}.0" for age in shown]
+    cooled = cool(parsed.files, SEEN, min_age_days * 86400)
+    assert [item.record.version for item in cooled.shown] == [f"{age}.0" for age in shown]
     expected = None if released_in_days is None else SEEN + timedelta(days=released_in_days)
-    assert released == expected
+    assert cooled.changes_at == expected

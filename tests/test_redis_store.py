@@ -321,6 +321,24 @@ async def test_changes_missed_while_not_listening_are_caught_up(server: RedisSer
 
 
 @pytest_twisted.ensureDeferred
+async def test_cooldown_exceptions_missed_while_not_listening_are_caught_up(
+    server: RedisServer, start
+) -> None:
+    """A proxied project has no serial of its own: its exception's change is caught up too."""
+    from datetime import UTC, datetime
+
+    from ministry.core.cooldown import CooldownException
+
+    writer, reader, heard = await writer_and_listening_reader(server, start)
+    server.command("CLIENT", "KILL", "TYPE", "pubsub")
+    allowed = CooldownException("requests", None, "reviewed", "alice", datetime.now(UTC))
+    await writer.allow_cooldown(allowed)
+    assert subscribers(server, reader) == 0  # so nobody got the message
+
+    await eventually(lambda: heard.names == ["requests"])
+
+
+@pytest_twisted.ensureDeferred
 async def test_strangers_on_the_channel_are_ignored(server: RedisServer, start) -> None:
     writer, reader, heard = await writer_and_listening_reader(server, start)
 

@@ -99,6 +99,10 @@ async def test_sqlite_queued_work_finishes_before_stop(tmp_path: Path) -> None:
     assert await added is True
 
 
+#: The tables schema version 5 added.
+COOLDOWN_TABLES = ("cooldown_exceptions", "cooldown_serials")
+
+
 def rewind(path: Path, version: int, tables: tuple[str, ...]) -> None:
     """Make the database as schema ``version`` left it: without ``tables`` and the statuses."""
     with sqlite3.connect(path) as conn:
@@ -116,7 +120,7 @@ async def test_sqlite_migrates_a_version_1_database(tmp_path: Path) -> None:
     store = await started(path)
     await store.add_file(make_record(), "demo-pkg", None)
     await store.stopService()
-    rewind(path, 1, ("tombstones", "users", "tokens", "roles", "audit"))
+    rewind(path, 1, ("tombstones", "users", "tokens", "roles", "audit", *COOLDOWN_TABLES))
 
     store = await started(path)
     try:
@@ -127,7 +131,7 @@ async def test_sqlite_migrates_a_version_1_database(tmp_path: Path) -> None:
         await store.stopService()
     with sqlite3.connect(path) as conn:
         version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    assert version == (SCHEMA_VERSION,) == (4,)
+    assert version == (SCHEMA_VERSION,) == (5,)
 
 
 @pytest_twisted.ensureDeferred
@@ -137,7 +141,7 @@ async def test_sqlite_migrates_a_version_2_database_to_active_projects(tmp_path:
     store = await started(path)
     await store.add_file(make_record(), "demo-pkg", None)
     await store.stopService()
-    rewind(path, 2, ("audit",))
+    rewind(path, 2, ("audit", *COOLDOWN_TABLES))
 
     store = await started(path)
     try:

@@ -27,7 +27,7 @@ from packaging.requirements import Requirement
 from scripted_upstream import SDIST, SDIST_NAME, WHEEL, WHEEL_NAME, Upstream, entry
 from treq.testing import RequestTraversalAgent
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.task import Clock, deferLater
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseFailed
@@ -35,7 +35,8 @@ from twisted.web.resource import Resource
 
 from ministry.catalog.views import ProjectView
 from ministry.config import load_settings
-from ministry.core.cooldown import HeldBack
+from ministry.core.cooldown import CooldownException, HeldBack
+from ministry.core.errors import StoreUnavailable
 from ministry.core.mirror_config import MirrorConfig
 from ministry.core.models import format_time
 from ministry.core.simple import render_project
@@ -72,11 +73,27 @@ def uploaded(seconds_ago: float) -> dict[str, str]:
     return {"upload-time": format_time(datetime.fromtimestamp(START - seconds_ago, UTC))}
 
 
+class Exceptions:
+    """Cooldown exceptions as the metadata store would give them, held in a list."""
+
+    def __init__(self) -> None:
+        self.held: list[CooldownException] = []
+        self.asked: list[str] = []
+        self.down = False  # answer as a store that is unavailable
+
+    def of(self, name: str) -> Deferred[list[CooldownException]]:
+        self.asked.append(name)
+        if self.down:
+            return fail(StoreUnavailable("Redis is down"))
+        return succeed([item for item in self.held if item.project == name])
+
+
 class Proxied(NamedTuple):
     proxy: UpstreamPages
     upstream: Upstream
     clock: Clock
     agent: RequestTraversalAgent  # the proxy's way to the upstream (flush it for late answers)
+    exceptions: Exceptions
 
 
 @pytest_twisted.async_yield_fixture
@@ -96,12 +113,13 @@ async def proxied(tmp_path):
         data_dir = os.path.abspath(data_dir)
         blobs = FilesystemBlobStore(os.path.join(data_dir, "upstream", "files"))
         index = LocalCacheIndex(LocalLease(EVICTION_LEASE, clock))
-        proxy = build_upstream(settings, data_dir, clock, blobs, index, agent)
+        exceptions = Exceptions()
+        proxy = build_upstream(settings, data_dir, clock, blobs, index, exceptions.of, agent)
         assert proxy is not None
         proxy.client.startService()
         await proxy.startService()
         started.append(proxy)
-        return Proxied(proxy, upstream, clock, agent)
+        return Proxied(proxy, upstream, clock, agent, exceptions)
 
     yield start
     for proxy in started:
@@ -140,7 +158,7 @@ async def hold(proxy: UpstreamPages, filename: str, project: str = "demo") -> No
 
 @pytest_twisted.ensureDeferred
 async def test_a_page_is_kept_for_its_ttl_then_revalidated_with_its_etag(proxied):
-    proxy, upstream, clock, _ = await proxied(**{"upstream-ttl": "10m"})
+    proxy, upstream, clock, *_ = await proxied(**{"upstream-ttl": "10m"})
     upstream.publish("demo", [entry(upstream, SDIST_NAME, SDIST)])
     assert await filenames(proxy) == ({SDIST_NAME}, START + 600)
     clock.advance(599)
@@ -158,7 +176,7 @@ async def test_a_page_is_kept_for_its_ttl_then_revalidated_with_its_etag(proxied
 
 @pytest_twisted.ensureDeferred
 async def test_a_failing_upstream_gets_the_stale_page_served_then_is_retried(proxied):
-    proxy, upstream, clock, _ = await proxied(**{"upstream-ttl": "10m"})
+    proxy, upstream, clock, *_ = await proxied(**{"upstream-ttl": "10m"})
     upstream.publish_demo()
     await hold(proxy, SDIST_NAME)
     upstream.mode = "500"
@@ -176,7 +194,7 @@ async def test_a_failing_upstream_gets_the_stale_page_served_then_is_retried(pro
 
 @pytest_twisted.ensureDeferred
 async def test_a_slow_revalidation_is_waited_for_until_stale_wait_on_the_clock(proxied):
-    proxy, upstream, clock, agent = await proxied(**{"upstream-ttl": "10m"})
+    proxy, upstream, clock, agent, _ = await proxied(**{"upstream-ttl": "10m"})
     upstream.publish_demo()
     await hold(proxy, WHEEL_NAME)
     upstream.page_gate = Deferred()
@@ -197,7 +215,7 @@ async def test_a_slow_revalidation_is_waited_for_until_stale_wait_on_the_clock(p
 
 @pytest_twisted.ensureDeferred
 async def test_the_cooldown_releases_a_file_when_the_clock_passes_min_age(proxied):
-    proxy, upstream, clock, _ = await proxied(**{"upstream-ttl": "1d", "upstream-min-age": "1h"})
+    proxy, upstream, clock, *_ = await proxied(**{"upstream-ttl": "1d", "upstream-min-age": "1h"})
     upstream.publish(
         "demo",
         [
@@ -236,7 +254,7 @@ async def pumped(d: Deferred, agent: RequestTraversalAgent) -> Any:
 
 @pytest_twisted.ensureDeferred
 async def test_a_file_with_a_wrong_hash_is_cut_off_then_fetched_again_and_held(proxied):
-    proxy, upstream, _, _ = await proxied()
+    proxy, upstream, _, *_ = await proxied()
     upstream.publish("demo", [entry(upstream, WHEEL_NAME, WHEEL)])
     view, _ = await proxy.project("demo")
     (record,) = view.files
@@ -279,7 +297,7 @@ class _FailingDelivery:
 
 async def failing_to_render(proxied, sent: bytes) -> RequestTraversalAgent:
     """A client of a held wheel whose delivery fails after sending ``sent``."""
-    proxy, upstream, _, _ = await proxied()
+    proxy, upstream, _, *_ = await proxied()
     upstream.publish("demo", [entry(upstream, WHEEL_NAME, WHEEL)])
     await hold(proxy, WHEEL_NAME)
     view, _ = await proxy.project("demo")
@@ -327,7 +345,7 @@ def run_ends(mirror: MirrorService) -> Deferred[None]:
 
 @pytest_twisted.ensureDeferred
 async def test_the_mirror_runs_on_its_clock_and_fetches_what_cooled_or_failed(proxied, store):
-    proxy, upstream, clock, _ = await proxied(**{"upstream-min-age": "1h"})
+    proxy, upstream, clock, *_ = await proxied(**{"upstream-min-age": "1h"})
     upstream.publish(
         "demo",
         [
@@ -361,10 +379,22 @@ async def test_the_mirror_runs_on_its_clock_and_fetches_what_cooled_or_failed(pr
 
 
 @pytest_twisted.ensureDeferred
+async def test_the_mirror_fetches_what_an_exception_releases(proxied, store):
+    proxy, upstream, clock, _, exceptions = await proxied(**{"upstream-min-age": "1d"})
+    upstream.publish("demo", [entry(upstream, WHEEL_2_NAME, WHEEL_2, **uploaded(600))])
+    mirror = MirrorService(DEMO_MIRROR, proxy, store, clock=clock)
+    await mirror.run_once()
+    assert upstream.asked("/files/") == []
+    exceptions.held.append(allowed("2"))
+    await mirror.run_once()
+    assert [path for path, _ in upstream.asked("/files/")] == [f"/files/{WHEEL_2_NAME}"]
+
+
+@pytest_twisted.ensureDeferred
 async def test_files_the_mirror_keeps_are_never_evicted(proxied, store):
     others = {version: make_wheel("other", version) for version in ("1.0", "2.0")}
     bound = sum(len(data) for data in others.values()) - 1  # the mirrored wheel not counted
-    proxy, upstream, clock, _ = await proxied(**{"cache-max-size": str(bound)})
+    proxy, upstream, clock, *_ = await proxied(**{"cache-max-size": str(bound)})
     upstream.publish("demo", [entry(upstream, WHEEL_NAME, WHEEL)])
     upstream.publish(
         "other", [entry(upstream, wheel_filename("other", v), data) for v, data in others.items()]
@@ -391,7 +421,7 @@ def moment(seconds: float) -> datetime:
 
 @pytest_twisted.ensureDeferred
 async def test_an_undated_file_cools_down_from_first_seen_and_is_never_dated(proxied):
-    proxy, upstream, clock, _ = await proxied(**{"upstream-ttl": "1h", "upstream-min-age": "1d"})
+    proxy, upstream, clock, *_ = await proxied(**{"upstream-ttl": "1h", "upstream-min-age": "1d"})
     undated = entry(upstream, WHEEL_NAME, WHEEL, **{"upload-time": None})
     upstream.publish("demo", [entry(upstream, SDIST_NAME, SDIST, **uploaded(2 * DAY)), undated])
     view, _ = await proxy.project("demo")
@@ -423,7 +453,7 @@ async def test_an_undated_file_cools_down_from_first_seen_and_is_never_dated(pro
 
 @pytest_twisted.ensureDeferred
 async def test_the_held_back_files_are_listed_with_when_they_are_released(proxied):
-    proxy, upstream, clock, _ = await proxied(**{"upstream-ttl": "1d", "upstream-min-age": "1h"})
+    proxy, upstream, clock, *_ = await proxied(**{"upstream-ttl": "1d", "upstream-min-age": "1h"})
     upstream.publish(
         "demo",
         [
@@ -452,12 +482,70 @@ async def test_the_held_back_files_are_listed_with_when_they_are_released(proxie
     assert environment().get_template("held_back.html").render().strip() == ""
 
 
+def allowed(version: str | None) -> CooldownException:
+    return CooldownException("demo", version, "reviewed the diff", "alice", moment(START))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_cooldown_exception_releases_one_version_or_all_and_is_shown(proxied):
+    proxy, upstream, _, _, exceptions = await proxied(
+        **{"upstream-ttl": "1d", "upstream-min-age": "1d"}
+    )
+    upstream.publish(
+        "demo",
+        [
+            entry(upstream, SDIST_NAME, SDIST, **uploaded(HOUR)),
+            entry(upstream, WHEEL_2_NAME, WHEEL_2, **uploaded(HOUR)),
+        ],
+    )
+    assert (await filenames(proxy))[0] == set()
+    exceptions.held.append(allowed("1.0.0"))  # as 1.0: one release
+    view, expires = await proxy.project("demo")
+    assert {record.filename for record in view.files} == {SDIST_NAME}
+    assert [item.filename for item in view.held_back] == [WHEEL_2_NAME]
+    assert (view.exceptions, view.released_early) == ((allowed("1.0.0"),), (SDIST_NAME,))
+    assert expires == START - HOUR + DAY  # the held wheel still comes of age on time
+
+    exceptions.held.append(allowed(None))
+    view, _ = await proxy.project("demo")
+    assert {record.filename for record in view.files} == {SDIST_NAME, WHEEL_2_NAME}
+    assert view.held_back == ()
+    html = (
+        environment()
+        .get_template("held_back.html")
+        .render(held_back=(), exceptions=view.exceptions, released_early=view.released_early)
+    )
+    assert re.findall(r'data-exception="([^"]+)"', html) == ["demo==1.0.0", "demo"]
+    assert "reviewed the diff" in html and "alice" in html and WHEEL_2_NAME in html
+
+
+@pytest_twisted.ensureDeferred
+async def test_exceptions_are_asked_only_under_a_cooldown_and_an_outage_applies_none(
+    proxied, logged
+):
+    proxy, upstream, _, _, exceptions = await proxied(**{"upstream-ttl": "1d"})
+    upstream.publish("demo", [entry(upstream, SDIST_NAME, SDIST, **uploaded(HOUR))])
+    assert (await filenames(proxy))[0] == {SDIST_NAME}
+    assert exceptions.asked == []  # no cooldown, so no store call per view
+
+    proxy, upstream, _, _, exceptions = await proxied(
+        **{"upstream-ttl": "1d", "upstream-min-age": "1d"}
+    )
+    upstream.publish("demo", [entry(upstream, SDIST_NAME, SDIST, **uploaded(HOUR))])
+    exceptions.held.append(allowed(None))
+    exceptions.down = True
+    view, expires = await proxy.project("demo")
+    assert view.files == () and [item.filename for item in view.held_back] == [SDIST_NAME]
+    assert expires == START + pages.RETRY_AFTER  # asked again soon, not at the TTL
+    assert any("Cooldown exceptions of demo unknown, none applied" in t for t in logged.texts)
+
+
 # -- the upstream's PEP 792 project status ------------------------------------------
 
 
 @pytest_twisted.ensureDeferred
 async def test_an_upstream_quarantine_reaches_the_pages_at_their_next_refresh(proxied):
-    proxy, upstream, clock, _ = await proxied(**{"upstream-ttl": "10m"})
+    proxy, upstream, clock, *_ = await proxied(**{"upstream-ttl": "10m"})
     upstream.publish_demo()
     view, _ = await proxy.project("demo")
     assert (view.project.status, len(view.files)) == ("active", 2)
@@ -479,7 +567,7 @@ async def test_an_upstream_quarantine_reaches_the_pages_at_their_next_refresh(pr
 
 @pytest_twisted.ensureDeferred
 async def test_the_mirror_skips_a_project_quarantined_upstream(proxied, store):
-    proxy, upstream, clock, _ = await proxied()
+    proxy, upstream, clock, *_ = await proxied()
     upstream.publish("demo", [entry(upstream, WHEEL_NAME, WHEEL)], status={"status": "quarantined"})
     mirror = MirrorService(DEMO_MIRROR, proxy, store, clock=clock)
     await mirror.run_once()

@@ -19,6 +19,7 @@ from twisted.internet.task import react
 
 from ministry.admin.audit import add_audit_command, audit_command
 from ministry.admin.checks import check_command
+from ministry.admin.cooldown import add_cooldown_command, cooldown_command
 from ministry.admin.mirror import mirror_command
 from ministry.admin.releases import curate_command
 from ministry.admin.transfer import export_command, import_command
@@ -45,6 +46,7 @@ COMMANDS: dict[str, Command] = {
     "unyank": curate_command,
     "delete": curate_command,
     "audit": audit_command,
+    "cooldown": cooldown_command,
 }
 
 
@@ -99,6 +101,7 @@ def parser() -> argparse.ArgumentParser:
     _curation_commands(commands)
     _check_command(commands)
     add_audit_command(commands)
+    add_cooldown_command(commands)
     mirror = commands.add_parser("mirror", help="the [mirror] table of the config file")
     actions = mirror.add_subparsers(dest="action", required=True)
     actions.add_parser("run", help="one mirror pass now, in the foreground, with a progress bar")

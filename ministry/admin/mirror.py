@@ -36,7 +36,14 @@ async def mirror_command(
     storage = build_storage(settings, data_dir, reactor)
     for service in storage.services:
         await maybeDeferred(service.startService)
-    proxy = build_upstream(settings, data_dir, reactor, storage.upstream, store.cache_index())
+    proxy = build_upstream(
+        settings,
+        data_dir,
+        reactor,
+        storage.upstream,
+        store.cache_index(),
+        store.cooldown_exceptions,
+    )
     try:
         status = await run_in_foreground(proxy, config, store, sys.stderr)
     except ValueError as exc:

@@ -17,7 +17,7 @@ policy is applied in one place for the web and the mirror alike.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -26,7 +26,7 @@ from twisted.internet.threads import deferToThread
 from twisted.web.resource import IResource
 
 from ministry.catalog.cache import ALL, PageCache
-from ministry.core.cooldown import HeldBack
+from ministry.core.cooldown import CooldownException, HeldBack
 from ministry.core.metadata import CoreMetadata, parse_core_metadata
 from ministry.core.models import FileRecord, ProjectRecord
 from ministry.core.upstream_pages import UpstreamFile
@@ -54,6 +54,9 @@ class ProjectView:
     #: The proxied files ``--upstream-min-age`` hides now and until when, for
     #: the project page (``held_back.html``); empty when hosted.
     held_back: tuple[HeldBack, ...] = ()
+    #: The proxied project's cooldown exceptions, and the files they release early.
+    exceptions: tuple[CooldownException, ...] = ()
+    released_early: frozenset[str] = frozenset()
     #: The ``/packages/`` resource of each hosted file, built by the tree on
     #: the first request and kept as long as the view: the files are immutable
     #: and any change to the project replaces the view.
@@ -66,9 +69,19 @@ class ProjectView:
         files: list[FileRecord],
         sources: Mapping[str, UpstreamFile] | None = None,
         held_back: tuple[HeldBack, ...] = (),
+        exceptions: tuple[CooldownException, ...] = (),
+        released_early: Iterable[str] = (),
     ) -> ProjectView:
         by_filename = {record.filename: record for record in files}
-        return cls(project, tuple(files), by_filename, sources or {}, held_back=held_back)
+        return cls(
+            project,
+            tuple(files),
+            by_filename,
+            sources or {},
+            held_back=held_back,
+            exceptions=exceptions,
+            released_early=frozenset(released_early),
+        )
 
     def upload_time_known(self, record: FileRecord) -> bool:
         """Whether ``record.upload_time`` is the file's upload time, to be served as such.
@@ -81,7 +94,8 @@ class ProjectView:
 
     def cache_weight(self) -> int:
         """Roughly the bytes of its records, for the page cache's bound."""
-        return RECORD_WEIGHT * (1 + len(self.files) + len(self.sources) + len(self.held_back))
+        held = len(self.held_back) + len(self.exceptions)
+        return RECORD_WEIGHT * (1 + len(self.files) + len(self.sources) + held)
 
 
 @dataclass(frozen=True)
@@ -140,7 +154,14 @@ class Catalog:
         self.cache.expire_at(name, expires)
         if found is None:
             return ABSENT
-        return ProjectView.of(found.project, list(found.files), found.sources, found.held_back)
+        return ProjectView.of(
+            found.project,
+            list(found.files),
+            found.sources,
+            found.held_back,
+            found.exceptions,
+            found.released_early,
+        )
 
     def index(self) -> Deferred[IndexView]:
         """Every hosted project, the cached upstream ones, and the global serial."""

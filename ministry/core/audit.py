@@ -1,7 +1,7 @@
 """One entry of the audit log: a change that alters what installs get.
 
-Uploads, yanks, un-yanks, deletes, project status changes and role
-changes each leave one :class:`AuditEvent`, saying who
+Uploads, yanks, un-yanks, deletes, project status changes, role changes
+and cooldown exceptions each leave one :class:`AuditEvent`, saying who
 made it, when and from where. The record is plain data so both metadata
 stores keep it as the same JSON document (``to_dict``), and the export
 (JSON lines, one event a line, newest first) is that document too: what an
@@ -24,7 +24,8 @@ UNYANK = "unyank"
 DELETE = "delete"
 STATUS = "status"
 ROLE = "role"
-ACTIONS = (UPLOAD, YANK, UNYANK, DELETE, STATUS, ROLE)
+COOLDOWN = "cooldown"
+ACTIONS = (UPLOAD, YANK, UNYANK, DELETE, STATUS, ROLE, COOLDOWN)
 
 #: How many entries a listing gives unless asked for another number.
 DEFAULT_LIMIT = 100

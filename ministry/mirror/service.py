@@ -15,7 +15,6 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from ministry.core.cooldown import cooled
 from ministry.core.errors import MinistryError
 from ministry.core.mirror_config import MirrorConfig
 from ministry.core.mirror_plan import (
@@ -183,7 +182,7 @@ class MirrorService(TimerService):
         page = pages[project]
         if page is None:
             return []
-        shown, _ = cooled(page.files, self.proxy.now(), self.proxy.min_age)
+        shown = (await self.proxy.cooled(page))[0].shown
         sources = {item.record.filename: item for item in shown}
         releases = select((item.record for item in shown), need, self.config)
         if not releases:

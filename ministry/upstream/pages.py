@@ -24,9 +24,11 @@ can be promised; the full page returns with the upstream.
 ``--upstream-min-age`` is applied when the view is built, not when the page
 is stored, and the view expires when the next hidden file comes of age. The
 view lists the files it hides and until when (:attr:`UpstreamView.held_back`),
-for the project page. A file whose upload time the upstream does not give is
-counted from when this index first saw it, and that moment is never served
-as its upload time (``ministry.core.upstream_pages`` says why).
+for the project page. Cooldown exceptions are read from the store as the view
+is built (only under a cooldown); the store announces their changes, which
+drops the view; if it cannot say, none applies until ``RETRY_AFTER``. A file
+the upstream gives no upload time counts from when this index first saw it,
+never served as its upload time (``ministry.core.upstream_pages`` says why).
 Every moment comes from the injected clock (an ``IReactorTime``).
 
 Names. Before anything else, the name goes through the
@@ -53,8 +55,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ministry.core.cooldown import HeldBack, cooled, held_back
-from ministry.core.errors import NotFound
+from ministry.core.cooldown import CooldownException, Cooled, HeldBack, cool
+from ministry.core.errors import NotFound, StoreUnavailable
 from ministry.core.models import FileRecord, ProjectRecord
 from ministry.core.name_policy import NamePolicy
 from ministry.core.upstream_pages import UpstreamFile, UpstreamPage
@@ -73,6 +75,10 @@ RETRY_AFTER = 60.0
 #: How long a request with a stale page to fall back on waits for its revalidation.
 STALE_WAIT = 2.0
 
+#: The page to serve (None: no upstream has it), until when (clock seconds),
+#: and whether only the files held here may be listed (offline, or stale).
+_Found = tuple[UpstreamPage | None, float, bool]
+
 #: What listeners are told when the list of cached projects changed.
 PROJECT_LIST = None
 
@@ -90,14 +96,13 @@ class UpstreamView:
     sources: Mapping[str, UpstreamFile] = field(repr=False)
     #: The files ``--upstream-min-age`` hides now, the first to come of age first.
     held_back: tuple[HeldBack, ...] = ()
+    #: The cooldown exceptions of this project, and the files they release early.
+    exceptions: tuple[CooldownException, ...] = ()
+    released_early: tuple[str, ...] = ()
 
 
 def _moment(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
-
-
-def _coming_of_age(item: HeldBack) -> tuple[datetime, str]:
-    return item.until, item.filename
 
 
 class UpstreamPages(Service):
@@ -115,7 +120,9 @@ class UpstreamPages(Service):
         offline: bool,
         clock: IReactorTime,
         policy: NamePolicy,
+        exceptions: Callable[[str], Deferred[list[CooldownException]]],
     ) -> None:
+        """``exceptions`` is the metadata store's ``cooldown_exceptions``."""
         self.client = client
         self.saved = saved
         self.cache = cache
@@ -125,6 +132,7 @@ class UpstreamPages(Service):
         self.offline = offline
         self.clock = clock
         self.policy = policy
+        self._exceptions = exceptions
         downloads.on_sized = self._notify
         self._projects: dict[str, ProjectRecord] = {}
         self._listeners: list[Callable[[str | None], None]] = []
@@ -190,11 +198,18 @@ class UpstreamPages(Service):
         except InvalidName:
             return None, now + self.ttl
         self._check_policy(name)
+        page, expires, held_only = await self._page(name, now)
+        if page is None:
+            return None, expires
+        return await self._view(page, expires, held_only=held_only)
+
+    async def _page(self, name: str, now: float) -> _Found:
+        """The page to serve now: see ``_Found``."""
         cached = await self.saved.read(name)
         if self.offline:
-            return (None, now + self.ttl) if cached is None else self._view(cached, now + self.ttl)
+            return cached, now + self.ttl, True
         if cached is not None and now < cached.fetched + self.ttl:
-            return self._view(cached, cached.fetched + self.ttl)
+            return cached, cached.fetched + self.ttl, False
         if cached is not None:
             return await self._revalidate(name, cached, now)
         try:
@@ -203,6 +218,21 @@ class UpstreamPages(Service):
             log.warn("Upstream failed for {project}: {error}", project=name, error=exc)
             raise UpstreamUnavailable(f"The upstream failed for {name}: {exc}") from None
         return self._fresh(page, now)
+
+    async def cooled(self, page: UpstreamPage) -> tuple[Cooled, bool]:
+        """``page``'s files under the cooldown now, and whether its exceptions could be read."""
+        if self.min_age <= 0:
+            return cool(page.files, self.now(), 0), True
+        try:
+            exceptions = await self._exceptions(page.project)
+        except StoreUnavailable as exc:
+            log.warn(
+                "Cooldown exceptions of {project} unknown, none applied: {error}",
+                project=page.project,
+                error=exc,
+            )
+            return cool(page.files, self.now(), self.min_age), False
+        return cool(page.files, self.now(), self.min_age, exceptions), True
 
     async def refresh(self, name: str) -> UpstreamPage | None:
         """The canonical ``name``'s page fetched now (revalidated if cached), for the mirror.
@@ -240,9 +270,7 @@ class UpstreamPages(Service):
 
     # -- freshness ----------------------------------------------------------------
 
-    async def _revalidate(
-        self, name: str, cached: UpstreamPage, now: float
-    ) -> tuple[UpstreamView | None, float]:
+    async def _revalidate(self, name: str, cached: UpstreamPage, now: float) -> _Found:
         """The revalidated page if it comes soon enough, else the stale one (see the docstring)."""
         waited: Deferred[UpstreamPage | None] = Deferred()
         waiters = self._fetching.get(name)
@@ -268,7 +296,7 @@ class UpstreamPages(Service):
             age=now - cached.fetched,
             error=reason,
         )
-        return self._view(cached, now + RETRY_AFTER, held_only=True)
+        return cached, now + RETRY_AFTER, True
 
     def _fetched(self, result: UpstreamPage | Failure | None, name: str) -> None:
         """Hand a revalidation's outcome to whoever still waits for it.
@@ -311,10 +339,10 @@ class UpstreamPages(Service):
             self._notify(PROJECT_LIST)
         return page
 
-    def _fresh(self, page: UpstreamPage | None, now: float) -> tuple[UpstreamView | None, float]:
+    def _fresh(self, page: UpstreamPage | None, now: float) -> _Found:
         if page is None:
-            return None, now + self.ttl
-        return self._view(page, page.fetched + self.ttl)
+            return None, now + self.ttl, False
+        return page, page.fetched + self.ttl, False
 
     # -- helpers ----------------------------------------------------------------
 
@@ -323,22 +351,22 @@ class UpstreamPages(Service):
         if refusal is not None:
             raise NotProxied(refusal)
 
-    def _view(
-        self, page: UpstreamPage, expires: float, *, held_only: bool = False
+    async def _view(
+        self, page: UpstreamPage, expires: float, *, held_only: bool
     ) -> tuple[UpstreamView, float]:
         """The page as served now: cooled down, with cached sizes, and when that changes.
 
         ``held_only``: only what is cached here, as offline (the upstream failed).
         """
-        now = self.now()
-        shown, released = cooled(page.files, now, self.min_age)
-        held = tuple(sorted(held_back(page.files, now, self.min_age), key=_coming_of_age))
-        if released is not None:
-            expires = min(expires, released.timestamp())
+        cooled, known = await self.cooled(page)
+        if cooled.changes_at is not None:
+            expires = min(expires, cooled.changes_at.timestamp())
+        if not known:
+            expires = min(expires, self.clock.seconds() + RETRY_AFTER)
         records: list[FileRecord] = []
         sources: dict[str, UpstreamFile] = {}
-        for item in shown:
-            record = self.cache.as_served(item.record, held_only=held_only or self.offline)
+        for item in cooled.shown:
+            record = self.cache.as_served(item.record, held_only=held_only)
             if record is not None:
                 records.append(record)
                 sources[record.filename] = item
@@ -350,7 +378,15 @@ class UpstreamPages(Service):
             status=page.status,  # the upstream's PEP 792 marker, as the pages say it
             status_reason=page.status_reason,
         )
-        return UpstreamView(project, tuple(records), sources, held), expires
+        view = UpstreamView(
+            project,
+            tuple(records),
+            sources,
+            cooled.held_back,
+            cooled.exceptions,
+            cooled.released_early,
+        )
+        return view, expires
 
     async def _forget(self, name: str) -> None:
         """The upstreams no longer have ``name``: drop its page (its files age out)."""

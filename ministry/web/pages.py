@@ -115,6 +115,8 @@ class ProjectPages:
             commands=install_commands(self.urls.render_root(), view.project.name, version),
             status_notice=page_notice(view.project),
             held_back=view.held_back,
+            exceptions=view.exceptions,
+            released_early=view.released_early,
             dated=view.upload_time_known,
             nav="projects",
         )

@@ -50,6 +50,15 @@ def new_change_id() -> str:
     return secrets.token_hex(8)
 
 
+def cooldown_keys(key: Callable[..., str]) -> list[str]:
+    """The zset of proxied projects by the serial of their last cooldown exception change,
+    and the hash of those changes' ids (see :mod:`~ministry.stores.redis.cooldown`).
+
+    ``key`` is the store's key builder. Catching up reads these beside ``projects``.
+    """
+    return [key("cooldown", "changes"), key("cooldown", "change")]
+
+
 class ChangeFeed:
     """The store's subscribers, told once of each change, by whichever path comes first.
 
@@ -111,7 +120,7 @@ class ChangeFeed:
     def _catch_up(self, since: int) -> Deferred[None]:
         """Announce what changed after serial ``since``; messages are heard again meanwhile."""
         self._in_sync = False
-        keys = [self._key("serial"), self._key("projects")]
+        keys = [self._key("serial"), self._key("projects"), *cooldown_keys(self._key)]
         d = self._script(CHANGED_SINCE, keys, [since, self._key("project:")])
         d.addCallback(self._caught_up, since)
         return d

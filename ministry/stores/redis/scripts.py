@@ -140,12 +140,16 @@ return redis.call('HMGET', KEYS[3], FIELDS)
 )
 
 # The global serial, and the name and last change id of every project
-# changed after a serial. KEYS[1..2]: serial, projects; ARGV[1]: the serial;
-# ARGV[2]: the project hash key prefix.
+# changed after a serial, proxied ones whose cooldown exceptions changed
+# included. KEYS[1..4]: serial, projects, cooldown:changes, cooldown:change;
+# ARGV[1]: the serial; ARGV[2]: the project hash key prefix.
 CHANGED_SINCE = """
 local changed = {}
 for i, name in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf')) do
   changed[i] = {name, redis.call('HGET', ARGV[2] .. name, 'change')}
+end
+for _, name in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. ARGV[1], '+inf')) do
+  changed[#changed + 1] = {name, redis.call('HGET', KEYS[4], name)}
 end
 return {redis.call('GET', KEYS[1]) or '0', changed}
 """

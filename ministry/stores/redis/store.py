@@ -53,6 +53,7 @@ from ministry.stores.redis.audit import AuditLog
 from ministry.stores.redis.cache_index import RedisCacheIndex
 from ministry.stores.redis.changes import ChangeFeed, new_change_id
 from ministry.stores.redis.connection import InFlight, connections, listener_protocol
+from ministry.stores.redis.cooldown import CooldownExceptions
 from ministry.stores.redis.lease import RedisLease
 from ministry.stores.redis.project_status import ProjectStatusWrites
 from ministry.stores.redis.records import (
@@ -78,7 +79,7 @@ FILE_RECORDS_BATCH = 100
 
 
 @implementer(IMetadataStore)
-class RedisStore(AuditLog, ProjectStatusWrites, Service):
+class RedisStore(AuditLog, CooldownExceptions, ProjectStatusWrites, Service):
     """:class:`IMetadataStore` on Redis, shared by any number of processes."""
 
     def __init__(

@@ -30,7 +30,7 @@ def last_serial(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT value FROM meta WHERE key = 'serial'").fetchone()[0]
 
 
-def _bump_serial(conn: sqlite3.Connection) -> int:
+def bump_serial(conn: sqlite3.Connection) -> int:
     return conn.execute(
         "UPDATE meta SET value = value + 1 WHERE key = 'serial' RETURNING value"
     ).fetchone()[0]
@@ -120,7 +120,7 @@ def add_file(
             )
         if record.packagetype == SDIST:
             _refuse_second_sdist(conn, record)
-        serial = _bump_serial(conn)
+        serial = bump_serial(conn)
         _touch_project(conn, record.project, display_name, serial)
         conn.execute(
             "INSERT INTO files (project, filename, sha256, serial, record, metadata)"
@@ -159,7 +159,7 @@ def _refuse_second_sdist(conn: sqlite3.Connection, record: FileRecord) -> None:
 def register(conn: sqlite3.Connection, name: str, display_name: str, info: dict) -> ProjectRecord:
     """Create the project or replace its info; the first display name stays."""
     with transaction(conn):
-        serial = _bump_serial(conn)
+        serial = bump_serial(conn)
         row = conn.execute(
             f"INSERT INTO projects ({_NEW_PROJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (name) DO UPDATE SET serial = excluded.serial, info = excluded.info"
@@ -170,8 +170,15 @@ def register(conn: sqlite3.Connection, name: str, display_name: str, info: dict)
 
 
 def changed_since(conn: sqlite3.Connection, serial: int) -> tuple[int, list[tuple[str, int]]]:
-    """The global serial, and the projects (with their serials) changed after ``serial``."""
-    rows = conn.execute("SELECT name, serial FROM projects WHERE serial > ?", (serial,))
+    """The global serial, and the projects (with their serials) changed after ``serial``.
+
+    Proxied projects whose cooldown exceptions changed count too (see ``.cooldown``).
+    """
+    rows = conn.execute(
+        "SELECT name, serial FROM projects WHERE serial > ? "
+        "UNION ALL SELECT project, serial FROM cooldown_serials WHERE serial > ?",
+        (serial, serial),
+    )
     return last_serial(conn), list(rows)
 
 
@@ -187,7 +194,7 @@ def _is_tombstoned(conn: sqlite3.Connection, name: str, filename: str) -> bool:
 
 def _project_changed(conn: sqlite3.Connection, name: str) -> int:
     """Bump the global serial and make it the project's; the new serial."""
-    serial = _bump_serial(conn)
+    serial = bump_serial(conn)
     conn.execute("UPDATE projects SET serial = ? WHERE name = ?", (serial, name))
     return serial
 

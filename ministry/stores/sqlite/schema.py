@@ -1,6 +1,6 @@
 """The SQLite file's tables, how it is opened, its migrations and its transactions.
 
-Schema (version 4)::
+Schema (version 5)::
 
     meta(key TEXT PRIMARY KEY, value INTEGER)
         'schema_version' -> 1, 'serial' -> the global serial
@@ -25,6 +25,9 @@ Schema (version 4)::
     audit(id INTEGER PRIMARY KEY AUTOINCREMENT,  -- order of appending
           project TEXT,               -- canonical, for listing one project's
           record TEXT)                -- JSON of AuditEvent.to_dict()
+    cooldown_exceptions(project, version,  -- version '' for every version
+                        record)            -- JSON of CooldownException.to_dict()
+    cooldown_serials(project TEXT PRIMARY KEY, serial)  -- see .cooldown
 
 Roles name users without a foreign key: an htpasswd user owns projects
 too, and is not in ``users``.
@@ -106,6 +109,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             record TEXT NOT NULL
         )""",
         "CREATE INDEX audit_by_project ON audit (project, id)",
+    ),
+    (
+        """CREATE TABLE cooldown_exceptions (
+            project TEXT NOT NULL,
+            version TEXT NOT NULL,
+            record TEXT NOT NULL,
+            PRIMARY KEY (project, version)
+        )""",
+        """CREATE TABLE cooldown_serials (
+            project TEXT PRIMARY KEY,
+            serial INTEGER NOT NULL
+        )""",
     ),
 )
 

@@ -33,6 +33,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from ministry.core.audit import DEFAULT_LIMIT, AuditEvent
+from ministry.core.cooldown import CooldownException
 from ministry.core.errors import StoreUnavailable
 from ministry.core.models import (
     ROLES,
@@ -45,7 +46,7 @@ from ministry.core.models import (
 from ministry.interfaces import ICacheIndex, ILease, IMetadataStore
 from ministry.stores.cache_index import EVICTION_LEASE, LocalCacheIndex
 from ministry.stores.lease import LocalLease
-from ministry.stores.sqlite import accounts, audit, projects, schema
+from ministry.stores.sqlite import accounts, audit, cooldown, projects, schema
 from ministry.stores.subscribers import Subscribers
 
 log = Logger()
@@ -237,6 +238,17 @@ class SQLiteStore(Service):
             return fail(ValueError(f"unknown project status {status!r}"))
         d = self._run(projects.set_status, name, status, reason)
         return d.addCallback(self._changed, name)
+
+    def allow_cooldown(self, exception: CooldownException) -> Deferred[None]:
+        d = self._run(cooldown.allow, exception)
+        return d.addCallback(self._changed, exception.project)
+
+    def revoke_cooldown(self, name: str, version: str | None) -> Deferred[bool]:
+        d = self._run(cooldown.revoke, name, version)
+        return d.addCallback(self._changed, name)
+
+    def cooldown_exceptions(self, name: str | None = None) -> Deferred[list[CooldownException]]:
+        return self._run(cooldown.listed, name)
 
     # -- users, tokens and roles ---------------------------------------------------
 
