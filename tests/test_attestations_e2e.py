@@ -1,7 +1,7 @@
-"""``twine upload --attestations`` against a real daemon: the PEP 740 round trip.
+"""``twine upload --attestations`` and ``uv publish`` against a real daemon: the PEP 740 round trip.
 
-twine sends every ``<dist>.<name>.attestation`` file given next to a dist
-as that upload's ``attestations`` field. The attestations are built here
+Both send every ``<dist>.<name>.attestation`` file given with a dist as
+that upload's ``attestations`` field. The attestations are built here
 with placeholder signatures (the index checks shape and subject, not the
 signature, which would need Sigstore and the network).
 """
@@ -80,3 +80,23 @@ def test_twine_is_told_why_an_attestation_for_other_bytes_is_refused(server, tmp
     with pytest.raises(urllib.error.HTTPError) as missing:
         get(f"{server.url}/simple/misattested/", JSON_V1)
     assert missing.value.code == 404
+
+
+def test_uv_publish_sends_the_attestation_beside_the_dist(server, tmp_path):
+    """Given ``<dist>.<name>.attestation`` files among its paths, uv uploads them with the dist."""
+    dist = tmp_path / wheel_filename("uv-attested", "1.0")
+    dist.write_bytes(make_wheel("uv-attested", "1.0"))
+    sent = attestation(dist.name, dist.read_bytes())
+    sidecar = tmp_path / f"{dist.name}.publish.attestation"
+    sidecar.write_text(json.dumps(sent))
+    command = [sys.executable, "-m", "uv", "publish", "--publish-url", f"{server.url}/legacy/"]
+    command += ["-u", "any", "-p", "any", str(dist), str(sidecar)]
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=client_env(tmp_path), timeout=180
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    page_url = f"{server.url}/simple/uv-attested/"
+    (entry,) = json.loads(get(page_url, JSON_V1)[1])["files"]
+    (bundle,) = json.loads(get(urljoin(page_url, entry["provenance"]))[1])["attestation_bundles"]
+    assert bundle["attestations"] == [sent]
