@@ -33,7 +33,7 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
 from ministry.core.errors import StoreUnavailable
-from ministry.core.models import PROVENANCE_SUFFIX, FileRecord
+from ministry.core.models import FileRecord
 from ministry.interfaces import IBlobStore, IMetadataStore
 from ministry.stores.blobs import StoredBlob
 
@@ -71,14 +71,9 @@ async def remove_unclaimed(
     claimed = await store.blob_keys()
     removed = []
     for blob in old:
-        if _owner(blob.key) not in claimed and await blobs.remove_stale(blob.key, cutoff):
+        if blob.key not in claimed and await blobs.remove_stale(blob.key, cutoff):
             removed.append(blob.key)
     return removed
-
-
-def _owner(key: str) -> str:
-    """The file blob a key belongs to: a provenance is claimed with its file's bytes."""
-    return key.removesuffix(PROVENANCE_SUFFIX)
 
 
 class BlobCollector(Service):
@@ -203,8 +198,8 @@ async def check(store: IMetadataStore, blobs: IBlobStore, rehash: bool) -> Check
                 continue
             if digest != record.sha256:
                 report.damaged.append((record, f"sha256 {digest}, not {record.sha256}"))
-    claimed = {record.blob_key for record in records}
-    report.unclaimed = [blob for key, blob in sorted(found.items()) if _owner(key) not in claimed]
+    claimed = {key for record in records for key in record.stored_keys}
+    report.unclaimed = [blob for key, blob in sorted(found.items()) if key not in claimed]
     return report
 
 

@@ -70,7 +70,7 @@ class IMetadataStore(Interface):
         """
 
     def blob_keys():
-        """Deferred[set[str]]: the ``blob_key`` of every file record, in every project.
+        """Deferred[set[str]]: every blob key of every file record (``stored_keys``).
 
         What the collector of unclaimed bytes and ``ministry-admin check``
         compare the blob store against. Not one snapshot across projects: a

@@ -7,6 +7,8 @@ nothing here needs Sigstore or the network.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import time
@@ -17,6 +19,7 @@ from accept_headers import UV
 from archive_factory import make_wheel, wheel_filename
 from attestation_factory import attestation, field
 from http_harness import InMemoryIndex
+from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.internet.task import Clock
 
 from ministry.core.attestations import INTEGRITY_V1, UNVERIFIED_PUBLISHER
@@ -108,6 +111,50 @@ async def test_a_provenance_is_claimed_with_its_file_by_the_collector_and_the_ch
     assert (await index.request("GET", PROVENANCE_URL)).code == 200
     report = await check(index.store, index.blobs, rehash=False)
     assert report.unclaimed == []
+
+
+def signed_again(signature: bytes) -> dict:
+    """An attestation of the same file with another signature, as each signing run gives."""
+    sent = attestation(WHEEL_NAME, WHEEL)
+    sent["envelope"]["signature"] = base64.b64encode(signature).decode()
+    return sent
+
+
+async def served_provenance(index: InMemoryIndex) -> dict:
+    """The provenance served, checked against the sha256 the file's record names."""
+    served = await index.request("GET", PROVENANCE_URL)
+    assert served.code == 200
+    record = await index.store.get_file("tidy", WHEEL_NAME)
+    assert hashlib.sha256(served.body).hexdigest() == record.provenance_sha256
+    return json.loads(served.body)
+
+
+@pytest_twisted.ensureDeferred
+async def test_racing_uploads_of_one_file_with_other_attestations_keep_one_whole(index):
+    """Both are accepted (the same bytes); the winner's provenance is served, the loser's gone."""
+    first, second = signed_again(b"run 1"), signed_again(b"run 2")
+    responses = await gatherResults(
+        [
+            ensureDeferred(index.upload("tidy", "1.0", WHEEL_NAME, WHEEL, attestations=field(sent)))
+            for sent in (first, second)
+        ]
+    )
+    assert [response.code for response in responses] == [200, 200]
+    (bundle,) = (await served_provenance(index))["attestation_bundles"]
+    assert bundle["attestations"] in ([first], [second])
+    assert len([name for name in blob_names(index) if name.endswith(".provenance")]) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_upload_again_with_other_attestations_keeps_the_first(index):
+    first = signed_again(b"run 1")
+    await index.upload("tidy", "1.0", WHEEL_NAME, WHEEL, attestations=field(first))
+    again = await index.upload(
+        "tidy", "1.0", WHEEL_NAME, WHEEL, attestations=field(signed_again(b"run 2"))
+    )
+    assert again.code == 200  # a re-run publish job must not fail on the file it already sent
+    (bundle,) = (await served_provenance(index))["attestation_bundles"]
+    assert bundle["attestations"] == [first]
 
 
 @pytest_twisted.ensureDeferred

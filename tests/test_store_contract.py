@@ -583,12 +583,13 @@ class MetadataStoreContract:
     ) -> None:
         """What the collector of unclaimed bytes trusts: a key missing here may be removed."""
         assert await metadata_store.blob_keys() == set()
-        other = make_record(project="other", sha256="f" * 64)
+        other = make_record(project="other", sha256="f" * 64, provenance_sha256="a" * 64)
         for record in (make_record(), SDIST_RECORD, other):
             await metadata_store.add_file(record, record.project, None)
         with pytest.raises(FileExists):  # a refused claim names no bytes
             await metadata_store.add_file(make_record(sha256="9" * 64), "demo-pkg", None)
-        keys = {make_record().blob_key, SDIST_RECORD.blob_key, other.blob_key}
+        keys = {make_record().blob_key, SDIST_RECORD.blob_key, *other.stored_keys}
+        assert other.provenance_key in keys  # the provenance is claimed with its file
         assert await metadata_store.blob_keys() == keys
 
         await metadata_store.delete_files("demo-pkg", [SDIST_RECORD.filename])

@@ -23,7 +23,7 @@ ORIGINS = ("upload", "proxy", "mirror")
 #: under ``/packages/`` and in a cache of upstream files.
 METADATA_SUFFIX = ".metadata"
 
-#: What the blob key of a file's PEP 740 provenance adds to the file's own.
+#: What the blob key of a file's PEP 740 provenance ends with.
 PROVENANCE_SUFFIX = ".provenance"
 
 
@@ -122,8 +122,21 @@ class FileRecord(_Serialised):
 
     @property
     def provenance_key(self) -> str:
-        """Where its PEP 740 provenance lives: beside the bytes, named after them."""
-        return self.blob_key + PROVENANCE_SUFFIX
+        """Where its PEP 740 provenance lives: beside the bytes, named after both.
+
+        The key carries the provenance's own sha256 too: two uploads of one
+        file with other attestations (each signing gives new ones) race
+        without overwriting each other's, and the loser deletes its own.
+        """
+        assert self.provenance_sha256 is not None, "a record without provenance has no key"
+        return f"{self.blob_key}.{self.provenance_sha256[:16]}{PROVENANCE_SUFFIX}"
+
+    @property
+    def stored_keys(self) -> tuple[str, ...]:
+        """Every blob this record names: its bytes, and its provenance if it has one."""
+        if self.provenance_sha256 is None:
+            return (self.blob_key,)
+        return (self.blob_key, self.provenance_key)
 
     @property
     def serves_metadata(self) -> bool:

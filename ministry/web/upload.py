@@ -192,6 +192,19 @@ class Uploads:
             raise
         if not added:
             log.info("{filename} was stored by a concurrent upload", filename=record.filename)
+            await self._drop_lost_provenance(record)
+
+    async def _drop_lost_provenance(self, record: FileRecord) -> None:
+        """A concurrent upload of the same bytes won with other attestations: delete ours.
+
+        Its record names its own provenance (keys differ by the provenance's
+        sha256), so ours is claimed by nothing and would otherwise stay.
+        """
+        if record.provenance_sha256 is None:
+            return
+        stored = await self.store.get_file(record.project, record.filename)
+        if stored is None or stored.provenance_sha256 != record.provenance_sha256:
+            await self.blobs.delete(record.provenance_key)
 
     async def _commit_provenance(self, record: FileRecord, provenance: bytes | None) -> None:
         """Make the PEP 740 provenance durable beside the file, before the record names it.

@@ -223,7 +223,7 @@ class RedisStore(AuditLog, CooldownExceptions, ProjectStatusWrites, Service):
             batch = names[start : start + FILE_RECORDS_BATCH]
             files = [self._key("files", name.decode()) for name in batch]
             records = await self._script(scripts.FILE_RECORDS, files, [])
-            keys.update(file_record(record).blob_key for record in records)
+            keys.update(key for record in records for key in file_record(record).stored_keys)
         return keys
 
     # -- writes ----------------------------------------------------------------

@@ -80,7 +80,9 @@ def get_file(conn: sqlite3.Connection, name: str, filename: str) -> FileRecord |
 
 def blob_keys(conn: sqlite3.Connection) -> set[str]:
     rows = conn.execute("SELECT record FROM files")
-    return {FileRecord.from_dict(json.loads(record)).blob_key for (record,) in rows}
+    return {
+        key for (record,) in rows for key in FileRecord.from_dict(json.loads(record)).stored_keys
+    }
 
 
 def get_metadata(conn: sqlite3.Connection, name: str, filename: str) -> bytes | None:
