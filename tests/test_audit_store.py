@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-import pytest_twisted
-from store_records import make_record
 
 from ministry.core.audit import Actor, AuditEvent, json_lines
-from ministry.stores.sqlite import SQLiteStore
-from ministry.stores.sqlite.schema import SCHEMA_VERSION
 
 WHEN = datetime(2026, 12, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -44,30 +38,3 @@ def test_an_unknown_action_is_refused() -> None:
 
 def test_the_cli_names_the_os_user() -> None:
     assert Actor.cli("ops") == Actor("ministry-admin (ops)", "local")
-
-
-@pytest_twisted.ensureDeferred
-async def test_sqlite_migrates_a_version_3_database_to_an_empty_audit_log(tmp_path: Path) -> None:
-    """Indexes made before the audit log open with their files and an empty log."""
-    path = tmp_path / "ministry.sqlite"
-    store = SQLiteStore(str(path))
-    await store.startService()
-    await store.add_file(make_record(), "demo-pkg", None)
-    await store.stopService()
-    with sqlite3.connect(path) as conn:  # back to how version 3 left it
-        conn.execute("DROP TABLE audit")
-        conn.execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'")
-
-    store = SQLiteStore(str(path))
-    await store.startService()
-    try:
-        assert await store.list_files("demo-pkg") == [make_record()]
-        assert await store.list_audit() == []
-        event = AuditEvent(WHEN, "alice", "192.0.2.7", "delete", "demo-pkg")
-        await store.append_audit(event)
-        assert await store.list_audit("demo-pkg") == [event]
-    finally:
-        await store.stopService()
-    with sqlite3.connect(path) as conn:
-        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    assert version == (SCHEMA_VERSION,) == (4,)

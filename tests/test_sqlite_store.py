@@ -9,6 +9,7 @@ by the clock it was given.
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,10 +19,14 @@ from store_records import SDIST_RECORD, make_record, make_user
 from twisted.internet import reactor
 from twisted.internet.task import Clock, deferLater
 
+from ministry.core.audit import AuditEvent
+from ministry.core.cooldown import CooldownException
 from ministry.core.errors import StoreUnavailable
 from ministry.stores.sqlite import SQLiteStore
 from ministry.stores.sqlite import store as sqlite_store
 from ministry.stores.sqlite.schema import SCHEMA_VERSION
+
+WHEN = datetime(2026, 12, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 
 async def started(path: Path, clock: Clock | None = None) -> SQLiteStore:
@@ -99,17 +104,25 @@ async def test_sqlite_queued_work_finishes_before_stop(tmp_path: Path) -> None:
     assert await added is True
 
 
-#: The tables schema version 5 added.
-COOLDOWN_TABLES = ("cooldown_exceptions", "cooldown_serials")
+#: What migrating to each schema version added: (tables, columns of projects).
+ADDED_BY: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    2: (("tombstones", "users", "tokens", "roles"), ()),
+    3: ((), ("status", "status_reason")),
+    4: (("audit",), ()),
+    5: (("cooldown_exceptions", "cooldown_serials"), ()),
+}
 
 
-def rewind(path: Path, version: int, tables: tuple[str, ...]) -> None:
-    """Make the database as schema ``version`` left it: without ``tables`` and the statuses."""
+def rewind(path: Path, version: int) -> None:
+    """Make the database as schema ``version`` left it, undoing every later migration."""
+    assert max(ADDED_BY) == SCHEMA_VERSION, "a new migration needs its line in ADDED_BY"
     with sqlite3.connect(path) as conn:
-        for table in tables:
-            conn.execute(f"DROP TABLE {table}")
-        for column in ("status", "status_reason"):
-            conn.execute(f"ALTER TABLE projects DROP COLUMN {column}")
+        for later in range(version + 1, SCHEMA_VERSION + 1):
+            tables, columns = ADDED_BY[later]
+            for table in tables:
+                conn.execute(f"DROP TABLE {table}")
+            for column in columns:
+                conn.execute(f"ALTER TABLE projects DROP COLUMN {column}")
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version,))
 
 
@@ -120,7 +133,7 @@ async def test_sqlite_migrates_a_version_1_database(tmp_path: Path) -> None:
     store = await started(path)
     await store.add_file(make_record(), "demo-pkg", None)
     await store.stopService()
-    rewind(path, 1, ("tombstones", "users", "tokens", "roles", "audit", *COOLDOWN_TABLES))
+    rewind(path, 1)
 
     store = await started(path)
     try:
@@ -131,7 +144,7 @@ async def test_sqlite_migrates_a_version_1_database(tmp_path: Path) -> None:
         await store.stopService()
     with sqlite3.connect(path) as conn:
         version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    assert version == (SCHEMA_VERSION,) == (5,)
+    assert version == (SCHEMA_VERSION,)
 
 
 @pytest_twisted.ensureDeferred
@@ -141,7 +154,7 @@ async def test_sqlite_migrates_a_version_2_database_to_active_projects(tmp_path:
     store = await started(path)
     await store.add_file(make_record(), "demo-pkg", None)
     await store.stopService()
-    rewind(path, 2, ("audit", *COOLDOWN_TABLES))
+    rewind(path, 2)
 
     store = await started(path)
     try:
@@ -149,6 +162,47 @@ async def test_sqlite_migrates_a_version_2_database_to_active_projects(tmp_path:
         assert (project.status, project.status_reason) == ("active", None)
         archived = await store.set_project_status("demo-pkg", "archived", "done")
         assert (archived.status, archived.status_reason) == ("archived", "done")
+    finally:
+        await store.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_sqlite_migrates_a_version_3_database_to_an_empty_audit_log(tmp_path: Path) -> None:
+    """Indexes made before the audit log open with their files and an empty log."""
+    path = tmp_path / "ministry.sqlite"
+    store = await started(path)
+    await store.add_file(make_record(), "demo-pkg", None)
+    await store.stopService()
+    rewind(path, 3)
+
+    store = await started(path)
+    try:
+        assert await store.list_files("demo-pkg") == [make_record()]
+        assert await store.list_audit() == []
+        event = AuditEvent(WHEN, "alice", "192.0.2.7", "delete", "demo-pkg")
+        await store.append_audit(event)
+        assert await store.list_audit("demo-pkg") == [event]
+    finally:
+        await store.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_sqlite_migrates_a_version_4_database_to_no_cooldown_exceptions(
+    tmp_path: Path,
+) -> None:
+    """Indexes made before cooldown exceptions open with none, and take one."""
+    path = tmp_path / "ministry.sqlite"
+    store = await started(path)
+    await store.add_file(make_record(), "demo-pkg", None)
+    await store.stopService()
+    rewind(path, 4)
+
+    store = await started(path)
+    try:
+        assert await store.cooldown_exceptions("demo-pkg") == []
+        allowed = CooldownException("demo-pkg", "1.0", "fixes CVE", "alice", WHEN)
+        await store.allow_cooldown(allowed)
+        assert await store.cooldown_exceptions("demo-pkg") == [allowed]
     finally:
         await store.stopService()
 
