@@ -103,6 +103,13 @@ class IMetadataStore(Interface):
         ``add_file`` fails with :class:`ministry.core.errors.FilenameReused`.
         """
 
+    def tombstones(name: str):
+        """Deferred[dict[str, str]]: a project's deleted files, filename -> their sha256."""
+
+    def add_tombstone(name: str, filename: str, sha256: str):
+        """Deferred[None]: remember a deleted file, as a backup restored says: the filename
+        is refused from now on. A file stored under that name now is left as it is."""
+
     def set_project_status(name: str, status: str, reason: str | None):
         """Set a hosted project's PEP 792 status (one of ``models.STATUSES``) and its reason.
 

@@ -492,6 +492,25 @@ class MetadataStoreContract:
         # The same filename in another project is another file.
         assert await metadata_store.add_file(again.with_changes(project="other"), "other", None)
 
+    @pytest_twisted.ensureDeferred
+    async def test_tombstones_are_listed_and_a_restored_one_refuses_its_filename(
+        self, metadata_store: IMetadataStore
+    ) -> None:
+        await metadata_store.add_file(make_record(), "demo-pkg", None)
+        await metadata_store.delete_files("demo-pkg", [make_record().filename])
+        assert await metadata_store.tombstones("demo-pkg") == {
+            make_record().filename: make_record().sha256
+        }
+        assert await metadata_store.tombstones("other") == {}
+
+        await metadata_store.add_tombstone("other", "other-1.0.tar.gz", "e" * 64)
+        assert await metadata_store.tombstones("other") == {"other-1.0.tar.gz": "e" * 64}
+        serial = await metadata_store.last_serial()
+        restored = make_record(filename="other-1.0.tar.gz", project="other")
+        with pytest.raises(FilenameReused):
+            await metadata_store.add_file(restored, "other", None)
+        assert await metadata_store.last_serial() == serial  # no page changed
+
     @pytest.mark.parametrize(
         ("filename", "version"),
         [

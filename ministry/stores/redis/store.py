@@ -68,6 +68,7 @@ from ministry.stores.redis.records import (
     tokens_of,
     user_record,
 )
+from ministry.stores.redis.tombstones import Tombstones
 
 log = Logger()
 
@@ -79,7 +80,7 @@ FILE_RECORDS_BATCH = 100
 
 
 @implementer(IMetadataStore)
-class RedisStore(AuditLog, CooldownExceptions, ProjectStatusWrites, Service):
+class RedisStore(AuditLog, CooldownExceptions, ProjectStatusWrites, Tombstones, Service):
     """:class:`IMetadataStore` on Redis, shared by any number of processes."""
 
     def __init__(

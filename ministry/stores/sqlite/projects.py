@@ -242,6 +242,19 @@ def delete_files(
     return serial, removed
 
 
+def tombstones(conn: sqlite3.Connection, name: str) -> dict[str, str]:
+    rows = conn.execute("SELECT filename, sha256 FROM tombstones WHERE project = ?", (name,))
+    return dict(rows.fetchall())
+
+
+def add_tombstone(conn: sqlite3.Connection, name: str, filename: str, sha256: str) -> None:
+    with transaction(conn):
+        conn.execute(
+            "INSERT OR REPLACE INTO tombstones (project, filename, sha256) VALUES (?, ?, ?)",
+            (name, filename, sha256),
+        )
+
+
 # -- project status (PEP 792) ----------------------------------------------------
 
 

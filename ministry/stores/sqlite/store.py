@@ -225,6 +225,12 @@ class SQLiteStore(Service):
         d = self._run(projects.delete_files, name, list(filenames))
         return d.addCallback(self._changed, name)
 
+    def tombstones(self, name: str) -> Deferred[dict[str, str]]:
+        return self._run(projects.tombstones, name)
+
+    def add_tombstone(self, name: str, filename: str, sha256: str) -> Deferred[None]:
+        return self._run(projects.add_tombstone, name, filename, sha256)
+
     def _changed(self, outcome: tuple[int | None, T], name: str) -> T:
         """Announce a change (if there was one) and fire with what the work returned."""
         serial, changed = outcome
