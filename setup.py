@@ -31,6 +31,7 @@ setup(
         "prometheus_client>=0.20",
         "bcrypt>=4.1",  # htpasswd files' bcrypt entries (--htpasswd)
         "boto3>=1.34",  # --storage s3://: signing, multipart uploads, presigned URLs
+        "pypi-attestations>=0.0.31",  # PEP 740: Sigstore signatures checked offline
     ],
     extras_require={
         "test": [

@@ -136,6 +136,27 @@ class Curator:
         await self.record(actor, audit.STATUS, name, detail=detail)
         return project
 
+    async def set_role(
+        self, project: str, username: str, role: str | None, actor: Actor, why: str = ""
+    ) -> bool:
+        """Give ``username`` a role in ``project`` (None: take it away); False if it had it.
+
+        A role given again changes nothing, and leaves no entry; ``why``
+        follows the entry's detail (``bob: owner (first upload)``).
+        """
+        if (await self.store.get_roles(project)).get(username) == role:
+            return False
+        await self.store.set_role(project, username, role)
+        await self.record_role(actor, project, username, role, why)
+        return True
+
+    async def record_role(
+        self, actor: Actor, project: str, username: str, role: str | None, why: str = ""
+    ) -> None:
+        """The entry of a role given or taken away: ``bob: owner``, ``bob: no role``."""
+        detail = f"{username}: {role or 'no role'}" + (f" ({why})" if why else "")
+        await self.record(actor, audit.ROLE, project, detail=detail)
+
     async def allow_cooldown(
         self, spec: str, reason: str | None, actor: Actor
     ) -> CooldownException:

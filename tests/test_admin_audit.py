@@ -27,7 +27,10 @@ async def test_the_command_line_lists_and_exports_the_audit_log(tmp_path):
     admin(data, "project", "status", "alpha", "deprecated", "--reason", "use beta")
     admin(data, "project", "status", "alpha", "deprecated", "--reason", "use beta")  # no change
     admin(data, "project", "add-maintainer", "alpha", "bob")
+    again = admin(data, "project", "add-maintainer", "alpha", "bob")  # no change
+    assert again.stdout == "bob is already maintainer of alpha\n"
     admin(data, "project", "remove-role", "alpha", "bob")
+    admin(data, "project", "remove-role", "alpha", "bob")  # no change
     admin(data, "delete", "beta.pkg", "0.3")
 
     exported = admin(data, "audit", "--json").stdout.splitlines()

@@ -62,6 +62,7 @@ async def test_each_change_leaves_one_entry_with_who_and_where(team) -> None:
         ("status", "root", "198.51.100.9", None, None, "archived"),
         ("yank", "alice", "198.51.100.9", "1.0", None, f"{WHEEL_NAME}: broken"),
         ("upload", "alice", "127.0.0.1", "1.0", WHEEL_NAME, ""),
+        ("role", "alice", "127.0.0.1", None, None, "alice: owner (first upload)"),
     ]
     assert all(e["project"] == "demo" and e["when"].endswith("Z") for e in await entries(team))
 
@@ -73,8 +74,9 @@ async def test_the_log_narrows_to_one_project_and_a_number(team) -> None:
             name, "1.0", wheel_filename(name, "1.0"), make_wheel(name, "1.0"), "alice", "alice-pw"
         )
         assert sent.code == 200
-    assert [e["project"] for e in await entries(team)] == ["other", "demo"]
-    assert [e["project"] for e in await entries(team, "&project=Demo")] == ["demo"]
+    uploads = [e["project"] for e in await entries(team) if e["action"] == "upload"]
+    assert uploads == ["other", "demo"]
+    assert {e["project"] for e in await entries(team, "&project=Demo")} == {"demo"}
     assert len(await entries(team, "&limit=1")) == 1
 
 
@@ -108,5 +110,5 @@ async def test_a_lost_entry_is_logged_loudly_and_the_change_stands(team, monkeyp
     assert sent.code == 200
     assert await team.store.get_file("demo", WHEEL_NAME) is not None
     critical = [e for e in logged if e.get("log_level") == LogLevel.critical]
-    assert len(critical) == 1
-    assert json.loads(critical[0]["entry"])["filename"] == WHEEL_NAME
+    claim, upload = (json.loads(entry["entry"]) for entry in critical)  # alice owns it now
+    assert (claim["action"], upload["filename"]) == ("role", WHEEL_NAME)

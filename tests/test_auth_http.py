@@ -168,6 +168,13 @@ async def test_once_a_user_exists_uploads_need_credentials(index):
 
     assert (await index.send("demo", "1.0", WHEEL_NAME, WHEEL, "alice", "alice-pw")).code == 200
     assert await index.store.get_roles("demo") == {"alice": OWNER}
+    upload, claim = await index.store.list_audit("demo")
+    assert (claim.action, claim.actor, claim.detail) == (
+        "role",
+        "alice",
+        "alice: owner (first upload)",
+    )
+    assert upload.action == "upload"
 
 
 # -- owners, maintainers, administrators ---------------------------------------------
@@ -199,6 +206,8 @@ async def test_registering_claims_a_new_project_and_is_refused_to_others(team):
     registered = await team.request("POST", "/", _headers("bob", "bob-pw", content_type), body)
     assert registered.code == 200
     assert await team.store.get_roles("fresh") == {"bob": OWNER}
+    (claim,) = await team.store.list_audit("fresh")
+    assert claim.detail == "bob: owner (first registration)"
     body, content_type = multipart([(":action", "submit"), ("name", "demo"), ("version", "1")])
     refused = await team.request("POST", "/", _headers("bob", "bob-pw", content_type), body)
     assert refused.code == 403

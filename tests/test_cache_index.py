@@ -30,8 +30,9 @@ from twisted.internet.task import Clock, deferLater
 from zope.interface.verify import verifyObject
 
 from ministry.core.errors import StorageUnavailable, StoreUnavailable
-from ministry.core.models import FileRecord
+from ministry.core.models import METADATA_SUFFIX, PROVENANCE_SUFFIX, FileRecord
 from ministry.core.storage_url import S3Storage
+from ministry.core.upstream_pages import UpstreamFile
 from ministry.interfaces import IBlobStore, ICacheIndex, ILease
 from ministry.stores.blobs import FilesystemBlobStore
 from ministry.stores.cache_index import EVICTION_LEASE, LocalCacheIndex
@@ -218,6 +219,11 @@ async def until(condition: Callable[[], Any], timeout: float = 5.0) -> None:
     raise AssertionError("never happened")
 
 
+def unoffered(record: FileRecord) -> UpstreamFile:
+    """Where the upstream would have the file, with no provenance offered."""
+    return UpstreamFile(record, f"http://upstream.invalid/{record.filename}")
+
+
 class _NoUpstream:
     """An upstream client that fails the test if anything is fetched."""
 
@@ -287,7 +293,8 @@ async def test_a_file_one_daemon_fetched_is_served_by_another_without_fetching(
         )  # started after: its view has it
         held = await second.find(record, served=True)
         assert held is not None and held.size == len(data)
-        assert await Downloads(_NoUpstream(), second, offline=False).fetch(record, None) == 0
+        downloads = Downloads(_NoUpstream(), second, offline=False)
+        assert await downloads.fetch(record, unoffered(record)) == 0
         assert second.hits == 1
         assert second.as_served(record.with_changes(size=0), held_only=True).size == len(data)
 
@@ -328,7 +335,8 @@ async def test_files_in_storage_are_held_while_the_start_up_scan_runs(tmp_path: 
     cache = FileCache(blobs, index, max_size=None, clock=Clock())  # not started: no scan yet
     held = await cache.find(record, served=False)
     assert held is not None and held.size == len(data)
-    assert await Downloads(_NoUpstream(), cache, offline=False).fetch(record, None) == 0
+    downloads = Downloads(_NoUpstream(), cache, offline=False)
+    assert await downloads.fetch(record, unoffered(record)) == 0
     assert await index.held() == {record.blob_key: len(data)}
 
 
@@ -339,9 +347,23 @@ async def test_metadata_is_read_through_the_blob_store_and_checked(caches) -> No
     )
     (cache,) = await caches([LocalCacheIndex()])
     assert await cache.metadata(wheel) is None
-    await cache.keep_metadata(wheel, b"M")
+    await cache.keep_small(wheel.blob_key + METADATA_SUFFIX, b"M")
     assert await cache.metadata(wheel) == b"M"
     assert await cache.metadata(wheel.with_changes(metadata_sha256="0" * 64)) is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_kept_provenance_is_read_through_the_blob_store_and_pinned_with_its_file(
+    caches,
+) -> None:
+    wheel = proxied(1, b"wheel").with_changes(provenance_upstream=True)
+    index = LocalCacheIndex()
+    (cache,) = await caches([index])
+    assert await cache.provenance(wheel) is None
+    await cache.keep_small(wheel.blob_key + PROVENANCE_SUFFIX, b"P")
+    assert await cache.provenance(wheel) == b"P"
+    await cache.pin(wheel)
+    assert await index.total() == 0  # pinned: out of the total eviction counts
 
 
 @pytest_twisted.ensureDeferred

@@ -10,7 +10,12 @@ import json
 import pytest
 from attestation_factory import attestation, field, statement
 
-from ministry.core.attestations import UNVERIFIED_PUBLISHER, integrity_path, provenance_for
+from ministry.core.attestations import (
+    UNVERIFIED_PUBLISHER,
+    check_provenance,
+    integrity_path,
+    provenance_for,
+)
 from ministry.core.errors import BadRequest
 from ministry.core.models import FileRecord, utcnow
 
@@ -124,3 +129,41 @@ def test_the_integrity_path_names_project_version_and_file_quoted():
     assert integrity_path(marked) == (
         "integrity/tidy/1.0%2Blocal.1/tidy-1.0%2Blocal.1.tar.gz/provenance"
     )
+    offered = record.with_changes(provenance_upstream=True)
+    assert integrity_path(offered) == integrity_path(marked)
+
+
+def provenance(*bundles: object, version: object = 1) -> bytes:
+    return json.dumps({"version": version, "attestation_bundles": list(bundles)}).encode()
+
+
+def test_an_upstream_provenance_about_this_file_passes():
+    check_provenance(provenance_for(field(GOOD), NAME, SHA256), NAME, SHA256)
+    two = provenance({"attestations": [GOOD]}, {"attestations": [GOOD, GOOD]})
+    check_provenance(two, NAME, SHA256)
+
+
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        pytest.param(b"<html>", "not JSON", id="not JSON"),
+        pytest.param(b"[]", "not a PEP 740 provenance", id="a list"),
+        pytest.param(provenance({"attestations": [GOOD]}, version=2), "version 1", id="version"),
+        pytest.param(provenance(), "not a PEP 740 provenance", id="no bundles"),
+        pytest.param(provenance({"attestations": []}), "must list attestations", id="empty"),
+        pytest.param(provenance("bundle"), "must list attestations", id="bundle not object"),
+        pytest.param(
+            provenance({"attestations": [changed(("version",), 2)]}),
+            "'version' must be 1",
+            id="shape",
+        ),
+        pytest.param(
+            provenance({"attestations": [GOOD]}, {"attestations": [attestation(NAME, b"other")]}),
+            "Attestation 2 is for",
+            id="second bundle about other bytes",
+        ),
+    ],
+)
+def test_an_upstream_provenance_that_is_not_about_this_file_is_refused(document, reason):
+    with pytest.raises(BadRequest, match=reason):
+        check_provenance(document, NAME, SHA256)

@@ -9,7 +9,8 @@ import pytest
 
 from ministry.core.cooldown import cool
 from ministry.core.models import SDIST, WHEEL
-from ministry.core.upstream_pages import PageError, UpstreamPage, parse_page
+from ministry.core.upstream_links import PageError
+from ministry.core.upstream_pages import UpstreamPage, parse_page
 
 PAGE = "https://pypi.example.test/simple/demo/"
 SEEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -124,6 +125,34 @@ def test_json_metadata_url_is_the_file_url_plus_suffix():
     upstream_file = only(json_page(json_file(**{"core-metadata": {"sha256": META}})))
     assert upstream_file.metadata_url == upstream_file.url + ".metadata"
     assert only(json_page(json_file())).metadata_url is None
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "expected"),
+    [
+        pytest.param(
+            json_page(json_file(provenance="../../integrity/demo/1.0/w/provenance")),
+            JSON_TYPE,
+            "https://pypi.example.test/integrity/demo/1.0/w/provenance",
+            id="JSON, relative",
+        ),
+        pytest.param(
+            html_page(anchor(data_provenance="https://files.example.test/p")),
+            HTML_TYPE,
+            "https://files.example.test/p",
+            id="HTML data-provenance",
+        ),
+        pytest.param(json_page(json_file(provenance=None)), JSON_TYPE, None, id="null"),
+        pytest.param(json_page(json_file(provenance=7)), JSON_TYPE, None, id="not text"),
+        pytest.param(
+            json_page(json_file(provenance="file:///etc/passwd")), JSON_TYPE, None, id="not http"
+        ),
+    ],
+)
+def test_a_provenance_the_page_offers_is_kept_as_an_absolute_url(body, content_type, expected):
+    upstream_file = only(body, content_type)
+    assert upstream_file.provenance_url == expected
+    assert upstream_file.record.provenance_upstream is (expected is not None)
 
 
 @pytest.mark.parametrize(
@@ -273,7 +302,9 @@ def test_unknown_upload_times_are_carried_from_the_previous_page():
 
 def test_a_page_round_trips_through_its_dict():
     files = parse_page(
-        json_page(json_file(**{"core-metadata": {"sha256": META}, "yanked": "x"})),
+        json_page(
+            json_file(**{"core-metadata": {"sha256": META}, "yanked": "x", "provenance": "p"})
+        ),
         JSON_TYPE,
         PAGE,
         "demo",
@@ -281,6 +312,10 @@ def test_a_page_round_trips_through_its_dict():
     ).files
     page = UpstreamPage("demo", "https://pypi.example.test/simple", PAGE, '"tag"', 12.5, files)
     assert UpstreamPage.from_dict(json.loads(json.dumps(page.to_dict()))) == page
+    saved_before_provenance = page.to_dict()
+    del saved_before_provenance["files"][0]["provenance_url"]
+    (older,) = UpstreamPage.from_dict(saved_before_provenance).files
+    assert older.provenance_url is None
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,6 @@ from twisted.internet.threads import deferToThread
 
 from ministry.admin.releases import cli_actor, status_command
 from ministry.config import Settings
-from ministry.core import audit
 from ministry.core.auth import check_username, hash_password, new_token, parse_htpasswd
 from ministry.core.models import MAINTAINER, OWNER, TokenRecord, UserRecord, utcnow
 from ministry.core.names import check_project_name
@@ -116,25 +115,16 @@ async def project_command(
             print(f"{name} has no owner yet: its next uploader becomes its owner.")
         return
     username = check_username(args.user)
+    curator = Curator(store, blobs)
     if args.action == "remove-role":
-        await store.set_role(name, username, None)
-        await _record_role(store, blobs, name, username, None)
-        print(f"{username} has no role in {name} now")
+        changed = await curator.set_role(name, username, None, cli_actor())
+        print(f"{username} has no role in {name} {'now' if changed else 'already'}")
         return
     if await store.get_user(username) is None and username not in _htpasswd_users(settings):
         raise SystemExit(f"ministry-admin: no user {username}")
     role = OWNER if args.action == "add-owner" else MAINTAINER
-    await store.set_role(name, username, role)
-    await _record_role(store, blobs, name, username, role)
-    print(f"{username} is now {role} of {name}")
-
-
-async def _record_role(
-    store: IMetadataStore, blobs: IBlobStore, name: str, username: str, role: str | None
-) -> None:
-    """The audit entry of a role given or taken away: ``bob: owner``, ``bob: no role``."""
-    detail = f"{username}: {role or 'no role'}"
-    await Curator(store, blobs).record(cli_actor(), audit.ROLE, name, detail=detail)
+    changed = await curator.set_role(name, username, role, cli_actor())
+    print(f"{username} is {'now' if changed else 'already'} {role} of {name}")
 
 
 def _htpasswd_users(settings: Settings) -> set[str]:

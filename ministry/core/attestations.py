@@ -1,4 +1,4 @@
-"""PEP 740 attestations sent with an upload, checked for shape and binding, not signature.
+"""PEP 740 attestations sent with an upload, checked for shape and for naming this file.
 
 ``twine upload --attestations`` and ``uv publish`` send an ``attestations``
 form field: a JSON list of attestation objects. Each one carries a Sigstore
@@ -9,11 +9,13 @@ has that shape and its statement names exactly this file, by filename and
 sha256: an attestation for other bytes, kept beside these, would mislead
 whoever reads it.
 
-What is *not* checked is the signature: verifying it needs the Sigstore
-trust root and, for the certificate's identity, a Trusted Publisher to
-compare with, neither of which this index has offline. The provenance
-served is therefore what the uploader sent, never something vouched for,
-and its publisher says so (:data:`UNVERIFIED_PUBLISHER`).
+The signatures are checked afterwards, offline, by
+:mod:`ministry.core.signatures`: a signature that does not verify is shown
+as such on the project page, not refused, so that an index without the
+Sigstore trust root's latest keys still takes uploads. Who the signer
+ought to be is never checked (PEP 740 compares with a Trusted Publisher,
+which this index does not have), and the bundle's publisher says so
+(:data:`UNVERIFIED_PUBLISHER`).
 
 :func:`provenance_for` turns the field into the PEP 740 provenance object
 the Integrity API serves, as bytes ready to store beside the file.
@@ -44,7 +46,7 @@ UNVERIFIED_PUBLISHER: dict[str, Any] = {"kind": "unverified", "claims": None}
 
 def integrity_path(record: FileRecord) -> str | None:
     """Where the Integrity API serves a file's provenance, under the root; None without one."""
-    if record.provenance_sha256 is None:
+    if not record.has_provenance:
         return None
     parts = (record.project, record.version, record.filename)
     return "integrity/" + "/".join(quote(part, safe="") for part in parts) + "/provenance"
@@ -63,6 +65,31 @@ def provenance_for(field: str, filename: str, sha256: str) -> bytes:
         "attestation_bundles": [{"publisher": UNVERIFIED_PUBLISHER, "attestations": attestations}],
     }
     return json.dumps(provenance, separators=(",", ":")).encode()
+
+
+def check_provenance(document: bytes, filename: str, sha256: str) -> None:
+    """Refuse a provenance object (an upstream's) that is not PEP 740's or not about this file.
+
+    Each attestation of each bundle gets the checks an uploaded one gets.
+    """
+    try:
+        provenance = json.loads(document)
+    except ValueError:
+        raise BadRequest("The provenance is not JSON.") from None
+    if not isinstance(provenance, dict):
+        provenance = {}
+    bundles = provenance.get("attestation_bundles")
+    if provenance.get("version") != 1 or not isinstance(bundles, list) or not bundles:
+        raise BadRequest("The provenance is not a PEP 740 provenance object (version 1).")
+    position = 0
+    for bundle in bundles:
+        attestations = bundle.get("attestations") if isinstance(bundle, dict) else None
+        if not isinstance(attestations, list) or not attestations:
+            raise BadRequest("Each of the provenance's bundles must list attestations.")
+        for attestation in attestations:
+            position += 1
+            _check_shape(attestation, position)
+            check_bound(attestation, filename, sha256, position)
 
 
 def parse_attestations(field: str) -> list[dict[str, Any]]:

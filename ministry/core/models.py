@@ -109,6 +109,20 @@ class FileRecord(_Serialised):
     #: sha256 of the PEP 740 provenance stored at :attr:`provenance_key`, or
     #: None when the upload came without attestations.
     provenance_sha256: str | None = None
+    #: Who signed the provenance, as its Sigstore certificates say, when every
+    #: signature verified offline (``ministry.core.signatures``); else None.
+    provenance_signer: str | None = None
+    #: Why a provenance's signatures did not verify; None when they did, or
+    #: when there is no provenance.
+    provenance_problem: str | None = None
+    #: A proxied file whose upstream offers its PEP 740 provenance: served
+    #: through the Integrity API too, fetched and kept beside the cached file.
+    provenance_upstream: bool = False
+
+    @property
+    def has_provenance(self) -> bool:
+        """Whether a PEP 740 provenance is served for it: uploaded with it, or offered upstream."""
+        return self.provenance_sha256 is not None or self.provenance_upstream
 
     @property
     def blob_key(self) -> str:

@@ -42,28 +42,23 @@ What is kept, and why:
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import unquote, urldefrag, urljoin, urlsplit
+from urllib.parse import urldefrag, urljoin, urlsplit
 
 from ministry.core.errors import MinistryError
-from ministry.core.models import ACTIVE, STATUSES, WHEEL, FileRecord, parse_time
+from ministry.core.models import ACTIVE, WHEEL, FileRecord, parse_time
 from ministry.core.names import parse_filename
+from ministry.core.upstream_links import Link, PageError, html_links, json_links, status_of
 
 #: The only on-disk format of :meth:`UpstreamPage.to_dict` so far.
 PAGE_FORMAT = 1
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX32 = re.compile(r"[0-9a-f]{32}")
-
-
-class PageError(ValueError):
-    """The upstream answered something that is not a simple-API page we can read."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +69,8 @@ class UpstreamFile:
     url: str
     #: The PEP 658 ``<url>.metadata`` when the page offers it with a sha256.
     metadata_url: str | None = None
+    #: The PEP 740 provenance's URL, when the page offers one.
+    provenance_url: str | None = None
     #: False when the upstream gave no upload time: ``record.upload_time`` is
     #: then when this index first saw the file, for the cooldown only.
     upload_time_known: bool = True
@@ -83,6 +80,7 @@ class UpstreamFile:
             **self.record.to_dict(),
             "url": self.url,
             "metadata_url": self.metadata_url,
+            "provenance_url": self.provenance_url,
             "upload_time_known": self.upload_time_known,
         }
 
@@ -90,9 +88,10 @@ class UpstreamFile:
     def from_dict(cls, data: Mapping[str, Any]) -> UpstreamFile:
         values = dict(data)
         url, metadata_url = values.pop("url"), values.pop("metadata_url")
+        provenance_url = values.pop("provenance_url", None)  # absent from older saved pages
         # Pages saved before the flag existed cannot tell: taken as known.
         known = bool(values.pop("upload_time_known", True))
-        return cls(FileRecord.from_dict(values), url, metadata_url, known)
+        return cls(FileRecord.from_dict(values), url, metadata_url, provenance_url, known)
 
 
 @dataclass(frozen=True)
@@ -144,24 +143,10 @@ class UpstreamPage:
                 data["etag"],
                 float(data["fetched"]),
                 tuple(UpstreamFile.from_dict(item) for item in data["files"]),
-                *_status(data.get("status"), data.get("status_reason")),
+                *status_of(data.get("status"), data.get("status_reason")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PageError(f"damaged cached page: {exc!r}") from None
-
-
-@dataclass(frozen=True)
-class _Link:
-    """One file as an upstream page describes it, before any checking."""
-
-    filename: str
-    url: str
-    hashes: Mapping[str, Any]
-    requires_python: Any = None
-    yanked: Any = False
-    metadata: Any = False  # False, True or {"sha256": ...}
-    size: Any = None
-    upload_time: Any = None
 
 
 def parse_page(
@@ -184,9 +169,9 @@ def parse_page(
     media_type = content_type.split(";", 1)[0].strip().lower()
     status: tuple[str, str | None] = (ACTIVE, None)  # HTML has none: PEP 833 froze it
     if media_type.endswith(("+json", "/json")):
-        links, status = _json_links(body)
+        links, status = json_links(body)
     elif "html" in media_type:
-        links = _html_links(body, page_url)
+        links = html_links(body, page_url)
     else:
         raise PageError(f"unexpected content type {content_type!r}")
     earlier: dict[str, UpstreamFile] = {}
@@ -203,110 +188,8 @@ def parse_page(
     return ParsedPage(tuple(files.values()), skipped, *status)
 
 
-def _json_links(body: bytes) -> tuple[Iterator[_Link], tuple[str, str | None]]:
-    """The links of a PEP 691 page, and its PEP 792 ``project-status`` (status, reason)."""
-    try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise PageError(f"not JSON: {exc}") from None
-    if not isinstance(document, dict) or not isinstance(document.get("files"), list):
-        raise PageError("not a PEP 691 project page: no 'files' list")
-    meta = document.get("meta")
-    _check_api_version(meta.get("api-version") if isinstance(meta, dict) else None)
-    marker = document.get("project-status")
-    marker = marker if isinstance(marker, dict) else {}
-    return _json_files(document["files"]), _status(marker.get("status"), marker.get("reason"))
-
-
-def _status(status: Any, reason: Any) -> tuple[str, str | None]:
-    """A PEP 792 marker as kept: an unknown or missing status is ``active`` (as PEP 792
-    tells installers to read one), a reason only if it is text."""
-    if status not in STATUSES:
-        return ACTIVE, None  # the reason was about a status we do not know
-    return status, reason if isinstance(reason, str) and reason else None
-
-
-def _json_files(entries: list[Any]) -> Iterator[_Link]:
-    for entry in entries:
-        if not isinstance(entry, dict):
-            yield _Link("", "", {})
-            continue
-        hashes = entry.get("hashes")
-        metadata = entry.get("core-metadata", entry.get("dist-info-metadata", False))
-        yield _Link(
-            filename=str(entry.get("filename", "")),
-            url=str(entry.get("url", "")),
-            hashes=hashes if isinstance(hashes, dict) else {},
-            requires_python=entry.get("requires-python"),
-            yanked=entry.get("yanked", False),
-            metadata=metadata,
-            size=entry.get("size"),
-            upload_time=entry.get("upload-time"),
-        )
-
-
-class _Anchors(HTMLParser):
-    """Collects the attributes of every ``<a>``, the ``<base href>`` and the API version."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.anchors: list[dict[str, str | None]] = []
-        self.base: str | None = None
-        self.api_version: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = dict(attrs)
-        if tag == "a" and values.get("href"):
-            self.anchors.append(values)
-        elif tag == "base" and self.base is None and values.get("href"):
-            self.base = values["href"]
-        elif tag == "meta" and values.get("name") == "pypi:repository-version":
-            self.api_version = values.get("content")
-
-
-def _html_links(body: bytes, page_url: str) -> list[_Link]:
-    parser = _Anchors()
-    parser.feed(body.decode("utf-8", errors="replace"))
-    parser.close()
-    _check_api_version(parser.api_version)
-    base = urljoin(page_url, parser.base) if parser.base else page_url
-    links = []
-    for anchor in parser.anchors:
-        url, fragment = urldefrag(urljoin(base, anchor["href"] or ""))
-        algorithm, _, digest = fragment.partition("=")
-        metadata = anchor.get("data-core-metadata", anchor.get("data-dist-info-metadata"))
-        links.append(
-            _Link(
-                filename=unquote(urlsplit(url).path.rsplit("/", 1)[-1]),
-                url=url,
-                hashes={algorithm: digest} if digest else {},
-                requires_python=anchor.get("data-requires-python"),
-                # PEP 592: the attribute's presence is the yank, a value its reason.
-                yanked=(anchor["data-yanked"] or "") if "data-yanked" in anchor else False,
-                metadata=_html_metadata(metadata),
-            )
-        )
-    return links
-
-
-def _html_metadata(value: str | None) -> bool | dict[str, str]:
-    """``data-core-metadata``: absent, ``true``, or ``<algorithm>=<digest>``."""
-    if value is None:
-        return False
-    algorithm, equals, digest = value.partition("=")
-    return {algorithm: digest} if equals else True
-
-
-def _check_api_version(version: Any) -> None:
-    """Refuse a major version other than 1 (PEP 629): its meaning is unknown."""
-    if version is None:
-        return
-    if str(version).split(".", 1)[0].strip() != "1":
-        raise PageError(f"unsupported simple API version {version!r}")
-
-
 def _build(
-    link: _Link, page_url: str, project: str, earlier: UpstreamFile | None, seen: datetime
+    link: Link, page_url: str, project: str, earlier: UpstreamFile | None, seen: datetime
 ) -> UpstreamFile | None:
     """The checked file of one link, or None when it is left out (see module notes).
 
@@ -329,6 +212,7 @@ def _build(
         _hex(link.metadata.get("sha256"), _HEX64) if isinstance(link.metadata, dict) else None
     )
     upload_time, known = _upload_time(link, earlier, seen)
+    provenance = _provenance_url(link.provenance, page_url)
     record = FileRecord(
         project=project,
         filename=link.filename,
@@ -344,13 +228,21 @@ def _build(
         metadata_sha256=metadata_sha256,
         yanked=_yanked(link.yanked),
         origin="proxy",
+        provenance_upstream=provenance is not None,
     )
-    return UpstreamFile(record, url, f"{url}.metadata" if metadata_sha256 else None, known)
+    metadata_url = f"{url}.metadata" if metadata_sha256 else None
+    return UpstreamFile(record, url, metadata_url, provenance, known)
 
 
-def _upload_time(
-    link: _Link, earlier: UpstreamFile | None, seen: datetime
-) -> tuple[datetime, bool]:
+def _provenance_url(value: Any, page_url: str) -> str | None:
+    """A PEP 740 ``provenance`` URL made absolute, if it is an http(s) one."""
+    if not isinstance(value, str) or not value:
+        return None
+    url = urljoin(page_url, value)
+    return url if urlsplit(url).scheme in ("http", "https") else None
+
+
+def _upload_time(link: Link, earlier: UpstreamFile | None, seen: datetime) -> tuple[datetime, bool]:
     """The file's upload time and whether the upstream gave it (see the module notes).
 
     A time an earlier page gave stays known: the upstream said it once.

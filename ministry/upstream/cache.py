@@ -3,7 +3,9 @@
 Layout. The proxied bytes live in a blob store of their own (any
 :class:`~ministry.interfaces.IBlobStore`: ``<data-dir>/upstream/files/``,
 or the bucket's ``upstream`` prefix), at ``FileRecord.blob_key`` (a wheel's
-PEP 658 metadata at ``<blob_key>.metadata`` beside it). A store apart from
+PEP 658 metadata at ``<blob_key>.metadata`` beside it, a PEP 740
+provenance the upstream offers at ``<blob_key>.provenance``; each is its
+own entry in the LRU order). A store apart from
 the uploads' means eviction can never touch a private upload, even one with
 the same bytes. Nothing here lists, stats or opens a path: only the blob
 store's calls.
@@ -55,7 +57,7 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
 from ministry.core.errors import NotFound, StorageUnavailable, StoreUnavailable
-from ministry.core.models import METADATA_SUFFIX, FileRecord
+from ministry.core.models import METADATA_SUFFIX, PROVENANCE_SUFFIX, FileRecord
 from ministry.core.names import parse_filename
 from ministry.interfaces import IBlobStore, ICacheIndex
 from ministry.upstream.eviction import Eviction, logged
@@ -224,11 +226,23 @@ class FileCache:
             return None
         return data
 
+    async def provenance(self, record: FileRecord) -> bytes | None:
+        """The held upstream provenance of a file (checked when it was kept), or None."""
+        key = record.blob_key + PROVENANCE_SUFFIX
+        if await self._held_size(key) is None:
+            return None
+        return await self._read_small(key)
+
     async def pin(self, record: FileRecord) -> None:
-        """Never evict this file (nor its ``.metadata``): the mirror keeps it, held yet or not."""
+        """Never evict this file (nor its ``.metadata``, its provenance): the mirror keeps it.
+
+        Pinned held yet or not: what the mirror fetches next is never evicted.
+        """
         await self.index.pin(record.blob_key)
         if record.serves_metadata:
             await self.index.pin(record.blob_key + METADATA_SUFFIX)
+        if record.provenance_upstream:
+            await self.index.pin(record.blob_key + PROVENANCE_SUFFIX)
 
     async def _held_size(self, key: str) -> int | None:
         """The size of a held key: the index says, the blob store confirms at first use."""
@@ -276,7 +290,7 @@ class FileCache:
         return True
 
     async def _read_small(self, key: str) -> bytes | None:
-        """A small blob's bytes (a ``.metadata``), or None if it is missing."""
+        """A small blob's bytes (a ``.metadata``, a provenance), or None if it is missing."""
         try:
             copy = await self.blobs.local_copy(key)
         except FileNotFoundError:
@@ -315,9 +329,11 @@ class FileCache:
         if self.max_size is not None and total > self.max_size:
             self.eviction.soon()
 
-    async def keep_metadata(self, record: FileRecord, data: bytes) -> None:
-        """Keep a verified ``.metadata``; a failure is logged (the bytes were served anyway)."""
-        key = record.blob_key + METADATA_SUFFIX
+    async def keep_small(self, key: str, data: bytes) -> None:
+        """Keep a checked small file (a ``.metadata``, a provenance); a failure is logged.
+
+        The bytes were served anyway: keeping them only saves the next fetch.
+        """
         staging = self.stage()
         try:
             await deferToThread(_write, staging, data)

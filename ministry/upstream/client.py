@@ -59,7 +59,8 @@ from twisted.web.iweb import UNKNOWN_LENGTH, IAgent, IResponse
 import ministry
 from ministry.core.errors import MinistryError
 from ministry.core.redaction import Credentials, origin, redact_url, split_credentials
-from ministry.core.upstream_pages import PageError, UpstreamPage, parse_page
+from ministry.core.upstream_links import PageError
+from ministry.core.upstream_pages import UpstreamPage, parse_page
 from ministry.upstream.body import BodyReader, Pace, UpstreamError, refuse_all
 
 log = Logger()

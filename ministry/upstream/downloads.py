@@ -15,6 +15,9 @@ directory or a bucket), and only then recorded in its index.
 
 Wheels' PEP 658 ``.metadata`` files are small: fetched whole, checked
 against the page's hash and kept beside the wheel (:meth:`Downloads.metadata`).
+So are PEP 740 provenances the page offers, fetched as soon as their file
+is kept (:meth:`Downloads.provenance`), so that the cache (and an offline
+index) can serve them too.
 """
 
 from __future__ import annotations
@@ -22,13 +25,17 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Protocol
 
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
-from ministry.core.errors import NotFound, StorageUnavailable
-from ministry.core.models import FileRecord
+from ministry.core import signatures
+from ministry.core.attestations import check_provenance
+from ministry.core.errors import BadRequest, MinistryError, NotFound, StorageUnavailable
+from ministry.core.models import METADATA_SUFFIX, PROVENANCE_SUFFIX, FileRecord
 from ministry.core.upstream_pages import UpstreamFile
 from ministry.upstream.body import UpstreamError
 from ministry.upstream.cache import FileCache
@@ -38,6 +45,8 @@ log = Logger()
 
 #: Largest ``.metadata`` file fetched (the uploads' cap on core metadata).
 METADATA_LIMIT = 16 * 1024**2
+#: Largest upstream provenance fetched (one attestation is some 10 kB).
+PROVENANCE_LIMIT = 1024**2
 
 
 class Follower(Protocol):
@@ -98,6 +107,7 @@ class Downloads:
         the file could not be fetched, verified or kept.
         """
         if await self.cache.find(record, served=False) is not None:
+            await self.keep_provenance(record, source)
             return 0
         if self.offline:
             raise UpstreamError(f"{record.filename} is not cached (offline)")
@@ -130,8 +140,47 @@ class Downloads:
                 f"The upstream's metadata for {record.filename} does not match the sha256 "
                 "its page gives; nothing was kept."
             )
-        await self.cache.keep_metadata(record, data)
+        await self.cache.keep_small(record.blob_key + METADATA_SUFFIX, data)
         return data
+
+    async def provenance(self, record: FileRecord, source: UpstreamFile) -> bytes:
+        """A proxied file's PEP 740 provenance, from the cache or fetched, checked and kept.
+
+        The page gives no hash for it, so it is checked instead: PEP 740's
+        shape, about this file's name and sha256 (else nothing is kept and
+        the answer is a 502), and its signatures, offline, with the outcome
+        logged (the upstream checked them against its Trusted Publishers).
+        """
+        data = await self.cache.provenance(record)
+        if data is not None:
+            return data
+        if self.offline or source.provenance_url is None:
+            raise NotFound(f"No provenance of {record.filename} is cached or offered upstream.")
+        try:
+            data = await self.client.fetch_bytes(source.provenance_url, PROVENANCE_LIMIT)
+            check_provenance(data, record.filename, record.sha256)
+        except (UpstreamError, BadRequest) as exc:
+            log.warn(
+                "Upstream provenance of {file} not kept: {error}", file=record.filename, error=exc
+            )
+            raise UpstreamUnavailable(
+                f"The upstream's provenance of {record.filename} is unusable: {exc}"
+            ) from None
+        checked = await deferToThread(signatures.check, data, record.filename, record.sha256)
+        log.info(
+            "Kept the upstream provenance of {file}: {outcome}",
+            file=record.filename,
+            outcome=f"signed by {checked.signer}" if checked.signer else checked.problem,
+        )
+        await self.cache.keep_small(record.blob_key + PROVENANCE_SUFFIX, data)
+        return data
+
+    async def keep_provenance(self, record: FileRecord, source: UpstreamFile) -> None:
+        """Fetch and keep a file's upstream provenance, if offered; a failure is logged only."""
+        if source.provenance_url is None or self.offline:
+            return
+        with suppress(MinistryError):  # logged; the file itself is kept either way
+            await self.provenance(record, source)
 
     @staticmethod
     def _run(download: Download) -> None:
@@ -275,6 +324,7 @@ class Download:
             if not self.record.size:
                 self.downloads.on_sized(self.record.project)
             log.info("Cached {file} from upstream", file=self.record.filename)
+            await self.downloads.keep_provenance(self.record, self.source)
         finally:
             self._finish()
 

@@ -59,6 +59,7 @@ from ministry.core.auth import (
     verify_password,
 )
 from ministry.core.errors import Forbidden, StoreUnavailable, Unauthorized
+from ministry.core.models import OWNER
 from ministry.core.name_policy import NamePolicy
 from ministry.interfaces import IMetadataStore
 from ministry.web.http.responses import finish_refused
@@ -308,20 +309,22 @@ class Authenticator(Service):
         await self._check(identity, action, project, await self.store.get_roles(project))
         return identity
 
-    async def claim(self, identity: Identity | None, action: Action, project: str) -> None:
-        """Make ``identity`` owner of ``project`` if it has none, atomically.
+    async def claim(self, identity: Identity | None, action: Action, project: str) -> bool:
+        """Make ``identity`` owner of ``project`` if it has none, atomically; True if it did.
 
         If another user claimed it first, in a race, this is a 403.
         """
         if identity is None:
-            return
+            return False
         roles = await self.store.get_roles(project)
         if roles:
-            return
+            return False
         roles = await self.store.claim_project(project, identity.username)
         await self._check(identity, action, project, roles)
-        if roles.get(identity.username):
-            log.info("{user} now owns {project}", user=identity.username, project=project)
+        if roles.get(identity.username) != OWNER:
+            return False  # another user won a race (and this one is an admin)
+        log.info("{user} now owns {project}", user=identity.username, project=project)
+        return True
 
     async def _check(
         self, identity: Identity, action: Action, project: str, roles: dict[str, str]

@@ -19,6 +19,7 @@ from twisted.web.iweb import IRequest
 
 from ministry.catalog.readmes import Readmes
 from ministry.catalog.views import Catalog, ProjectView
+from ministry.core.attestations import integrity_path
 from ministry.core.commands import install_commands
 from ministry.core.errors import BadRequest, MinistryError, NotFound
 from ministry.core.metadata import CoreMetadata, parse_core_metadata
@@ -118,6 +119,7 @@ class ProjectPages:
             exceptions=view.exceptions,
             released_early=view.released_early,
             dated=view.upload_time_known,
+            integrity_path=integrity_path,
             nav="projects",
         )
         return self.urls.rendered(page)

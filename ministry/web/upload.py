@@ -32,7 +32,7 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from ministry.catalog.readmes import Readmes
-from ministry.core import audit, project_status, uploads
+from ministry.core import audit, project_status, signatures, uploads
 from ministry.core.auth import Action, Identity
 from ministry.core.errors import (
     BadRequest,
@@ -42,7 +42,7 @@ from ministry.core.errors import (
     TooLarge,
 )
 from ministry.core.metadata import CoreMetadata, parse_core_metadata, read_core_metadata_at
-from ministry.core.models import FileRecord, utcnow
+from ministry.core.models import OWNER, FileRecord, utcnow
 from ministry.core.names import ParsedFilename, canonical
 from ministry.curation import Curator, Target
 from ministry.interfaces import IBlobStore, IMetadataStore
@@ -111,7 +111,8 @@ class Uploads:
         if form.action == "submit":
             name, display_name, info = uploads.registration(form)
             identity = await self.auth.authorize(request, Action.REGISTER, name, open_ok=True)
-            await self.auth.claim(identity, Action.REGISTER, name)
+            if await self.auth.claim(identity, Action.REGISTER, name):
+                await self._audit_owner(request, identity, name, "first registration")
             await self.store.register(name, display_name, info)
             log.info("Registered {name}", name=name)
             return b"OK\n"
@@ -136,9 +137,12 @@ class Uploads:
             form, received, parsed, metadata, metadata_bytes, utcnow()
         )
         record, provenance = uploads.provenance(form, record)
+        if provenance is not None:
+            record = await deferToThread(signatures.marked, record, provenance)
         existing = await self.store.get_file(record.project, record.filename)
         if existing is None:
-            await self.auth.claim(identity, Action.UPLOAD, record.project)
+            if await self.auth.claim(identity, Action.UPLOAD, record.project):
+                await self._audit_owner(request, identity, record.project, "first upload")
             await self._commit_provenance(record, provenance)
             await self._commit(form_body.staging_path, record, display_name, metadata_bytes)
             self.metrics.upload_bytes.inc(record.size)
@@ -151,6 +155,14 @@ class Uploads:
             await self._repair(form_body.staging_path, existing)
         log.info("Stored {filename}", filename=record.filename)
         return b"OK\n"
+
+    async def _audit_owner(
+        self, request: IRequest, identity: Identity | None, project: str, why: str
+    ) -> None:
+        """The audit entry of an uploader made owner of a project that had none."""
+        assert identity is not None  # only a known user claims
+        actor = web_actor(request, identity)
+        await self.curator.record_role(actor, project, identity.username, OWNER, why)
 
     async def _audit(
         self, request: IRequest, identity: Identity | None, record: FileRecord
