@@ -62,6 +62,8 @@ class Load:
     errors: int
     #: Connect, read, write errors and timeouts wrk counted (not in ``errors``).
     socket_errors: int = 0
+    #: Every request wrk completed, from its "N requests in" line.
+    requests: int = 0
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -102,10 +104,12 @@ def wrk(
     sockets = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
     )
+    completed = re.search(r"(\d+) requests in", output)
     return Load(
         rate,
         p50,
         p99,
         int(errors.group(1)) if errors else 0,
         sum(int(n) for n in sockets.groups()) if sockets else 0,
+        int(completed.group(1)) if completed else 0,
     )
