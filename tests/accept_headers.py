@@ -38,11 +38,16 @@ OLD_PIP = TEXT_HTML
 
 @dataclass(frozen=True)
 class Client:
-    """A client's ``Accept`` (None: it sends no header) and the format it must be served."""
+    """A client's ``Accept`` (None: it sends no header) and the format it must be served.
+
+    ``person``: a browser, which gets the project page at ``/<name>/`` where
+    every tool gets the simple page.
+    """
 
     name: str
     accept: str | None
     gets: str
+    person: bool = False
 
     def headers(self) -> dict[str, str]:
         """The request headers that carry this client's ``Accept``."""
@@ -57,7 +62,7 @@ CLIENTS = (
     Client("poetry", POETRY, JSON_V1),
     Client("poetry-legacy", POETRY_LEGACY, TEXT_HTML),
     Client("pdm", PDM, JSON_V1),
-    Client("browser", BROWSER, TEXT_HTML),
+    Client("browser", BROWSER, TEXT_HTML, person=True),
     Client("curl", CURL, TEXT_HTML),
     Client("old-pip", OLD_PIP, TEXT_HTML),
     Client("none", None, TEXT_HTML),
@@ -65,3 +70,5 @@ CLIENTS = (
 
 #: The table as ``(accept, gets)`` cases for ``pytest.mark.parametrize``, one id per client.
 CLIENT_CASES = [pytest.param(client.accept, client.gets, id=client.name) for client in CLIENTS]
+#: The table as ``client`` cases, for tests that need more than the header and the format.
+CLIENT_PARAMS = [pytest.param(client, id=client.name) for client in CLIENTS]

@@ -1,11 +1,20 @@
 """PEP 691 content negotiation, table by table, with the headers real clients send."""
 
 import pytest
-from accept_headers import BROWSER, CLIENT_CASES, HTML_V1, JSON_V1, PIP, TEXT_HTML, UV
+from accept_headers import (
+    BROWSER,
+    CLIENT_CASES,
+    CLIENT_PARAMS,
+    HTML_V1,
+    JSON_V1,
+    PIP,
+    TEXT_HTML,
+    UV,
+)
 
 from ministry.core import negotiate
 from ministry.core.errors import NotAcceptable
-from ministry.core.negotiate import choose, parse_accept
+from ministry.core.negotiate import choose, from_browser, parse_accept
 
 
 def test_the_offered_types_are_pep_691s():
@@ -124,3 +133,51 @@ def test_parse_accept_keeps_order_and_q():
         ("application", "vnd.pypi.simple.v1+html", 0.2),
         ("text", "html", 0.01),
     ]
+
+
+@pytest.mark.parametrize("client", CLIENT_PARAMS)
+def test_only_a_browser_is_taken_for_a_person(client):
+    """``/<name>/`` serves the project page to browsers and the simple page to every tool."""
+    assert from_browser(client.accept) is client.person
+
+
+@pytest.mark.parametrize(
+    ("accept", "person"),
+    [
+        pytest.param("application/xhtml+xml;q=0, text/html", False, id="xhtml-refused"),
+        pytest.param("APPLICATION/XHTML+XML", True, id="case-insensitive"),
+        pytest.param("text/html,application/xhtml+xml;q=bad", False, id="garbage-q"),
+    ],
+)
+def test_from_browser_edge_cases(accept, person):
+    assert from_browser(accept) is person
+
+
+#: A page with an HTML and a JSON form (``/mirror/``): JSON only when asked for.
+STATUS_FORMS = (
+    (negotiate.APPLICATION_JSON, TEXT_HTML),
+    (TEXT_HTML, negotiate.APPLICATION_JSON),
+)
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        pytest.param(BROWSER, TEXT_HTML, id="browser"),
+        pytest.param("*/*", TEXT_HTML, id="curl"),
+        pytest.param(None, TEXT_HTML, id="none"),
+        pytest.param(PIP, TEXT_HTML, id="pip"),
+        pytest.param("application/json", "application/json", id="json-tool"),
+        pytest.param("text/html;q=0.5, application/json", "application/json", id="json-by-q"),
+        pytest.param("application/json, text/html", "application/json", id="json-named-first"),
+        pytest.param("text/html, application/json", "application/json", id="json-at-a-tie"),
+    ],
+)
+def test_choose_among_a_status_pages_forms(accept, expected):
+    assert negotiate.choose_among(accept, *STATUS_FORMS) == expected
+
+
+def test_choose_among_refuses_with_the_offers_named():
+    with pytest.raises(NotAcceptable) as refused:
+        negotiate.choose_among("image/png", *STATUS_FORMS)
+    assert "application/json, text/html" in str(refused.value)

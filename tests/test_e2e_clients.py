@@ -237,8 +237,16 @@ def test_twine_conflicting_upload_is_refused_with_409(
 # pip.
 
 
+@pytest.mark.parametrize(
+    "index_path",
+    [
+        pytest.param("/simple", id="simple"),
+        # The origin's promise: ``pip install -i http://localhost:8080 <pkg>``.
+        pytest.param("", id="server-url-alone"),
+    ],
+)
 def test_pip_install_from_the_simple_index(
-    server: MinistryProcess, uploaded: None, env: dict[str, str], tmp_path: Path
+    server: MinistryProcess, uploaded: None, env: dict[str, str], tmp_path: Path, index_path: str
 ) -> None:
     target = tmp_path / "target"
     mark = server.log_size()
@@ -247,7 +255,7 @@ def test_pip_install_from_the_simple_index(
             *PIP,
             "install",
             "--index-url",
-            f"{server.url}/simple/",
+            f"{server.url}{index_path}",
             "--no-cache-dir",
             "--target",
             str(target),
@@ -261,7 +269,7 @@ def test_pip_install_from_the_simple_index(
     assert '__version__ = "1.0"' in module
     assert (target / "ministry_sample-1.0.dist-info" / "METADATA").is_file()
     log = server.log_since(mark)
-    assert access_lines(log, f"/simple/{PROJECT}/"), log
+    assert any('" 200 ' in line for line in access_lines(log, f'"GET {index_path}/{PROJECT}/')), log
     assert any(
         '" 200 ' in line and "pip/" in line
         for line in access_lines(log, f"/packages/{PROJECT}/ministry_sample-1.0-py3-none-any.whl")

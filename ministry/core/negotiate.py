@@ -17,6 +17,11 @@ q-value) with two tie-breaks that the real clients need:
 
 Garbage in an ``Accept`` header never raises: a part that cannot be parsed is
 treated as absent, and a header with nothing usable left as no header.
+
+The same parser and ranking serve every other page with more than one
+form (:func:`choose_among`: ``/mirror/`` in HTML or JSON) and the one
+question that is not about formats (:func:`from_browser`: does ``/<name>/``
+get a person's project page or an installer's simple page).
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ from ministry.core.errors import NotAcceptable
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
 HTML_V1 = "application/vnd.pypi.simple.v1+html"
 TEXT_HTML = "text/html"
+APPLICATION_JSON = "application/json"
+#: What browsers name for a page load and no installer does.
+XHTML = "application/xhtml+xml"
 
 #: What we serve, most preferred first when a client names several at one q.
 OFFERS = (JSON_V1, HTML_V1, TEXT_HTML)
@@ -74,11 +82,39 @@ def choose(accept: str | None, format_param: str | None = None) -> str:
     """
     if format_param:
         return _chosen_by_format(format_param)
+    return choose_among(accept, OFFERS, _WILDCARD_PREFERENCE)
+
+
+def choose_among(accept: str | None, named: tuple[str, ...], by_wildcard: tuple[str, ...]) -> str:
+    """The best of ``named`` for this header; raise NotAcceptable when none fits.
+
+    ``named`` is the order of preference among types the client names at one
+    q-value; ``by_wildcard`` the order when only wildcards matched (the
+    same types). A page that has an HTML and a JSON form passes
+    ``(APPLICATION_JSON, TEXT_HTML), (TEXT_HTML, APPLICATION_JSON)``: tools
+    that ask for JSON get it, browsers, curl and no header get HTML.
+    """
     ranges = parse_accept(accept or "") or [_ANYTHING]
-    ranked = [(rank, offer) for offer in OFFERS if (rank := _rank(offer, ranges)) is not None]
+    ranked = [
+        (rank, offer)
+        for offer in named
+        if (rank := _rank(offer, ranges, named, by_wildcard)) is not None
+    ]
     if not ranked:
-        raise NotAcceptable(_refusal(f"Accept: {accept}"))
+        raise NotAcceptable(_refusal(f"Accept: {accept}", named))
     return max(ranked)[1]
+
+
+def from_browser(accept: str | None) -> bool:
+    """Whether a request for a page comes from a person's browser rather than a tool.
+
+    ``/<name>/`` is both the project page of a person who typed the index's
+    URL and the simple page of ``pip install -i http://host/``. Every
+    browser's page load names ``application/xhtml+xml``; no installer
+    (pip, uv, poetry, pdm, old pip's bare ``text/html``) and no command
+    line tool (``*/*``) does, so that one type decides.
+    """
+    return any(r.specificity(XHTML) == _EXACT and r.q > 0 for r in parse_accept(accept or ""))
 
 
 def parse_accept(header: str) -> list[MediaRange]:
@@ -124,7 +160,12 @@ def _is_token(text: str) -> bool:
     return bool(text) and all(c.isascii() and (c.isalnum() or c in _TCHARS) for c in text)
 
 
-def _rank(offer: str, ranges: list[MediaRange]) -> tuple[float, int, int] | None:
+def _rank(
+    offer: str,
+    ranges: list[MediaRange],
+    named: tuple[str, ...],
+    by_wildcard: tuple[str, ...],
+) -> tuple[float, int, int] | None:
     """Sort key of ``offer`` for these ranges: (q, specificity, preference).
 
     The most specific matching range sets the q-value (``text/html;q=0, */*``
@@ -137,7 +178,7 @@ def _rank(offer: str, ranges: list[MediaRange]) -> tuple[float, int, int] | None
     q = max(q for s, q in matches if s == specificity)
     if q <= 0:
         return None
-    order = OFFERS if specificity == _EXACT else _WILDCARD_PREFERENCE
+    order = named if specificity == _EXACT else by_wildcard
     return (q, specificity, -order.index(offer))
 
 
@@ -145,11 +186,11 @@ def _chosen_by_format(format_param: str) -> str:
     """The type named by ``?format=``, which must be one we offer."""
     wanted = format_param.strip().lower()
     if wanted not in OFFERS:
-        raise NotAcceptable(_refusal(f"format={format_param}"))
+        raise NotAcceptable(_refusal(f"format={format_param}", OFFERS))
     return wanted
 
 
-def _refusal(asked: str) -> str:
+def _refusal(asked: str, offers: tuple[str, ...]) -> str:
     """The 406 message: what was asked and what is on offer, so it can be fixed.
 
     The message also goes into the status line, so the client's text is cut
@@ -157,4 +198,4 @@ def _refusal(asked: str) -> str:
     """
     if len(asked) > _MAX_ECHO:
         asked = asked[:_MAX_ECHO] + "..."
-    return f"Not Acceptable: {asked!r} matches none of: {', '.join(OFFERS)}."
+    return f"Not Acceptable: {asked!r} matches none of: {', '.join(offers)}."

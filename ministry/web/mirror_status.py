@@ -1,7 +1,9 @@
 """``/mirror/``: the scheduled mirror's progress, as a page for people and JSON for tools.
 
 JSON when the client asks for it (``Accept: application/json`` preferred
-over HTML, or ``?format=json``); HTML otherwise. Never cached: it changes
+over HTML, or ``?format=json``); HTML otherwise, chosen by the one Accept
+parser every page uses (``ministry.core.negotiate``); a header that
+accepts neither is a 406. Never cached: it changes
 with every file a run fetches. Without a ``[mirror]`` table it is a 404 that
 says so.
 """
@@ -12,23 +14,23 @@ import json
 from html import escape
 from typing import Any
 
-from klein import Klein
 from twisted.web.iweb import IRequest
 
+from ministry.core.negotiate import APPLICATION_JSON, TEXT_HTML, choose_among
 from ministry.mirror.service import MirrorService
+from ministry.web.errors import refusing_app
 
 
 def _wants_json(request: IRequest) -> bool:
     if request.args.get(b"format") == [b"json"]:
         return True
-    accept = (request.getHeader(b"accept") or "").lower()
-    for item in accept.split(","):
-        media = item.split(";", 1)[0].strip()
-        if media == "application/json":
-            return True
-        if media in ("text/html", "application/xhtml+xml"):
-            return False
-    return False
+    accept = request.getHeader(b"accept")
+    chosen = choose_among(
+        accept.decode("latin-1") if accept else None,
+        (APPLICATION_JSON, TEXT_HTML),
+        (TEXT_HTML, APPLICATION_JSON),
+    )
+    return chosen == APPLICATION_JSON
 
 
 def _row(label: str, value: Any) -> str:
@@ -81,7 +83,7 @@ def _by_project(title: str, items: list[dict[str, str]], key: str) -> str:
 class MirrorStatusPage:
     """The ``/mirror/`` component."""
 
-    app = Klein()
+    app = refusing_app()
 
     def __init__(self, mirror: MirrorService | None) -> None:
         self.mirror = mirror

@@ -6,15 +6,35 @@ first segments go to the component named for them in ``routes`` (``health``,
 ``metrics``), to the uploads for a POST to an upload path, or else to the
 front pages; the segment is put back so their own Klein routes see the full
 path.
+
+Two more first segments are the URLs clients are told to use:
+
+- ``/<name>/`` is a project, as ``pip install -i http://host/ NAME`` (the
+  index URL without ``/simple/``) and a person typing it both expect: the
+  simple page for an installer, the project page for a browser
+  (``ministry.core.negotiate.from_browser``), answered with ``Vary: Accept``.
+  A simple page's file links (``../../packages/...``) resolve from one
+  level deep as from two.
+- ``//<name>`` and ``/legacy/<name>``, the "view at" links flit and hatch
+  print after a publish (the repository URL joined with the name), are
+  redirected to ``/project/<name>/``.
 """
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 
+from ministry.core.negotiate import from_browser
 from ministry.web.http.bodies import UPLOAD_SEGMENTS
 from ministry.web.http.responses import redirect
+
+#: First segments the front pages own: never taken for a project's name.
+FRONT_SEGMENTS = frozenset({b"help"})
+#: The upload path whose "view" links (``/legacy/<name>``) clients print.
+_LEGACY = b"legacy"
 
 
 class _AddSlash(Resource):
@@ -25,6 +45,35 @@ class _AddSlash(Resource):
     def render(self, request: IRequest) -> bytes:
         path, _, query = request.uri.decode("latin-1").partition("?")
         return redirect(request, path + "/" + (f"?{query}" if query else ""))
+
+
+class _Redirect(Resource):
+    """A redirect to one place, whatever the rest of the path."""
+
+    isLeaf = True
+
+    def __init__(self, location: str) -> None:
+        super().__init__()
+        self.location = location
+
+    def render(self, request: IRequest) -> bytes:
+        return redirect(request, self.location)
+
+
+def publisher_link(segments: list[bytes]) -> str | None:
+    """The project a flit or hatch "view" link names (``//NAME``, ``/legacy/NAME``), if one."""
+    if segments and segments[-1] == b"":
+        segments = segments[:-1]
+    if len(segments) == 2 and segments[0] in (b"", _LEGACY) and segments[1]:
+        name = segments[1]
+    elif len(segments) == 3 and segments[:2] == [_LEGACY, b""] and segments[2]:
+        name = segments[2]
+    else:
+        return None
+    try:
+        return name.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 class Root(Resource):
@@ -53,7 +102,22 @@ class Root(Resource):
         request.postpath.insert(0, request.prepath.pop())
         if request.method == b"POST" and path in UPLOAD_SEGMENTS:
             return self.uploads
-        return self.routes.get(path, self.front)
+        if path in self.routes:
+            return self.routes[path]
+        if request.method in (b"GET", b"HEAD"):
+            if path and path not in FRONT_SEGMENTS and request.postpath[1:] == [b""]:
+                return self._project_alias(request)
+            name = publisher_link(request.postpath)
+            if name is not None:
+                return _Redirect(f"/project/{quote(name)}/")
+        return self.front
+
+    def _project_alias(self, request: IRequest) -> IResource:
+        """``/<name>/``: the simple tree for installers, the project pages for browsers."""
+        accept = request.getHeader(b"accept")
+        request.setHeader(b"vary", b"Accept")
+        browser = from_browser(accept.decode("latin-1") if accept else None)
+        return self.children[b"project" if browser else b"simple"]
 
     def render(self, request: IRequest):  # pragma: no cover - "/" always has a child
         return self.getChild(b"", request).render(request)
