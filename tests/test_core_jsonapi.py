@@ -231,9 +231,40 @@ def test_base_url_with_or_without_trailing_slash():
     assert without == with_slash
 
 
-def test_project_without_files_is_not_found():
+def test_project_without_files_or_registration_is_not_found():
     with pytest.raises(NotFound):
         document([])
+
+
+REGISTERED = ProjectRecord(
+    name="foo-bar",
+    display_name="Foo.Bar",
+    serial=5,
+    created=WHEN,
+    info={
+        "version": ["2.0"],
+        "summary": ["Registered, never uploaded"],
+        "classifiers": ["Topic :: Utilities", "Programming Language :: Python :: 3"],
+        "keywords": ["index, private"],
+        "requires_python": [">=3.11"],
+        "author_email": ["dev@example.test"],
+    },
+)
+
+
+def test_a_registered_project_is_described_by_its_registration_with_no_files():
+    whole = project_json(REGISTERED, [], {}, file_url, BASE)
+    assert whole["urls"] == [] and whole["releases"] == {"2.0": []}
+    info = whole["info"]
+    assert info["version"] == "2.0" and info["summary"] == "Registered, never uploaded"
+    assert info["classifiers"] == ["Topic :: Utilities", "Programming Language :: Python :: 3"]
+    assert info["keywords"] == "index,private"
+    assert info["requires_python"] == ">=3.11"
+    assert info["author_email"] == "dev@example.test"
+    one = project_json(REGISTERED, [], {}, file_url, BASE, version="2.0")
+    assert one["info"] == info and one["urls"] == [] and "releases" not in one
+    with pytest.raises(NotFound):
+        project_json(REGISTERED, [], {}, file_url, BASE, version="3.0")
 
 
 # -- version document -----------------------------------------------------------------

@@ -663,6 +663,19 @@ def test_distutils_register_adds_the_project(server: MinistryProcess) -> None:
     )
     assert status == 200, (status, reason, body)
     assert "registered-only" in hosted_projects(server)
+    # Its JSON API shows what was registered, with no files, as its project page does.
+    for path in ("/pypi/registered-only/json", "/pypi/registered-only/2.0/json"):
+        code, _, body = fetch(server.url + path)
+        assert code == 200, (path, body)
+        document = json.loads(body)
+        assert document["info"]["version"] == "2.0"
+        assert document["info"]["summary"] == "Registered, never uploaded"
+        assert document["info"]["classifiers"] == ["Programming Language :: Python :: 3"]
+        assert document["urls"] == []
+    assert json.loads(fetch(server.url + "/pypi/registered-only/json")[2])["releases"] == {
+        "2.0": []
+    }
+    assert fetch(server.url + "/pypi/registered-only/3.0/json")[0] == 404
 
 
 def test_distutils_register_with_bare_newlines(server: MinistryProcess) -> None:

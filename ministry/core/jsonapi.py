@@ -19,7 +19,7 @@ from urllib.parse import quote
 from packaging.version import InvalidVersion, Version
 
 from ministry.core.errors import NotFound
-from ministry.core.metadata import CoreMetadata
+from ministry.core.metadata import CoreMetadata, registered_metadata
 from ministry.core.models import FileRecord, ProjectRecord, format_time
 from ministry.core.project_status import hides_files, quarantine_notice
 from ministry.core.simple import version_key
@@ -42,17 +42,22 @@ def project_json(
     metadata; ``base_url`` (scheme, host, any prefix) makes the absolute
     ``package_url`` / ``release_url`` links. Without ``version`` the document
     describes the latest release and lists every release; with one, only that
-    release. Raises NotFound for a project without files, an unknown version
-    or a quarantined project. ``upload_time_known`` is False for a proxied
-    file the upstream gave no upload time: its ``upload_time`` keys are then
-    ``null`` rather than the moment this index first saw it (see
-    ``ministry.core.upstream_pages``).
+    release. A project registered without files (``:action=submit``) is
+    described by what it registered, with no files, as on its project page.
+    Raises NotFound for an unknown version or a quarantined project.
+    ``upload_time_known`` is False for a proxied file the upstream gave no
+    upload time: its ``upload_time`` keys are then ``null`` rather than the
+    moment this index first saw it (see ``ministry.core.upstream_pages``).
     """
     if hides_files(project):
         raise NotFound(f"Not Found: {quarantine_notice(project)}")
     releases = _releases(files)
     if not releases:
-        raise NotFound(f"Not Found: {project.display_name} has no releases.")
+        registered = registered_metadata(project)
+        if not registered.version:
+            raise NotFound(f"Not Found: {project.display_name} has no releases.")
+        releases = {registered.version: []}
+        metadata = {registered.version: registered}
     chosen = latest_version(releases) if version is None else _find(releases, version, project)
     document: dict[str, Any] = {
         "info": _info(project, chosen, releases[chosen], metadata, base_url.rstrip("/")),

@@ -14,6 +14,7 @@ from packaging.metadata import parse_email
 
 from ministry.core.archives import read_core_metadata
 from ministry.core.errors import BadRequest
+from ministry.core.models import ProjectRecord
 from ministry.core.names import ParsedFilename
 
 
@@ -99,3 +100,44 @@ def read_core_metadata_at(path: str, parsed: ParsedFilename) -> bytes:
     """
     with open(path, "rb") as handle:
         return read_core_metadata(handle, parsed)
+
+
+def registered_metadata(project: ProjectRecord) -> CoreMetadata:
+    """What a project registered without files (``:action=submit``) says about itself.
+
+    The form's fields are core metadata's, written lower-case with
+    underscores; ``classifiers`` and ``platform`` repeat, ``keywords`` is one
+    comma- or space-separated field, as setuptools sends them.
+    """
+
+    def first(key: str) -> str:
+        values = project.info.get(key) or [""]
+        return values[0]
+
+    urls = {}
+    for entry in project.info.get("project_urls", []):
+        label, _, url = entry.partition(",")
+        urls[label.strip()] = url.strip()
+    keywords = first("keywords").replace(",", " ").split()
+    return CoreMetadata(
+        name=project.display_name,
+        version=first("version"),
+        metadata_version=first("metadata_version"),
+        summary=first("summary"),
+        description=first("description"),
+        description_content_type=first("description_content_type"),
+        home_page=first("home_page"),
+        download_url=first("download_url"),
+        requires_python=first("requires_python") or None,
+        requires_dist=tuple(project.info.get("requires_dist", ())),
+        provides_extra=tuple(project.info.get("provides_extra", ())),
+        classifiers=tuple(project.info.get("classifiers", ())),
+        keywords=tuple(keywords),
+        license=first("license"),
+        author=first("author"),
+        author_email=first("author_email"),
+        maintainer=first("maintainer"),
+        maintainer_email=first("maintainer_email"),
+        platforms=tuple(project.info.get("platform", ())),
+        project_urls=urls,
+    )

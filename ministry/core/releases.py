@@ -14,8 +14,7 @@ from datetime import datetime
 from packaging.version import InvalidVersion, Version
 
 from ministry.core.jsonapi import latest_version
-from ministry.core.metadata import CoreMetadata
-from ministry.core.models import FileRecord, ProjectRecord
+from ministry.core.models import FileRecord
 from ministry.core.simple import version_key
 
 
@@ -89,29 +88,3 @@ def find_release(releases: list[Release], version: str) -> Release | None:
         except InvalidVersion:
             continue
     return None
-
-
-def registered_metadata(project: ProjectRecord) -> CoreMetadata:
-    """What a project registered without files (``:action=submit``) says about itself."""
-
-    def first(key: str) -> str:
-        values = project.info.get(key) or [""]
-        return values[0]
-
-    urls = {}
-    for entry in project.info.get("project_urls", []):
-        label, _, url = entry.partition(",")
-        urls[label.strip()] = url.strip()
-    return CoreMetadata(
-        name=project.display_name,
-        version="",
-        summary=first("summary"),
-        description=first("description"),
-        description_content_type=first("description_content_type"),
-        home_page=first("home_page"),
-        download_url=first("download_url"),
-        requires_python=first("requires_python") or None,
-        license=first("license"),
-        author=first("author"),
-        project_urls=urls,
-    )

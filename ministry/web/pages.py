@@ -22,7 +22,7 @@ from ministry.catalog.views import Catalog, ProjectView
 from ministry.core.attestations import integrity_path
 from ministry.core.commands import install_commands
 from ministry.core.errors import BadRequest, MinistryError, NotFound
-from ministry.core.metadata import CoreMetadata, parse_core_metadata
+from ministry.core.metadata import CoreMetadata, parse_core_metadata, registered_metadata
 from ministry.core.models import FileRecord
 from ministry.core.names import canonical
 from ministry.core.project_links import project_links
@@ -32,7 +32,6 @@ from ministry.core.releases import (
     current_release,
     find_release,
     group_releases,
-    registered_metadata,
 )
 from ministry.web.errors import refusing_app
 from ministry.web.html import render_html, send_html
