@@ -177,6 +177,51 @@ async def test_once_a_user_exists_uploads_need_credentials(index):
     assert upload.action == "upload"
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_project_published_while_open_is_claimed_only_by_an_administrator(index, logged):
+    """The first user to come by does not take over what others published anonymously."""
+    assert (await index.send("demo", "1.0", WHEEL_NAME, WHEEL)).code == 200
+    await index.add_user("alice", "alice-pw")
+    await index.add_user("root", "root-pw", admin=True)
+
+    index.auth.startService()  # start-up says how many such projects there are
+    await index.request("GET", "/health")
+    index.auth.stopService()
+    (warning,) = [text for text in logged.texts if "no owner or maintainer" in text]
+    assert "1 hosted projects" in warning and "First of them: demo" in warning
+
+    refused = await index.send("demo", "1.0", SDIST_NAME, SDIST, "alice", "alice-pw")
+    assert refused.code == 403
+    assert b"ministry-admin project add-owner demo alice" in refused.body
+    assert await index.store.get_roles("demo") == {}
+    assert list(await index.files()) == [WHEEL_NAME]  # nothing stored
+    # An administrator's upload is allowed, and still makes nobody its owner.
+    assert (await index.send("demo", "1.0", SDIST_NAME, SDIST, "root", "root-pw")).code == 200
+    assert await index.store.get_roles("demo") == {}
+    # Named its owner, alice uploads; a new project is still the first uploader's.
+    await index.store.set_role("demo", "alice", OWNER)
+    assert (
+        await index.send(
+            "demo",
+            "1.1",
+            wheel_filename("demo", "1.1"),
+            make_wheel("demo", "1.1"),
+            "alice",
+            "alice-pw",
+        )
+    ).code == 200
+    fresh = await index.send(
+        "fresh",
+        "1.0",
+        wheel_filename("fresh", "1.0"),
+        make_wheel("fresh", "1.0"),
+        "alice",
+        "alice-pw",
+    )
+    assert fresh.code == 200
+    assert await index.store.get_roles("fresh") == {"alice": OWNER}
+
+
 # -- owners, maintainers, administrators ---------------------------------------------
 
 

@@ -254,6 +254,24 @@ def test_who_may_do_what(identity, action, project, roles, allowed, claims, reas
     assert bool(decision.reason) is not allowed
 
 
+@pytest.mark.parametrize(
+    ("identity", "action", "allowed", "reason"),
+    [
+        (ALICE, Action.UPLOAD, False, "'ministry-admin project add-owner demo alice'"),
+        (ALICE, Action.REGISTER, False, "only an administrator may register it"),
+        (ALICE, Action.YANK, False, "published while this index took uploads from anyone"),
+        (ALICE_TOKEN_DEMO, Action.UPLOAD, False, "add-owner demo alice"),
+        (ADMIN, Action.UPLOAD, True, ""),
+        (ADMIN, Action.YANK, True, ""),
+    ],
+)
+def test_a_hosted_project_without_owner_is_not_the_first_comers(identity, action, allowed, reason):
+    """Published while the index was open: no user takes it over by uploading, not even an admin."""
+    decision = decide(identity, action, "demo", NOBODY, exists=True)
+    assert (decision.allowed, decision.claims) == (allowed, False)
+    assert reason in decision.reason
+
+
 # -- slowing down failures ---------------------------------------------------------
 
 

@@ -294,8 +294,16 @@ class Decision:
     claims: bool = False
 
 
-def decide(identity: Identity, action: Action, project: str, roles: Mapping[str, str]) -> Decision:
+def decide(
+    identity: Identity,
+    action: Action,
+    project: str,
+    roles: Mapping[str, str],
+    exists: bool = False,
+) -> Decision:
     """May ``identity`` do ``action`` to ``project``, whose roles are ``roles``?
+
+    ``exists``: the project is already hosted (it has files or a registration).
 
     - Reading needs nothing more than valid credentials: read protection is
       for the whole index (``--private``), not per project.
@@ -304,9 +312,11 @@ def decide(identity: Identity, action: Action, project: str, roles: Mapping[str,
       (PEP 792) for its owners and administrators.
     - Administrators may do everything else; owners and maintainers may
       upload to, register and yank in their projects.
-    - A project without any owner or maintainer (new, or uploaded before
-      users existed) goes to whoever uploads to or registers it first;
-      yanking in it is left to administrators until then.
+    - A new project goes to whoever uploads to or registers it first. One
+      that exists without any owner or maintainer (uploaded while the index
+      was open, before users existed) is left to administrators: the first
+      user to come by must not take over a project others published. An
+      administrator names its owner (``ministry-admin project add-owner``).
     """
     if action is Action.READ:
         return Decision(True)
@@ -327,9 +337,16 @@ def decide(identity: Identity, action: Action, project: str, roles: Mapping[str,
             f"Only owners of {project} and administrators may set its status; "
             f"{identity.username} is neither.",
         )
-    claims = not roles and action in (Action.UPLOAD, Action.REGISTER)
+    claims = not roles and not exists and action in (Action.UPLOAD, Action.REGISTER)
     if identity.admin or claims or roles.get(identity.username) in (OWNER, MAINTAINER):
         return Decision(True, claims=claims)
+    if not roles and exists:
+        return Decision(
+            False,
+            f"{project} has no owner (it was published while this index took uploads from "
+            f"anyone): only an administrator may {action} it. Ask one to make you its owner "
+            f"with 'ministry-admin project add-owner {project} {identity.username}'.",
+        )
     if not roles:
         return Decision(
             False, f"{project} has no owner yet: only an administrator may {action} it."

@@ -74,6 +74,8 @@ REMEMBER_ENTRIES = 1024
 HTPASSWD_CHECK_SECONDS = 3.0
 #: How often, at most, an early refusal of an anonymous upload asks the store again.
 OPEN_RECHECK_SECONDS = 1.0
+#: How many owner-less projects the start-up warning names.
+UNOWNED_LISTED = 10
 
 #: The paths that stay open on a private index: probes carry no credentials.
 OPEN_PATHS = frozenset({b"health"})
@@ -179,6 +181,28 @@ class Authenticator(Service):
                     "--private is set but no users exist: every request but /health is "
                     "refused until a user is added."
                 )
+            return
+        unowned = await self.unowned_projects()
+        if unowned:
+            log.warn(
+                "{count} hosted projects have no owner or maintainer (published while the "
+                "index took uploads from anyone): only administrators may upload to them "
+                "until one is named with 'ministry-admin project add-owner PROJECT USER'. "
+                "First of them: {first}",
+                count=len(unowned),
+                first=", ".join(unowned[:UNOWNED_LISTED]),
+            )
+
+    async def unowned_projects(self) -> list[str]:
+        """Hosted projects in which nobody holds a role, by name."""
+        names = {user.name for user in await self.store.list_users()}
+        if self.htpasswd is not None:
+            names |= set(self.htpasswd.entries().entries)
+        held: set[str] = set()
+        for name in names:
+            held |= set(await self.store.user_roles(name))
+        projects = await self.store.list_projects()
+        return sorted(project.name for project in projects if project.name not in held)
 
     async def is_open(self) -> bool:
         """Whether uploads need no credentials: no users, and no htpasswd file named."""
@@ -306,7 +330,10 @@ class Authenticator(Service):
         if open_ok and await self.is_open():
             return None
         identity = await self.require(request)
-        await self._check(identity, action, project, await self.store.get_roles(project))
+        roles = await self.store.get_roles(project)
+        # Whether it is hosted matters only to a project nobody holds a role in.
+        exists = not roles and await self.store.get_project(project) is not None
+        await self._check(identity, action, project, roles, exists)
         return identity
 
     async def claim(self, identity: Identity | None, action: Action, project: str) -> bool:
@@ -317,8 +344,8 @@ class Authenticator(Service):
         if identity is None:
             return False
         roles = await self.store.get_roles(project)
-        if roles:
-            return False
+        if roles or await self.store.get_project(project) is not None:
+            return False  # held, or hosted without an owner: an administrator's to give
         roles = await self.store.claim_project(project, identity.username)
         await self._check(identity, action, project, roles)
         if roles.get(identity.username) != OWNER:
@@ -327,9 +354,14 @@ class Authenticator(Service):
         return True
 
     async def _check(
-        self, identity: Identity, action: Action, project: str, roles: dict[str, str]
+        self,
+        identity: Identity,
+        action: Action,
+        project: str,
+        roles: dict[str, str],
+        exists: bool = False,
     ) -> None:
-        decision = decide(identity, action, project, roles)
+        decision = decide(identity, action, project, roles, exists)
         if not decision.allowed:
             raise Forbidden(decision.reason)
         refusal = self.policy.claim_refusal(project, identity.admin) if decision.claims else None
