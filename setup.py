@@ -6,13 +6,20 @@ A flat layout: ``ministry/`` and the twistd plugin file in ``twisted/plugins/``.
 plugin package and ``twistd ministry`` finds it.
 """
 
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
+#: The one place the version is written is ``ministry/__init__.py``: the
+#: daemon, ``ministry-admin --version`` and the pages read it there.
+VERSION = re.search(
+    r'^__version__ = "([^"]+)"', Path("ministry/__init__.py").read_text(), re.MULTILINE
+).group(1)
+
 setup(
     name="ministry",
-    version="0.1.0",
+    version=VERSION,
     description="A private Python package index in one Twisted daemon.",
     long_description=Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",

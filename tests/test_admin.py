@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import subprocess
 import sys
@@ -117,6 +118,19 @@ def test_the_command_line_exports_with_the_daemon_settings(tmp_path):
     assert bad.stderr.strip() == (
         "ministry-admin: --max-upload-size: expected a size such as 1G, 512M or 1048576, not 'lots'"
     )
+
+
+def test_the_version_is_the_installed_distributions_everywhere(tmp_path):
+    """One version: what pip installed, what ministry-admin prints (issue 18)."""
+    installed = importlib.metadata.version("ministry")
+    result = subprocess.run(
+        [sys.executable, "-m", "ministry.admin", "--version"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"ministry {installed}"
 
 
 # -- users, tokens, roles, yank and delete (issue 4) -----------------------------------

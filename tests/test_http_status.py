@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 
@@ -15,6 +16,7 @@ async def test_health_reports_store_and_storage(index):
     assert response.code == 200
     report = json.loads(response.body)
     assert report["status"] == "ok"
+    assert report["version"] == importlib.metadata.version("ministry")
     assert report["store"] == {"ok": True, "backend": "SQLiteStore", "serial": 0}
     assert report["storage"]["ok"] is True
 
@@ -113,3 +115,11 @@ def test_the_storage_probe_is_shared_kept_briefly_and_bounded_in_time():
         "location": "file:/probed",
         "error": "no answer from the storage within 10 s",
     }
+
+
+@pytest_twisted.ensureDeferred
+async def test_every_pages_footer_names_the_version(index):
+    version = importlib.metadata.version("ministry")
+    for path in ("/", "/projects/", "/help/upload/"):
+        response = await index.request("GET", path)
+        assert f"MinistryOfPackages {version}".encode() in response.body, path

@@ -17,6 +17,7 @@ from typing import Any
 from twisted.internet.defer import ensureDeferred, maybeDeferred
 from twisted.internet.task import react
 
+from ministry import __version__
 from ministry.admin.audit import add_audit_command, audit_command
 from ministry.admin.checks import check_command
 from ministry.admin.cooldown import add_cooldown_command, cooldown_command
@@ -81,6 +82,7 @@ async def _run(args: argparse.Namespace) -> None:
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="ministry-admin", description=__doc__.splitlines()[0])
+    top.add_argument("--version", action="version", version=f"ministry {__version__}")
     top.add_argument("--config", "-c", help="the TOML settings file the daemon uses")
     for setting in SETTINGS:
         if setting.name != "port" and setting.flag:

@@ -20,6 +20,7 @@ from urllib.parse import quote
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from twisted.web.iweb import IRequest
 
+from ministry import __version__
 from ministry.core.models import format_time
 from ministry.web.http.rendered import Page, PageResponse
 from ministry.web.static import static_url
@@ -56,6 +57,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.globals["static_url"] = static_url
+    env.globals["version"] = __version__
     env.filters["when"] = _when
     env.filters["iso"] = format_time
     env.filters["segment"] = _segment

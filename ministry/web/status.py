@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
+from ministry import __version__
 from ministry.catalog.cache import PageCache
 from ministry.core.errors import MinistryError, StorageUnavailable, StoreUnavailable
 from ministry.interfaces import IBlobStore, IMetadataStore
@@ -131,6 +132,7 @@ class Status:
 
     def _details(self, store: dict[str, Any], storage: dict[str, Any]) -> dict[str, Any]:
         report: dict[str, Any] = {
+            "version": __version__,
             "store": store,
             "storage": storage,
             "page_cache": {
