@@ -24,8 +24,9 @@ from archive_factory import make_sdist, make_wheel, sdist_filename, wheel_filena
 from http_harness import InMemoryIndex, multipart
 from twisted.internet import reactor
 
-from ministry.core.auth import FailureThrottle, hash_password, new_token
+from ministry.core.auth import hash_password, new_token
 from ministry.core.models import MAINTAINER, OWNER, TokenRecord, UserRecord
+from ministry.core.throttle import FailureThrottle
 from ministry.curation import Target, select_files
 from ministry.web.auth import REMEMBER_SECONDS
 

@@ -12,7 +12,6 @@ from ministry.core.auth import (
     DUMMY_HASH,
     Action,
     Credentials,
-    FailureThrottle,
     Identity,
     check_username,
     decide,
@@ -28,6 +27,7 @@ from ministry.core.auth import (
 )
 from ministry.core.errors import BadRequest, Unauthorized
 from ministry.core.models import MAINTAINER, OWNER
+from ministry.core.throttle import FailureThrottle
 
 
 def basic(text: str, encoding: str = "utf-8") -> bytes:
