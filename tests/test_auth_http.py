@@ -148,7 +148,7 @@ async def test_an_index_without_users_takes_uploads_from_anyone(index):
 @pytest_twisted.ensureDeferred
 async def test_the_start_up_warns_while_anyone_may_upload(index, logged):
     index.auth.startService()
-    await index.request("GET", "/health")  # lets the store answer
+    await index.auth.reported
     index.auth.stopService()
     assert any("anyone who can reach this index may upload" in text for text in logged.texts)
 
@@ -186,7 +186,7 @@ async def test_a_project_published_while_open_is_claimed_only_by_an_administrato
     await index.add_user("root", "root-pw", admin=True)
 
     index.auth.startService()  # start-up says how many such projects there are
-    await index.request("GET", "/health")
+    await index.auth.reported
     index.auth.stopService()
     (warning,) = [text for text in logged.texts if "no owner or maintainer" in text]
     assert "1 hosted projects" in warning and "First of them: demo" in warning

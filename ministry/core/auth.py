@@ -10,8 +10,9 @@ of cases in ``tests/test_core_auth.py``:
 - API tokens: their format, and why a fast hash is right for them;
 - Apache htpasswd files (bcrypt and ``{SHA}`` entries), for teams coming
   from pypiserver;
-- who may do what to a project (:func:`decide`);
-- slowing down an address that keeps failing (:class:`FailureThrottle`).
+- who may do what to a project (:func:`decide`).
+
+Slowing down an address that keeps failing is ``ministry.core.throttle``.
 """
 
 from __future__ import annotations

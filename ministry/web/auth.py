@@ -118,8 +118,9 @@ class Authenticator(Service):
     def startService(self) -> None:
         """Say in the log, once the store answers, who may upload and read."""
         super().startService()
-        d = ensureDeferred(self._report_configuration())
-        d.addErrback(_log_unchecked)
+        #: Fires once the report is written: start-up does not wait for it, tests do.
+        self.reported = ensureDeferred(self._report_configuration())
+        self.reported.addErrback(_log_unchecked)
 
     async def _report_configuration(self) -> None:
         if self.htpasswd is not None:
