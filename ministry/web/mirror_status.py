@@ -19,18 +19,14 @@ from twisted.web.iweb import IRequest
 from ministry.core.negotiate import APPLICATION_JSON, TEXT_HTML, choose_among
 from ministry.mirror.service import MirrorService
 from ministry.web.errors import refusing_app
+from ministry.web.http.rendered import accept_of
 
 
 def _wants_json(request: IRequest) -> bool:
     if request.args.get(b"format") == [b"json"]:
         return True
-    accept = request.getHeader(b"accept")
-    chosen = choose_among(
-        accept.decode("latin-1") if accept else None,
-        (APPLICATION_JSON, TEXT_HTML),
-        (TEXT_HTML, APPLICATION_JSON),
-    )
-    return chosen == APPLICATION_JSON
+    forms = (APPLICATION_JSON, TEXT_HTML)
+    return choose_among(accept_of(request), forms, forms[::-1]) == APPLICATION_JSON
 
 
 def _row(label: str, value: Any) -> str:

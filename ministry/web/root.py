@@ -29,6 +29,7 @@ from twisted.web.resource import IResource, Resource
 
 from ministry.core.negotiate import from_browser
 from ministry.web.http.bodies import UPLOAD_SEGMENTS
+from ministry.web.http.rendered import accept_of
 from ministry.web.http.responses import redirect
 
 #: First segments the front pages own: never taken for a project's name.
@@ -114,10 +115,8 @@ class Root(Resource):
 
     def _project_alias(self, request: IRequest) -> IResource:
         """``/<name>/``: the simple tree for installers, the project pages for browsers."""
-        accept = request.getHeader(b"accept")
         request.setHeader(b"vary", b"Accept")
-        browser = from_browser(accept.decode("latin-1") if accept else None)
-        return self.children[b"project" if browser else b"simple"]
+        return self.children[b"project" if from_browser(accept_of(request)) else b"simple"]
 
     def render(self, request: IRequest):  # pragma: no cover - "/" always has a child
         return self.getChild(b"", request).render(request)

@@ -18,7 +18,7 @@ from ministry.core.errors import MinistryError, NotFound
 from ministry.core.models import ProjectRecord
 from ministry.core.names import canonical
 from ministry.web.errors import refusing_app
-from ministry.web.http.rendered import Page, PageResponse
+from ministry.web.http.rendered import Page, PageResponse, accept_of
 from ministry.web.http.responses import redirect
 from ministry.web.http.shortcut import Shortcut
 from ministry.web.urls import Urls
@@ -43,10 +43,7 @@ class SimpleIndex:
         self.urls = urls
 
     def _content_type(self, request: IRequest) -> str:
-        accept = request.getHeader(b"accept")
-        return negotiate.choose(
-            accept.decode("latin-1") if accept else None, _format_param(request)
-        )
+        return negotiate.choose(accept_of(request), _format_param(request))
 
     def resource(self) -> Shortcut:
         """The tree: cached pages answered by :meth:`cached`, the rest by the routes.

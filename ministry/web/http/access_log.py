@@ -164,12 +164,7 @@ def default_access_log(clock: IReactorTime) -> AccessLog:
     out = twistd_log_file()
     if out is None:
         return AccessLog(_as_events, clock, prefixed=False)
-
-    def write(batch: str) -> None:
-        out.write(batch)
-        out.flush()
-
-    return AccessLog(write, clock, prefixed=True)
+    return AccessLog(_flushed(out), clock, prefixed=True)
 
 
 def file_access_log(path: str, clock: IReactorTime) -> AccessLog:
@@ -179,12 +174,17 @@ def file_access_log(path: str, clock: IReactorTime) -> AccessLog:
     flushed, so the exit loses nothing.
     """
     out = open(path, "a", encoding="utf-8", newline="\n")  # noqa: SIM115 - open for good
+    return AccessLog(_flushed(out), clock, prefixed=False)
+
+
+def _flushed(out: TextIO) -> Callable[[str], None]:
+    """Write a batch to ``out`` and flush it, so a crash loses no written line."""
 
     def write(batch: str) -> None:
         out.write(batch)
         out.flush()
 
-    return AccessLog(write, clock, prefixed=False)
+    return write
 
 
 def _as_events(batch: str) -> None:

@@ -158,6 +158,12 @@ class PageResponse(Resource, FixedAnswer):
         return b""
 
 
+def accept_of(request: IRequest) -> str | None:
+    """The request's ``Accept`` header as text for ``ministry.core.negotiate``, or None."""
+    accept = request.getHeader(b"accept")
+    return accept.decode("latin-1") if accept else None
+
+
 def etag_matches(header: bytes, etag: bytes) -> bool:
     """Whether an If-None-Match (or If-Range) header names ``etag``; weak tags count."""
     return any(part.strip().removeprefix(b"W/") in (etag, b"*") for part in header.split(b","))
