@@ -19,7 +19,6 @@ from twisted.application.service import IService
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.python import usage
-from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.iweb import IAgent
 
 from ministry.catalog.cache import PageCache
@@ -42,6 +41,7 @@ from ministry.upstream.cache import FileCache
 from ministry.upstream.client import UpstreamClient
 from ministry.upstream.downloads import Downloads
 from ministry.upstream.pages import UpstreamPages
+from ministry.upstream.pool import pooled_agent
 from ministry.upstream.saved_pages import SavedPages
 from ministry.web.api import CurationApi
 from ministry.web.app import Components, build_site
@@ -289,9 +289,7 @@ def build_upstream(
         return None
     pool = None
     if agent is None:
-        pool = HTTPConnectionPool(reactor, persistent=True)
-        pool.maxPersistentPerHost = 8
-        agent = Agent(reactor, connectTimeout=settings.upstream_timeout, pool=pool)
+        agent, pool = pooled_agent(reactor, timeout=settings.upstream_timeout, per_host=8)
     client = UpstreamClient(
         settings.upstream,
         settings.upstream_timeout,

@@ -43,12 +43,13 @@ from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from twisted.web import resource
-from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.client import HTTPConnectionPool
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IRequest, IResponse
 from twisted.web.server import NOT_DONE_YET
 
 from ministry.core.errors import StorageUnavailable
+from ministry.upstream.pool import pooled_agent
 from ministry.web.http.files import ImmutableFile
 from ministry.web.http.object_stream import ObjectStream, unavailable_to_read
 from ministry.web.http.rendered import etag_matches
@@ -106,9 +107,7 @@ class ObjectDelivery(Service):
         cls, reactor: Any, *, redirect: bool, timeout: float = TIMEOUT
     ) -> ObjectDelivery:
         """Delivery over an Agent with a persistent pool of its own on ``reactor``."""
-        pool = HTTPConnectionPool(reactor, persistent=True)
-        pool.maxPersistentPerHost = POOLED_CONNECTIONS
-        agent = Agent(reactor, connectTimeout=timeout, pool=pool)
+        agent, pool = pooled_agent(reactor, timeout=timeout, per_host=POOLED_CONNECTIONS)
         return cls(agent, reactor, redirect=redirect, timeout=timeout, pool=pool)
 
     def stopService(self) -> Deferred[Any]:
