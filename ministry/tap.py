@@ -14,7 +14,6 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from twisted.application import strports
 from twisted.application.service import IService
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -33,6 +32,7 @@ from ministry.integrity import BlobCollector
 from ministry.interfaces import IBlobStore, ICacheIndex, IMetadataStore
 from ministry.lifecycle import OrderedMultiService
 from ministry.mirror.service import MirrorService
+from ministry.startup_checks import listening, prepare_data_dir
 from ministry.stores.blobs import FilesystemBlobStore
 from ministry.stores.redis import RedisStore
 from ministry.stores.sqlite import SQLiteStore
@@ -97,6 +97,7 @@ class Options(usage.Options):
         except ConfigError as exc:
             # One line, not the whole usage text: the message names the option.
             raise SystemExit(f"ministry: {exc}") from None
+        prepare_data_dir(self.settings.data_dir)
         on_s3 = (self.settings.storage or "").startswith("s3:")
         if self.settings.storage_redirect and not on_s3:
             raise SystemExit("ministry: --storage-redirect needs --storage s3://...")
@@ -134,7 +135,7 @@ def makeService(options: Options) -> IService:
     index = build_index(options.settings, reactor, options.mirror)
     service = OrderedMultiService()
     service.setName("ministry")
-    web = strports.service(options.settings.port, index.site)
+    web = listening(options.settings.port, index.site)
     web.setName("web")
     # Started in this order, stopped in the reverse, each after the one above
     # it has stopped: storage and the store first up and last down; the

@@ -165,6 +165,8 @@ def test_a_run_at_start_up_mirrors_the_closure_and_nothing_else(tmp_path, upstre
         assert json.loads(health)["mirror"]["state"] == "idle"
         _, metrics = get(f"{mirror.url}/metrics")
         assert f"ministry_mirror_files_fetched_total {len(WANTED)}.0" in metrics.decode()
+        lint = subprocess.run(["promtool", "check", "metrics"], input=metrics, capture_output=True)
+        assert lint.returncode == 0, lint.stdout + lint.stderr  # every family named as it counts
         status, page = get(f"{mirror.url}/mirror/")
         assert status == 200 and b"<h1>Mirror</h1>" in page and b"5 of 5" in page
         assert "Mirror run finished" in mirror.log_text()

@@ -16,7 +16,7 @@ def settings_from(tmp_path, argv: list[str], toml: str = ""):
         config = tmp_path / "ministry.toml"
         config.write_text(toml)
         argv = [*argv, "--config", str(config)]
-    return main_options(argv).settings
+    return main_options(["--data-dir", str(tmp_path), *argv]).settings
 
 
 @pytest.mark.parametrize(

@@ -110,7 +110,7 @@ class _MirrorCollector(Collector):
         gauges = (
             ("ministry_mirror_running", "1 while a mirror run is going on.", int(status.running)),
             (
-                "ministry_mirror_projects_total",
+                "ministry_mirror_projects_planned",
                 "Projects in the current or last run.",
                 status.projects_total,
             ),
