@@ -85,11 +85,16 @@ def render_listing(
     column: str,
     order: str,
     show_parent: bool,
+    head: str = "",
+    header: str = "",
 ) -> bytes:
     """The listing page for ``title_path`` with ``entries`` in the order given.
 
     ``column`` and ``order`` only decide the header links (the active column's
     link flips the order); the caller sorts with :func:`sort_entries`.
+    ``head`` (e.g. a stylesheet link) and ``header`` (the site's navigation)
+    are HTML the caller made, put before the title and the table; the table
+    itself stays Apache's, for the tools that read it.
     """
     title = escape(f"Index of {title_path}")
     rows = [_header_row(column, order), _RULE]
@@ -100,7 +105,9 @@ def render_listing(
     page = [
         "<!DOCTYPE html>\n<html>\n<head>\n",
         '<meta charset="utf-8">\n',
+        head,
         f"<title>{title}</title>\n</head>\n<body>\n",
+        header,
         f"<h1>{title}</h1>\n<table>\n",
         *rows,
         "</table>\n</body>\n</html>\n",

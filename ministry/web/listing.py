@@ -21,9 +21,11 @@ from ministry.catalog.cache import PageCache
 from ministry.core import listing
 from ministry.core.errors import NotFound
 from ministry.web.errors import refusing_app
+from ministry.web.html import environment
 from ministry.web.http.rendered import Page, PageResponse
 from ministry.web.http.responses import redirect
 from ministry.web.http.shortcut import Shortcut
+from ministry.web.static import static_url
 
 Path = tuple[str, ...]
 
@@ -45,6 +47,18 @@ class Tree(Protocol):
 
     def canonical(self, path: Path) -> Path:
         """The canonical spelling of a path; a different one is redirected."""
+
+
+def _site(directory: str) -> tuple[str, str]:
+    """The stylesheet link and the site's navigation for a listing of ``directory``."""
+    root = "../" * (directory.count("/") - 1) or "./"
+    head = (
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f'<link rel="icon" href="{root}{static_url("favicon.svg")}" type="image/svg+xml">\n'
+        f'<link rel="stylesheet" href="{root}{static_url("style.css")}">\n'
+    )
+    header = environment().get_template("_site_header.html").render(root=root, nav="files")
+    return head, header
 
 
 class DirectoryListing:
@@ -106,9 +120,8 @@ class DirectoryListing:
             if entries is None:
                 return None
             title = self.mount + "".join(f"{segment}/" for segment in path)
-            body = listing.render_listing(
-                title, listing.sort_entries(entries, column, order), column, order, True
-            )
+            entries = listing.sort_entries(entries, column, order)
+            body = listing.render_listing(title, entries, column, order, True, *_site(title))
             return Page.of(body, "text/html; charset=utf-8")
 
         page = await self.cache.fill(key, render)
