@@ -693,6 +693,28 @@ def test_headings_shift_but_text_does_not():
 
 
 @pytest.mark.parametrize(
+    ("source", "content_type", "label"),
+    [
+        ("[![CI](https://ci.example/b.svg?x=1&y=2)](https://ci.example/)", "text/markdown", "CI"),
+        ("![](https://img.example/logo.png)", "text/markdown", "logo.png"),
+        (
+            '<img src="https://e.example/a.png" alt="a &quot;q&quot;">',
+            "text/markdown",
+            "a &quot;q&quot;",
+        ),
+        (".. image:: https://ci.example/rst.svg\n   :alt: docs\n", "text/x-rst", "docs"),
+    ],
+    ids=["badge-in-link", "no-alt", "raw-html", "rst"],
+)
+def test_readme_images_become_their_labels(source, content_type, label):
+    html = render_readme(source, content_type)
+    assert "<img" not in html  # the page's policy loads no image from another host
+    assert 'class="readme-image"' in html and f">{label}</span>" in html
+    if "](https://ci.example/)" in source:
+        assert html.count('href="https://ci.example/"') == 1  # the badge's link is kept
+
+
+@pytest.mark.parametrize(
     ("url", "linked"),
     [
         ("https://example.com/x", True),

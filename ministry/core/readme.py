@@ -10,6 +10,14 @@ HTML, or its escaped plain text when the markup cannot be rendered.
 ``text/x-rst``, ``text/plain``; missing means reStructuredText (the historic
 default); anything unknown, or reStructuredText that fails to parse, is shown
 as plain text rather than refused.
+
+Images are shown as their text (:func:`images_as_text`). A README's badges
+and logos live on other hosts; loading them would tell those hosts who reads
+which private project, from where, and most private indexes' readers cannot
+reach them anyway, so they would be broken images. PyPI proxies them; an
+index that is often offline has nothing to proxy from. The pages' policy
+(``img-src 'self'``) stays closed, and each image becomes a small label with
+its alt text (or its file name), inside whatever link it had.
 """
 
 from __future__ import annotations
@@ -19,6 +27,9 @@ import re
 #: A heading tag in sanitised HTML. Text content cannot match: the sanitiser
 #: escapes every ``<`` that does not start a real tag.
 _HEADING = re.compile(r"<(/?)h([1-6])(?=[\s/>])", re.IGNORECASE)
+#: An image tag, and one attribute of sanitised HTML (values always double-quoted, escaped).
+_IMAGE = re.compile(r"<img\b([^>]*)>", re.IGNORECASE)
+_ATTRIBUTE = re.compile(r'\s([a-zA-Z-]+)="([^"]*)"')
 
 
 def content_type_parts(value: str) -> tuple[str, dict[str, str]]:
@@ -53,7 +64,26 @@ def render_readme(text: str, content_type: str = "", heading_offset: int = 0) ->
         rendered = rst.render(text)
     if rendered is None:
         rendered = txt.render(text) or ""
-    return shift_headings(rendered, heading_offset) if heading_offset else rendered
+    if heading_offset:
+        rendered = shift_headings(rendered, heading_offset)
+    return images_as_text(rendered)
+
+
+def images_as_text(html: str) -> str:
+    """Replace each ``<img>`` of sanitised HTML by a label: its alt text, else its file name.
+
+    The attribute values are the sanitiser's, already escaped, so they are
+    put back as they are; an image that was a link's content leaves a link
+    with a label.
+    """
+
+    def label(match: re.Match[str]) -> str:
+        attributes = dict(_ATTRIBUTE.findall(match.group(1)))
+        source = attributes.get("src", "")
+        text = attributes.get("alt") or source.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+        return f'<span class="readme-image" title="{source}">{text or "image"}</span>'
+
+    return _IMAGE.sub(label, html)
 
 
 def shift_headings(html: str, offset: int) -> str:
