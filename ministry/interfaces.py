@@ -134,7 +134,7 @@ class IMetadataStore(Interface):
         """Deferred[bool]: replace a user's password hash; False if no such user."""
 
     def remove_user(name: str):
-        """Deferred[bool]: remove a user with their tokens and roles; False if absent."""
+        """Deferred[bool]: remove a user, their tokens, roles and memberships; False if absent."""
 
     def add_token(token):
         """Deferred[bool]: store a TokenRecord; False if its user does not exist."""
@@ -149,13 +149,28 @@ class IMetadataStore(Interface):
         """Deferred[bool]: remove a token; False if there was none by that id."""
 
     def get_roles(name: str):
-        """Deferred[dict[str, str]]: a project's user names -> OWNER or MAINTAINER."""
+        """Deferred[dict[str, str]]: a project's holders (users, ``@team``s) -> role."""
 
     def user_roles(username: str):
-        """Deferred[dict[str, str]]: a user's project names -> role."""
+        """Deferred[dict[str, str]]: a holder's project names -> role."""
 
     def set_role(name: str, username: str, role: str | None):
-        """Deferred[None]: give a user a role in a project, or take it away (None)."""
+        """Deferred[None]: give a holder a role in a project, or take it away (None)."""
+
+    def add_team(team):
+        """Deferred[bool]: store a TeamRecord (members too); False if the name is taken."""
+
+    def remove_team(name: str):
+        """Deferred[bool]: remove a team, its memberships and roles; False if absent."""
+
+    def list_teams():
+        """Deferred[list[TeamRecord]], by name, each with its members sorted."""
+
+    def set_member(name: str, username: str, member: bool):
+        """Deferred[bool]: add a user to a team or remove them; False if no such team."""
+
+    def user_teams(username: str):
+        """Deferred[frozenset[str]]: the teams a user is a member of (asked per request)."""
 
     def claim_project(name: str, username: str):
         """Make ``username`` the owner of a project that has no roles yet, atomically.

@@ -2,11 +2,13 @@
 
 One ``twistd ministry --private`` serves the module, its users made with the
 real ``ministry-admin`` on the same data directory: alice (who uploads
-ministry-sample first, and so owns it), bob (another user) and two tokens of
-alice's, one for every project and one limited to another project. Then
-twine uploads with a password and with tokens, pip and uv install with
-credentials in the URL and from a netrc file, and pip skips a release that
-``ministry-admin yank`` yanked while the daemon ran, unless it is pinned.
+ministry-sample first, and so owns it), bob (another user) and three tokens
+of alice's: one for every project, one limited to another project and one
+that only reads. Then twine uploads with a password and with tokens (the
+read token refused), pip and uv install with credentials in the URL (the
+read token's too) and from a netrc file, pip skips a release that
+``ministry-admin yank`` yanked while the daemon ran, unless it is pinned,
+and bob publishes through a team until ``ministry-admin team remove-member``.
 Tests run in file order and build on one another, as a team's day would.
 """
 
@@ -65,7 +67,8 @@ def tokens(data_dir: Path) -> dict[str, str]:
         admin(data_dir, "user", "add", user, "--password-stdin", stdin=password + "\n")
     everything = admin(data_dir, "token", "create", "alice").stdout.strip()
     elsewhere = admin(data_dir, "token", "create", "alice", "--project", "Other").stdout.strip()
-    return {"everything": everything, "elsewhere": elsewhere}
+    read = admin(data_dir, "token", "create", "alice", "--scope", "read").stdout.strip()
+    return {"everything": everything, "elsewhere": elsewhere, "read": read}
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +158,13 @@ def test_a_token_limited_to_another_project_is_403(server, env, sample_dists, to
     assert "This token is limited to other" in result.output
 
 
+def test_twine_with_a_read_token_is_refused_as_read_only(server, env, sample_dists, tokens):
+    result = twine(server, env, "__token__", tokens["read"], [sample_dists["1.1"]["wheel"]])
+    assert result.returncode != 0
+    assert "403" in result.output, result.output
+    assert "This token is read-only" in result.output
+
+
 def test_twine_with_a_token_publishes(server, env, sample_dists, tokens) -> None:
     files = [sample_dists["1.1"]["wheel"], sample_dists["1.1"]["sdist"]]
     result = twine(server, env, "__token__", tokens["everything"], files)
@@ -180,6 +190,16 @@ def test_pip_installs_with_credentials_in_the_url(server, env, tmp_path) -> None
     result = pip_install(with_credentials(server), target, PROJECT, env)
     assert result.returncode == 0, result.output
     assert installed_version(target) == "1.1"
+
+
+def test_pip_and_uv_install_with_a_read_token_in_the_url(server, env, tokens, tmp_path) -> None:
+    url = f"http://__token__:{tokens['read']}@127.0.0.1:{server.port}/simple/"
+    result = pip_install(url, tmp_path / "pip", PROJECT, env)
+    assert result.returncode == 0, result.output
+    assert installed_version(tmp_path / "pip") == "1.1"
+    result = uv_install(url, tmp_path / "uv", f"{PROJECT}==1.0", env)
+    assert result.returncode == 0, result.output
+    assert installed_version(tmp_path / "uv") == "1.0"
 
 
 def test_pip_installs_with_credentials_from_netrc(server, tmp_path) -> None:
@@ -236,6 +256,41 @@ def test_pip_skips_a_yanked_release_unless_it_is_pinned(server, env, data_dir, t
     assert result.returncode == 0, result.output
     assert installed_version(pinned) == "1.1"
     assert "yanked" in result.output and "broken build" in result.output
+
+
+# -- teams -------------------------------------------------------------------------------
+
+
+def test_a_team_member_publishes_until_removed_while_the_daemon_runs(
+    server, env, sample_dists, data_dir
+) -> None:
+    """Made and changed with ``ministry-admin`` in another process: effective at once."""
+    wheel = [sample_dists["1.0"]["wheel"]]  # the same bytes again: 200 when allowed
+    admin(data_dir, "team", "add", "devs")
+    admin(data_dir, "team", "add-member", "devs", "bob")
+    admin(data_dir, "project", "add-maintainer", PROJECT, "@devs")
+    assert admin(data_dir, "project", "owners", PROJECT).stdout.split() == [
+        *("owner", "alice", "maintainer", "@devs")
+    ]
+    result = twine(server, env, "bob", PASSWORDS["bob"], wheel)
+    assert result.returncode == 0, result.output
+    page = urllib.request.Request(
+        f"{server.url}/project/{PROJECT}/",
+        headers={
+            "Authorization": "Basic " + b64encode(f"bob:{PASSWORDS['bob']}".encode()).decode()
+        },
+    )
+    with urllib.request.urlopen(page, timeout=10) as response:
+        assert '<span class="team">@devs</span> (team), maintainer' in response.read().decode()
+
+    admin(data_dir, "team", "remove-member", "devs", "bob")
+    result = twine(server, env, "bob", PASSWORDS["bob"], wheel)
+    assert result.returncode != 0
+    assert "bob is not an owner or maintainer of ministry-sample" in result.output
+    listed = admin(data_dir, "team", "list").stdout
+    assert listed.strip() == f"@devs\t-\t{PROJECT} (maintainer)"
+    history = admin(data_dir, "audit").stdout
+    assert "team\t@devs\t\tbob removed" in history and "@devs: maintainer" in history
 
 
 # -- the same with Redis ---------------------------------------------------------------

@@ -8,7 +8,7 @@ from html_page import parse_page
 
 from ministry.core.models import SDIST, WHEEL, FileRecord, ProjectRecord
 from ministry.core.negotiate import HTML_V1, JSON_V1, TEXT_HTML
-from ministry.core.simple import render_index, render_project, version_key
+from ministry.core.simple import FileLines, render_index, render_project, version_key
 
 HTML_TYPES = [TEXT_HTML, HTML_V1]
 WHEN = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
@@ -338,3 +338,35 @@ def test_hostile_values_round_trip_through_json():
 )
 def test_version_key(versions, expected):
     assert sorted(versions, key=version_key) == expected
+
+
+@pytest.mark.parametrize("content_type", [TEXT_HTML, JSON_V1])
+def test_kept_lines_are_those_of_the_same_records_and_nothing_else(content_type):
+    """A big project's page rendered again reuses the lines of unchanged records only.
+
+    An upload into a project of thousands of files re-rendered every line
+    (issue 17); a yank makes a new record, whose line must be rendered anew,
+    and a deleted file's line must go.
+    """
+    files = [record(f"foo-1.{n}-py3-none-any.whl", version=f"1.{n}") for n in range(4)]
+    rendered = []
+
+    def counting_url(rec):
+        rendered.append(rec.filename)
+        return file_url(rec)
+
+    kept = FileLines()
+    first = render_project(project(), files, counting_url, content_type, kept=kept)
+    assert first == render_project(project(), files, file_url, content_type)
+    assert len(rendered) == 4
+
+    newest = record("foo-2.0-py3-none-any.whl", version="2.0")
+    yanked = files[0].with_changes(yanked="broken")
+    changed = [yanked, *files[2:], newest]  # files[1] deleted
+    rendered.clear()
+    again = render_project(project(), changed, counting_url, content_type, kept=kept)
+    assert again == render_project(project(), changed, file_url, content_type)
+    assert rendered == [yanked.filename, newest.filename]
+    assert files[1].filename.encode() not in again
+    if content_type == JSON_V1:
+        assert json.loads(again)["files"][0]["yanked"] == "broken"

@@ -421,6 +421,41 @@ async def test_yanked_files_and_other_origins_are_marked(index):
     assert "Reason: Broken build" in page.text
     assert "Yanked Broken build" in page.text
     assert "Origin cached from upstream" in page.text
+    (reason,) = [e.text for e in page.all("span") if e.get("class") == "reason"]
+    assert reason == "Broken build"  # in the version list too, beside its "yanked" tag
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_old_versions_page_points_to_the_newer_one(demo):
+    old = assert_html_page(await demo.request("GET", "/project/demo-pkg/1.0/"))
+    assert "A newer version exists: Demo.Pkg 2.0" in old.text
+    assert "../../../project/demo-pkg/2.0/" in old.hrefs()
+    for path in ("/project/demo-pkg/", "/project/demo-pkg/2.0/", "/project/demo-pkg/3.0b1/"):
+        assert (
+            "A newer version exists" not in assert_html_page(await demo.request("GET", path)).text
+        )
+
+
+@pytest_twisted.ensureDeferred
+async def test_requires_lists_names_linked_with_their_terms_apart(index):
+    requires = [
+        'Requests[socks,security]>=2.30,<3; python_version < "3.12"',
+        "attrs",
+        "zope.x>=1.0",
+    ]
+    await upload(index, "needy", "1.0", requires_dist=requires)
+    page = assert_html_page(await index.request("GET", "/project/needy/"))
+    items = [e for e in page.all("li") if e.text.strip().startswith(("Requests", "attrs", "zope"))]
+    assert [" ".join(item.text.split()) for item in items] == [
+        'Requests[security, socks] <3, >=2.30 if python_version < "3.12"',
+        "attrs",
+        "zope.x >=1.0",
+    ]
+    hrefs = page.hrefs()
+    for project in ("requests", "attrs", "zope-x"):
+        assert f"../../project/{project}/" in hrefs
+    versions = [e.text for e in page.all("span") if e.get("class") == "versions"]
+    assert versions == ["<3, >=2.30", ">=1.0"]  # kept whole: never broken mid-number
 
 
 @pytest_twisted.ensureDeferred
@@ -508,7 +543,7 @@ async def test_static_files_are_local_versioned_and_long_lived(index):
         digest = hashlib.blake2b(response.body, digest_size=12).hexdigest()
         assert url.endswith("?v=" + digest[:12])
     css = (await index.request("GET", "/static/style.css")).body
-    assert len(css) < 6 * 1024
+    assert len(css) < 8 * 1024  # one small stylesheet, sent once a version
     assert b"http:" not in css and b"https:" not in css and b"@import" not in css
 
 

@@ -15,14 +15,15 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 from recorder import Recorder
-from store_records import SDIST_RECORD, make_record, make_user
+from store_records import SDIST_RECORD, make_record, make_user, sdist
 from twisted.internet import reactor
 from twisted.internet.task import Clock, deferLater
 
 from ministry.core.audit import AuditEvent
 from ministry.core.cooldown import CooldownException
-from ministry.core.errors import StoreUnavailable
-from ministry.stores.sqlite import SQLiteStore
+from ministry.core.errors import SdistExists, StoreUnavailable
+from ministry.core.models import FileRecord
+from ministry.stores.sqlite import SQLiteStore, projects, schema
 from ministry.stores.sqlite import store as sqlite_store
 from ministry.stores.sqlite.schema import SCHEMA_VERSION
 
@@ -110,6 +111,8 @@ ADDED_BY: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {
     3: ((), ("status", "status_reason")),
     4: (("audit",), ()),
     5: (("cooldown_exceptions", "cooldown_serials"), ()),
+    6: (("team_members", "teams"), ()),
+    7: (("sdist_releases",), ()),
 }
 
 
@@ -224,6 +227,97 @@ async def test_other_writers_are_looked_for_on_the_given_clock(tmp_path: Path) -
                 break
             await deferLater(reactor, 0.02, lambda: None)
         assert recorder.names == ["demo-pkg"]
+    finally:
+        await other.stopService()
+        await store.stopService()
+
+
+def claim_steps(path: Path, record: FileRecord) -> int:
+    """The SQLite VM steps (in tens) :func:`projects.add_file` takes to claim ``record``."""
+    conn = schema.connect(str(path))
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    try:
+        conn.set_progress_handler(count, 10)
+        projects.add_file(conn, record, record.project, None)
+    finally:
+        conn.close()
+    return steps
+
+
+def test_an_sdist_claim_costs_the_same_in_a_project_of_thousands_of_releases(
+    tmp_path: Path,
+) -> None:
+    """One sdist per release is checked by key, not by reading the project's every sdist.
+
+    An upload into a project of 1,000 releases did work proportional to its
+    sdists (issue 17: uploads slowed from 88/s to 34/s while 5,000 releases
+    were loaded); counted in SQLite's own steps, so the test is not timed.
+    """
+    paths = {releases: tmp_path / f"{releases}.sqlite" for releases in (1, 1000)}
+    for releases, path in paths.items():
+        conn = schema.connect(str(path))
+        for n in range(releases):
+            older = sdist(f"demo_pkg-1.{n}.tar.gz", f"1.{n}", f"{n:064x}")
+            projects.add_file(conn, older, "demo-pkg", None)
+        conn.close()
+    newest = sdist("demo_pkg-9.0.tar.gz", "9.0", "f" * 64)
+    assert claim_steps(paths[1000], newest) <= claim_steps(paths[1], newest) * 1.2
+
+
+@pytest_twisted.ensureDeferred
+async def test_sqlite_migrates_a_version_6_database_keeping_one_sdist_per_release(
+    tmp_path: Path,
+) -> None:
+    """An sdist stored before the release index still keeps its release's second sdist out."""
+    path = tmp_path / "ministry.sqlite"
+    store = await started(path)
+    await store.add_file(sdist("demo_pkg-7.0.tar.gz", "7.0"), "demo-pkg", None)
+    await store.stopService()
+    rewind(path, 6)
+
+    store = await started(path)
+    try:
+        with pytest.raises(SdistExists):
+            await store.add_file(sdist("demo_pkg-7.zip", "7", "f" * 64), "demo-pkg", None)
+        assert await store.add_file(sdist("demo_pkg-8.zip", "8", "f" * 64), "demo-pkg", None)
+    finally:
+        await store.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_big_project_listed_again_parses_only_what_changed(tmp_path: Path) -> None:
+    """After one upload into a project of 600 files, listing it parses one record, not 601.
+
+    Every change drops the project's pages and the next page lists its files
+    again (issue 17: most of a second per upload at 10,000 files). A yank
+    and a deletion, made here or by another process, still show at once.
+    """
+    path = tmp_path / "ministry.sqlite"
+    conn = schema.connect(str(path))
+    for n in range(600):
+        projects.add_file(conn, make_record(f"demo_pkg-1.{n}-py3-none-any.whl"), "demo-pkg", None)
+    conn.close()
+    store = await started(path)
+    other = await started(path)  # another process: ministry-admin, say
+    try:
+        listed = await store.list_files("demo-pkg")
+        parsed = store._parsed.parsed
+        newest = make_record("demo_pkg-2.0-py3-none-any.whl", version="2.0")
+        await store.add_file(newest, "demo-pkg", None)
+        assert await store.list_files("demo-pkg") == [*listed, newest]
+        assert store._parsed.parsed == parsed + 1
+
+        await other.set_yanked("demo-pkg", [listed[0].filename], "broken")
+        await other.delete_files("demo-pkg", [listed[1].filename])
+        again = await store.list_files("demo-pkg")
+        assert again[0] == listed[0].with_changes(yanked="broken")
+        assert again[1:] == [*listed[2:], newest]
     finally:
         await other.stopService()
         await store.stopService()

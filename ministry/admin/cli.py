@@ -23,11 +23,12 @@ from ministry.admin.checks import check_command
 from ministry.admin.cooldown import add_cooldown_command, cooldown_command
 from ministry.admin.mirror import mirror_command
 from ministry.admin.releases import curate_command
+from ministry.admin.teams import add_team_command, team_command
 from ministry.admin.transfer import export_command, import_command
 from ministry.admin.users import project_command, read_password, token_command, user_command
 from ministry.config import SETTINGS, ConfigError, Settings, load_settings, parse_duration
 from ministry.core.errors import MinistryError
-from ministry.core.models import STATUSES
+from ministry.core.models import SCOPES, STATUSES, UPLOAD_SCOPE
 from ministry.integrity import GRACE_PERIOD
 from ministry.interfaces import IBlobStore, IMetadataStore
 from ministry.tap import build_storage, make_store
@@ -42,6 +43,7 @@ COMMANDS: dict[str, Command] = {
     "mirror": mirror_command,
     "user": user_command,
     "token": token_command,
+    "team": team_command,
     "project": project_command,
     "yank": curate_command,
     "unyank": curate_command,
@@ -100,6 +102,7 @@ def parser() -> argparse.ArgumentParser:
     load = commands.add_parser("import", help="load an exported directory into this index")
     load.add_argument("directory")
     _account_commands(commands)
+    add_team_command(commands)
     _curation_commands(commands)
     _check_command(commands)
     add_audit_command(commands)
@@ -135,6 +138,12 @@ def _account_commands(commands: Any) -> None:
     create.add_argument(
         "--project", action="append", default=[], help="limit it to a project (repeatable)"
     )
+    create.add_argument(
+        "--scope",
+        choices=SCOPES,
+        default=UPLOAD_SCOPE,
+        help="upload (default): whatever the user may do; read: install only, e.g. for CI",
+    )
     token.add_parser("revoke", help="revoke a token by its id").add_argument("id")
     token.add_parser("list", help="tokens (ids, never secrets)").add_argument("user", nargs="?")
 
@@ -144,7 +153,7 @@ def _account_commands(commands: Any) -> None:
     for action in ("add-owner", "add-maintainer", "remove-role"):
         command = actions.add_parser(action, help=f"{action.replace('-', ' ')} of a project")
         command.add_argument("name")
-        command.add_argument("user")
+        command.add_argument("user", help="a user, or @TEAM for a team")
     _status_command(actions)
 
 

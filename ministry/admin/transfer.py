@@ -8,8 +8,9 @@ document a line in each of:
 - ``files.jsonl``: FileRecords (yanks and provenance included), each with
   its core metadata in base64;
 - ``users.jsonl`` (password hashes as stored), ``tokens.jsonl`` (digests
-  only: a token's secret is never kept), ``roles.jsonl`` (owners and
-  maintainers);
+  only: a token's secret is never kept, with its scope), ``teams.jsonl``
+  (TeamRecords, members included), ``roles.jsonl`` (owners and maintainers,
+  users or ``@team``s);
 - ``tombstones.jsonl``: deleted files, whose filenames stay refused;
 - ``cooldown.jsonl``: the cooldown exceptions;
 - ``audit.jsonl``: the audit log, newest first, as ``ministry-admin audit
@@ -24,8 +25,8 @@ with one setting, import with the other.
 Importing re-claims every file through the store's normal ``add_file`` (so
 serials are the importing store's own) after checking each file's sha256;
 files already present with the same bytes are skipped, conflicts are
-reported and skipped. Users, tokens and roles already there are kept as
-they are. The audit log is appended oldest first, then one ``upload``
+reported and skipped. Users, tokens, teams and roles already there are
+kept as they are. The audit log is appended oldest first, then one ``upload``
 entry per project that got files, naming the export: an import changes
 what installs get, like any upload. An export made before a section existed
 simply lacks its file, and imports as before.
@@ -50,7 +51,14 @@ from ministry.core import audit
 from ministry.core.audit import AuditEvent
 from ministry.core.cooldown import CooldownException
 from ministry.core.errors import FileExists, FilenameReused, SdistExists
-from ministry.core.models import ACTIVE, FileRecord, ProjectRecord, TokenRecord, UserRecord
+from ministry.core.models import (
+    ACTIVE,
+    FileRecord,
+    ProjectRecord,
+    TeamRecord,
+    TokenRecord,
+    UserRecord,
+)
 from ministry.curation import Curator
 from ministry.integrity import sha256_of
 from ministry.interfaces import IBlobStore, IMetadataStore
@@ -92,6 +100,7 @@ async def export_index(
     _write_jsonl(directory, "files.jsonl", (_file_line(*item) for item in files))
     _write_jsonl(directory, "users.jsonl", (user.to_dict() for user in await store.list_users()))
     _write_jsonl(directory, "tokens.jsonl", (t.to_dict() for t in await store.list_tokens()))
+    _write_jsonl(directory, "teams.jsonl", (t.to_dict() for t in await store.list_teams()))
     _write_jsonl(directory, "roles.jsonl", roles)
     _write_jsonl(directory, "tombstones.jsonl", tombstones)
     exceptions = await store.cooldown_exceptions()
@@ -136,6 +145,8 @@ async def import_index(
         token = TokenRecord.from_dict(data)
         if await store.get_token(token.id) is None:
             await store.add_token(token)
+    for data in _read_jsonl(directory, "teams.jsonl"):
+        await store.add_team(TeamRecord.from_dict(data))  # False: kept as it is
     projects = {
         data["name"]: ProjectRecord.from_dict(data)
         for data in _read_jsonl(directory, "projects.jsonl")

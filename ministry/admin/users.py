@@ -2,7 +2,9 @@
 
 Users and tokens live in the store, so the daemon sees them (once its
 short-lived memory of successful logins expires) without a restart. Roles
-may name users of the ``htpasswd`` file too. Removing a user refuses to
+may name users of the ``htpasswd`` file too, and teams as ``@team``
+(``ministry.admin.teams``). A token's scope is ``upload`` (whatever its user
+may do) or ``read`` (installing only, for CI jobs). Removing a user refuses to
 leave a project without an owner unless forced: its next uploader would
 claim it.
 """
@@ -18,9 +20,16 @@ from twisted.internet.threads import deferToThread
 
 from ministry.admin.releases import cli_actor, status_command
 from ministry.config import Settings
-from ministry.core.auth import check_username, hash_password, new_token, parse_htpasswd
-from ministry.core.models import MAINTAINER, OWNER, TokenRecord, UserRecord, utcnow
+from ministry.core.auth import (
+    check_team_name,
+    check_username,
+    hash_password,
+    new_token,
+    parse_htpasswd,
+)
+from ministry.core.models import MAINTAINER, OWNER, READ_SCOPE, TokenRecord, UserRecord, utcnow
 from ministry.core.names import check_project_name
+from ministry.core.teams import holder, team_of
 from ministry.curation import Curator
 from ministry.interfaces import IBlobStore, IMetadataStore
 
@@ -80,19 +89,26 @@ async def token_command(args: argparse.Namespace, store: IMetadataStore, *_: Any
     if args.action == "list":
         for token in await store.list_tokens(args.user):
             projects = ", ".join(token.projects) or "all projects"
-            print(f"{token.id}\t{token.username}\t{projects}\t{token.created:%Y-%m-%d %H:%M}")
+            when = f"{token.created:%Y-%m-%d %H:%M}"
+            print(f"{token.id}\t{token.username}\t{projects}\t{when}\t{token.scope}")
     elif args.action == "revoke":
         _done(await store.revoke_token(args.id), f"Revoked {args.id}", f"no token {args.id}")
     else:
+        if args.scope == READ_SCOPE and args.project:
+            raise SystemExit(
+                "ministry-admin: a read token reads the whole index (as its user may); "
+                "--project limits uploading, so it does not go with --scope read"
+            )
         projects = tuple(dict.fromkeys(check_project_name(name) for name in args.project))
         made = new_token()
-        token = TokenRecord(made.id, args.user, made.digest, projects, utcnow())
+        token = TokenRecord(made.id, args.user, made.digest, projects, utcnow(), args.scope)
         if not await store.add_token(token):
             raise SystemExit(
                 f"ministry-admin: no user {args.user} (tokens are for users added here)"
             )
+        what = "installing only" if args.scope == READ_SCOPE else ", ".join(projects)
         print(
-            f"Token {made.id} for {args.user}, for {', '.join(projects) or 'all their projects'}."
+            f"Token {made.id} for {args.user}, for {what or 'all their projects'}."
             " It is shown only this once: use it as the password of the user __token__.",
             file=sys.stderr,
         )
@@ -114,17 +130,33 @@ async def project_command(
         if not roles:
             print(f"{name} has no owner yet: its next uploader becomes its owner.")
         return
-    username = check_username(args.user)
+    username = await role_holder(args.user, store, settings, args.action != "remove-role")
     curator = Curator(store, blobs)
     if args.action == "remove-role":
         changed = await curator.set_role(name, username, None, cli_actor())
         print(f"{username} has no role in {name} {'now' if changed else 'already'}")
         return
-    if await store.get_user(username) is None and username not in _htpasswd_users(settings):
-        raise SystemExit(f"ministry-admin: no user {username}")
     role = OWNER if args.action == "add-owner" else MAINTAINER
     changed = await curator.set_role(name, username, role, cli_actor())
     print(f"{username} is {'now' if changed else 'already'} {role} of {name}")
+
+
+async def role_holder(name: str, store: IMetadataStore, settings: Settings, exists: bool) -> str:
+    """``name`` as roles hold it: a user, or ``@team`` (``ministry.core.teams``).
+
+    With ``exists``, the user (of the store or the htpasswd file) or the team
+    must exist: a role for nobody would be a typo kept for good.
+    """
+    if team_of(name) is not None:
+        team = check_team_name(name)
+        if exists and team not in {found.name for found in await store.list_teams()}:
+            raise SystemExit(f"ministry-admin: no team {team} (add it with 'team add {team}')")
+        return holder(team)
+    username = check_username(name)
+    unknown = exists and await store.get_user(username) is None
+    if unknown and username not in _htpasswd_users(settings):
+        raise SystemExit(f"ministry-admin: no user {username}")
+    return username
 
 
 def _htpasswd_users(settings: Settings) -> set[str]:

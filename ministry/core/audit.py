@@ -1,11 +1,12 @@
 """One entry of the audit log: a change that alters what installs get.
 
 Uploads, yanks, un-yanks, deletes, project status changes, role changes
-and cooldown exceptions each leave one :class:`AuditEvent`, saying who
-made it, when and from where. The record is plain data so both metadata
-stores keep it as the same JSON document (``to_dict``), and the export
-(JSON lines, one event a line, newest first) is that document too: what an
-administrator downloads is exactly what is stored.
+(a team's too), team changes and cooldown exceptions each leave one
+:class:`AuditEvent`, saying who made it, when and from where. The record
+is plain data so both metadata stores keep it as the same JSON document
+(``to_dict``), and the export (JSON lines, one event a line, newest first)
+is that document too: what an administrator downloads is exactly what is
+stored.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ DELETE = "delete"
 STATUS = "status"
 ROLE = "role"
 COOLDOWN = "cooldown"
-ACTIONS = (UPLOAD, YANK, UNYANK, DELETE, STATUS, ROLE, COOLDOWN)
+#: A team made, removed, or its members changed: ``project`` is then ``@team``.
+TEAM = "team"
+ACTIONS = (UPLOAD, YANK, UNYANK, DELETE, STATUS, ROLE, COOLDOWN, TEAM)
 
 #: How many entries a listing gives unless asked for another number.
 DEFAULT_LIMIT = 100

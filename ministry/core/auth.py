@@ -10,7 +10,8 @@ of cases in ``tests/test_core_auth.py``:
 - API tokens: their format, and why a fast hash is right for them;
 - Apache htpasswd files (bcrypt and ``{SHA}`` entries), for teams coming
   from pypiserver;
-- who may do what to a project (:func:`decide`).
+- who may do what to a project (:func:`decide`), as a user, through a
+  team (``ministry.core.teams``), or with a read-only token.
 
 Slowing down an address that keeps failing is ``ministry.core.throttle``.
 """
@@ -31,6 +32,7 @@ import bcrypt
 
 from ministry.core.errors import BadRequest, Unauthorized
 from ministry.core.models import MAINTAINER, OWNER
+from ministry.core.teams import TEAM_PREFIX, role_of
 
 #: The username that says "the password is an API token", as on PyPI.
 TOKEN_USERNAME = "__token__"
@@ -94,6 +96,18 @@ def check_username(name: str) -> str:
             "and '-', starting with a letter or digit."
         )
     return name
+
+
+def check_team_name(name: str) -> str:
+    """A team's name without its '@' (given with or without one), if it could be a
+    user's name; refused otherwise. See ``ministry.core.teams``."""
+    bare = name.removeprefix(TEAM_PREFIX)
+    if not _USERNAME.fullmatch(bare):
+        raise BadRequest(
+            f"Invalid team name {name[:80]!r}: use up to 64 ASCII letters, digits, '.', '_' "
+            "and '-', starting with a letter or digit, after an optional '@'."
+        )
+    return bare
 
 
 # -- passwords -------------------------------------------------------------------
@@ -282,6 +296,8 @@ class Identity:
     token_id: str | None = None
     #: The canonical project names a token is limited to; empty: no limit.
     token_projects: frozenset[str] = frozenset()
+    #: A token with the read scope: it may install, and do nothing else.
+    read_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -300,18 +316,22 @@ def decide(
     project: str,
     roles: Mapping[str, str],
     exists: bool = False,
+    teams: frozenset[str] = frozenset(),
 ) -> Decision:
     """May ``identity`` do ``action`` to ``project``, whose roles are ``roles``?
 
     ``exists``: the project is already hosted (it has files or a registration).
+    ``teams``: the teams the user is a member of, now.
 
     - Reading needs nothing more than valid credentials: read protection is
       for the whole index (``--private``), not per project.
+    - A read-only token reads and does nothing else, whoever its user is.
     - A token limited to projects can act on those alone, whoever its user is.
     - Deleting is for administrators only; setting a project's status
       (PEP 792) for its owners and administrators.
     - Administrators may do everything else; owners and maintainers may
-      upload to, register and yank in their projects.
+      upload to, register and yank in their projects. A team's role is each
+      of its members' (the best of a user's own and their teams' counts).
     - A new project goes to whoever uploads to or registers it first. One
       that exists without any owner or maintainer (uploaded while the index
       was open, before users existed) is left to administrators: the first
@@ -320,6 +340,12 @@ def decide(
     """
     if action is Action.READ:
         return Decision(True)
+    if identity.read_only:
+        return Decision(
+            False,
+            f"This token is read-only: it may install from this index, not {action} {project}. "
+            "Upload with a token made without '--scope read'.",
+        )
     if identity.token_projects and project not in identity.token_projects:
         limited = ", ".join(sorted(identity.token_projects))
         return Decision(
@@ -331,14 +357,15 @@ def decide(
         return Decision(
             False, f"Only administrators may delete files; {identity.username} is not one."
         )
-    if action is Action.SET_STATUS and not identity.admin and roles.get(identity.username) != OWNER:
+    role = role_of(identity.username, teams, roles)
+    if action is Action.SET_STATUS and not identity.admin and role != OWNER:
         return Decision(
             False,
             f"Only owners of {project} and administrators may set its status; "
             f"{identity.username} is neither.",
         )
     claims = not roles and not exists and action in (Action.UPLOAD, Action.REGISTER)
-    if identity.admin or claims or roles.get(identity.username) in (OWNER, MAINTAINER):
+    if identity.admin or claims or role in (OWNER, MAINTAINER):
         return Decision(True, claims=claims)
     if not roles and exists:
         return Decision(

@@ -118,6 +118,9 @@ class FileRecord(_Serialised):
     #: A proxied file whose upstream offers its PEP 740 provenance: served
     #: through the Integrity API too, fetched and kept beside the cached file.
     provenance_upstream: bool = False
+    #: The user who uploaded it here; None for proxied and mirrored files, for
+    #: uploads to an index open to anyone, and for records older than the field.
+    uploader: str | None = None
 
     @property
     def has_provenance(self) -> bool:
@@ -228,4 +231,26 @@ class TokenRecord(_Serialised):
     digest: str  # ``ministry.core.auth.token_digest`` of the secret part
     #: Canonical names the token may act on; empty: every project its user may.
     projects: tuple[str, ...]
+    created: datetime
+    #: UPLOAD_SCOPE: whatever its user may do; READ_SCOPE: install only. Tokens
+    #: stored before scopes existed have none in their JSON, so they upload.
+    scope: str = "upload"
+
+
+#: Token scopes (``TokenRecord.scope``).
+UPLOAD_SCOPE = "upload"
+READ_SCOPE = "read"
+SCOPES = (UPLOAD_SCOPE, READ_SCOPE)
+
+
+@dataclass(frozen=True)
+class TeamRecord(_Serialised):
+    """A named group of users, which holds roles in projects as ``@name`` (``core.teams``)."""
+
+    _TIMES = ("created",)
+    _TUPLES = ("members",)
+
+    name: str  # without the '@'
+    #: User names, sorted; store users or htpasswd users, as roles may name.
+    members: tuple[str, ...]
     created: datetime

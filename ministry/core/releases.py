@@ -3,6 +3,7 @@
 A release is the set of files sharing a version string, as in the JSON API
 (:mod:`ministry.core.jsonapi`), whose rule for the release a project page
 shows (:func:`~ministry.core.jsonapi.latest_version`) is reused so both agree.
+The list of versions beside it comes a page at a time (:func:`versions_page`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,15 @@ from datetime import datetime
 
 from packaging.version import InvalidVersion, Version
 
+from ministry.core.errors import NotFound
 from ministry.core.jsonapi import latest_version
 from ministry.core.models import FileRecord
+from ministry.core.search import Paged, page_count
 from ministry.core.simple import version_key
+
+#: Releases listed on one page of a project's version history: a project of
+#: thousands of versions would otherwise list them all on every page of it.
+VERSIONS_PER_PAGE = 50
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,17 @@ def current_release(releases: list[Release]) -> Release | None:
     return next(release for release in releases if release.version == chosen)
 
 
+def newer_release(releases: list[Release], shown: Release) -> Release | None:
+    """The project's current release when it is newer than ``shown``, for an old version's page."""
+    current = current_release(releases)
+    if current is None or current.version == shown.version:
+        return None
+    try:
+        return current if Version(current.version) > Version(shown.version) else None
+    except InvalidVersion:
+        return None
+
+
 def find_release(releases: list[Release], version: str) -> Release | None:
     """The release named ``version``: its exact string, else an equal PEP 440 version.
 
@@ -88,3 +106,35 @@ def find_release(releases: list[Release], version: str) -> Release | None:
         except InvalidVersion:
             continue
     return None
+
+
+@dataclass(frozen=True)
+class VersionsPage(Paged):
+    """One page of a project's releases, newest first, as the version list shows it."""
+
+    releases: tuple[Release, ...]
+    number: int
+    pages: int
+    total: int
+
+
+def versions_page(
+    releases: list[Release],
+    number: int | None,
+    current: Release | None = None,
+    per_page: int = VERSIONS_PER_PAGE,
+) -> VersionsPage:
+    """Page ``number`` of ``releases`` (newest first); None: the page listing ``current``.
+
+    A release page without a page number lists the versions around its own,
+    so the version it shows is marked in the list. Raises NotFound past the
+    last page (page 1 always exists, even when empty).
+    """
+    pages = page_count(len(releases), per_page)
+    if number is None:
+        at = releases.index(current) if current is not None else 0
+        number = at // per_page + 1
+    if not 1 <= number <= pages:
+        raise NotFound(f"No page {number} of versions: there are {pages}.")
+    start = (number - 1) * per_page
+    return VersionsPage(tuple(releases[start : start + per_page]), number, pages, len(releases))

@@ -44,8 +44,23 @@ class NameIndex:
         return at if at < len(self.names) and self.names[at] == name else None
 
 
+class Paged:
+    """The way to a page's neighbours, for a page that knows its ``number`` of ``pages``."""
+
+    number: int
+    pages: int
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.pages
+
+
 @dataclass(frozen=True)
-class ResultPage:
+class ResultPage(Paged):
     """One page of a search: what to show and how to reach the others."""
 
     query: str  # normalised; empty for "every project"
@@ -57,14 +72,6 @@ class ResultPage:
     @property
     def pages(self) -> int:
         return page_count(self.total, self.per_page)
-
-    @property
-    def has_previous(self) -> bool:
-        return self.number > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.number < self.pages
 
     @property
     def first(self) -> int:

@@ -60,12 +60,42 @@ def render_index(projects: list[ProjectRecord], serial: int, content_type: str) 
     return _html("Simple index", links)
 
 
+class FileLines:
+    """Each file's part of a project page, kept from one render of the page to the next.
+
+    A big project's page is rendered again after every upload into it, and
+    all but one of its ten thousand lines are as they were. Records are
+    immutable, and the embedded store hands back the same record objects for
+    files that did not change (``ministry.stores.sqlite.parsed_records``), so
+    a line is kept for as long as the very object it was made from is listed;
+    any other object (a yank rewrote the record) is rendered afresh, and a
+    line whose file is gone is forgotten at the next render. One per page
+    and format: the line depends on the format and on the URL function.
+    """
+
+    def __init__(self) -> None:
+        self._lines: dict[int, tuple[FileRecord, str]] = {}
+
+    def lines(self, files: list[FileRecord], render: Callable[[FileRecord], str]) -> list[str]:
+        """The line of each file, in order: kept if its record is the same object."""
+        before, now = self._lines, {}
+        out = []
+        for record in files:
+            kept = before.get(id(record))
+            line = kept[1] if kept is not None and kept[0] is record else render(record)
+            now[id(record)] = (record, line)
+            out.append(line)
+        self._lines = now  # replaced whole: a concurrent render loses lines, never mixes them
+        return out
+
+
 def render_project(
     project: ProjectRecord,
     files: list[FileRecord],
     file_url: Callable[[FileRecord], str],
     content_type: str,
     upload_time_known: Callable[[FileRecord], bool] = lambda record: True,
+    kept: FileLines | None = None,
 ) -> bytes:
     """The ``/simple/<project>/`` page: every file, in upload order, and its status.
 
@@ -74,27 +104,32 @@ def render_project(
     ``upload_time_known`` says whether a record's ``upload_time`` may be
     served as ``upload-time``: not for a proxied file the upstream gave no
     upload time (``ministry.core.upstream_pages`` says why), whose entry
-    then has none (PEP 700 makes it optional).
+    then has none (PEP 700 makes it optional). ``kept`` holds the lines of
+    the last render of this page and format, for a big hosted project.
     A quarantined project's page lists no file at all (PEP 792).
     """
     if hides_files(project):
         files = []
+    kept = kept or FileLines()
     if _is_json(content_type):
-        return _dump(
-            {
-                "meta": _meta(project.serial),
-                "name": project.name,
-                "project-status": status_json(project),
-                "versions": sorted({record.version for record in files}, key=version_key),
-                "files": [
-                    _file_json(record, file_url(record), upload_time_known(record))
-                    for record in files
-                ],
-            }
+        head = {
+            "meta": _meta(project.serial),
+            "name": project.name,
+            "project-status": status_json(project),
+            "versions": sorted({record.version for record in files}, key=version_key),
+        }
+        # The files are joined in as text, each dumped once: the same document
+        # as one dump of it all, with the key order kept ("files" last).
+        entries = kept.lines(
+            files,
+            lambda record: _json_text(
+                _file_json(record, file_url(record), upload_time_known(record))
+            ),
         )
+        return f'{_json_text(head)[:-1]},"files":[{",".join(entries)}]}}'.encode()
     title = f"Links for {project.display_name}"
     links = [f"<h1>{escape(title)}</h1>\n"]
-    links.extend(_file_link(record, file_url(record)) for record in files)
+    links.extend(kept.lines(files, lambda record: _file_link(record, file_url(record))))
     return _html(title, links)
 
 
@@ -177,8 +212,12 @@ def _is_json(content_type: str) -> bool:
     raise ValueError(f"not a simple API content type: {content_type!r}")
 
 
+def _json_text(document: dict[str, Any]) -> str:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+
+
 def _dump(document: dict[str, Any]) -> bytes:
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _json_text(document).encode("utf-8")
 
 
 def _html(title: str, body: list[str]) -> bytes:

@@ -23,6 +23,9 @@ A successful check is remembered for :data:`REMEMBER_SECONDS` under the
 sha256 of its header, so the read hot path costs a hash and a dictionary
 look-up, not 50 ms of scrypt, per request. The price: a removed user, a new
 password or a revoked token takes effect within that time, not at once.
+Roles and team memberships are not remembered: every upload, yank or status
+change reads the project's roles, and the user's teams when a team holds
+one, so taking a role or a membership away takes effect at once.
 """
 
 from __future__ import annotations
@@ -56,8 +59,9 @@ from ministry.core.auth import (
     verify_password,
 )
 from ministry.core.errors import Forbidden, StoreUnavailable, Unauthorized
-from ministry.core.models import OWNER
+from ministry.core.models import OWNER, READ_SCOPE
 from ministry.core.name_policy import NamePolicy
+from ministry.core.teams import has_teams, holder
 from ministry.core.throttle import FailureThrottle
 from ministry.interfaces import IMetadataStore
 from ministry.web.htpasswd_file import HtpasswdFile
@@ -152,6 +156,7 @@ class Authenticator(Service):
         names = {user.name for user in await self.store.list_users()}
         if self.htpasswd is not None:
             names |= set(self.htpasswd.entries().entries)
+        names |= {holder(team.name) for team in await self.store.list_teams()}
         held: set[str] = set()
         for name in names:
             held |= set(await self.store.user_roles(name))
@@ -246,7 +251,8 @@ class Authenticator(Service):
         user = await self.store.get_user(token.username)
         if user is None:
             return None
-        return Identity(user.name, user.admin, token.id, frozenset(token.projects))
+        read_only = token.scope == READ_SCOPE
+        return Identity(user.name, user.admin, token.id, frozenset(token.projects), read_only)
 
     async def _password_identity(self, username: str, password: str) -> Identity | None:
         user = await self.store.get_user(username)
@@ -287,7 +293,9 @@ class Authenticator(Service):
         roles = await self.store.get_roles(project)
         # Whether it is hosted matters only to a project nobody holds a role in.
         exists = not roles and await self.store.get_project(project) is not None
-        await self._check(identity, action, project, roles, exists)
+        # Asked every time, never remembered: a member removed loses access at once.
+        teams = await self.store.user_teams(identity.username) if has_teams(roles) else frozenset()
+        await self._check(identity, action, project, roles, exists, teams)
         return identity
 
     async def claim(self, identity: Identity | None, action: Action, project: str) -> bool:
@@ -314,8 +322,9 @@ class Authenticator(Service):
         project: str,
         roles: dict[str, str],
         exists: bool = False,
+        teams: frozenset[str] = frozenset(),
     ) -> None:
-        decision = decide(identity, action, project, roles, exists)
+        decision = decide(identity, action, project, roles, exists, teams)
         if not decision.allowed:
             raise Forbidden(decision.reason)
         refusal = self.policy.claim_refusal(project, identity.admin) if decision.claims else None

@@ -5,11 +5,17 @@ rendered once per project change and kept as bytes under the project's
 cache scope, so an upload to the project drops them. The README comes from
 ``ministry.catalog.readmes`` (rendered off the reactor, once per file), and the
 install commands print the server's URL, spliced in per request
-(``ministry.web.urls``): one cached page serves every ``Host``.
+(``ministry.web.urls``): one cached page serves every ``Host``. The page
+names the project's owners and maintainers (teams as teams) and each file's
+uploader: on a ``--private`` index only logged-in users see any page.
+The list of versions beside it comes 50 to a page (``?page=N``; a release
+page opens it at its own version), so a project of thousands of releases
+has pages of kilobytes, not megabytes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import quote
 
 from markupsafe import Markup
@@ -21,6 +27,7 @@ from ministry.catalog.readmes import Readmes
 from ministry.catalog.views import Catalog, ProjectView
 from ministry.core.attestations import integrity_path
 from ministry.core.commands import install_commands
+from ministry.core.dependencies import dependencies
 from ministry.core.errors import BadRequest, MinistryError, NotFound
 from ministry.core.metadata import CoreMetadata, parse_core_metadata, registered_metadata
 from ministry.core.models import FileRecord
@@ -32,15 +39,30 @@ from ministry.core.releases import (
     current_release,
     find_release,
     group_releases,
+    newer_release,
+    versions_page,
 )
+from ministry.core.teams import Person, people
 from ministry.web.errors import refusing_app
 from ministry.web.html import render_html, send_html
 from ministry.web.http.rendered import Page, ServerPage
 from ministry.web.http.responses import redirect
+from ministry.web.search import page_number
+from ministry.web.simple import BIG_PROJECT_FILES
 from ministry.web.urls import Urls
 
 #: README headings start at h3: the page has the h1, its sections the h2s.
 README_HEADING_OFFSET = 2
+
+
+def _releases(
+    files: Sequence[FileRecord], version: str | None
+) -> tuple[list[Release], Release | None]:
+    """The project's releases, newest first, and the one shown: ``version``'s, or the latest."""
+    releases = group_releases(files)
+    if version is None:
+        return releases, current_release(releases)
+    return releases, find_release(releases, version)
 
 
 class ProjectPages:
@@ -65,12 +87,23 @@ class ProjectPages:
         normal = canonical(name)
         if normal != name or not request.path.endswith(b"/"):
             tail = f"{quote(version, safe='')}/" if version else ""
-            return redirect(request, f"/project/{normal}/{tail}")
-        return ensureDeferred(self._serve(request, normal, version))
+            query = request.uri.partition(b"?")[2].decode("ascii", "replace")
+            return redirect(request, f"/project/{normal}/{tail}" + (f"?{query}" if query else ""))
+        # The version list's page; none: the one listing the release shown.
+        given = request.args.get(b"page", [b""])[0].decode("utf-8", "replace")
+        number = page_number(given) if given else None
+        return ensureDeferred(self._serve(request, normal, version, number))
 
-    async def _serve(self, request: IRequest, name: str, version: str | None) -> bytes:
-        key = (name, "page", version)
-        page = await self.catalog.cache.get_or_fill(key, lambda: self._render(name, version))
+    async def _serve(
+        self, request: IRequest, name: str, version: str | None, number: int | None
+    ) -> bytes:
+        # Roles are not part of the index (no serial): asked per request, and
+        # part of the key, so a role given or taken shows on the next view.
+        roles = people(await self.catalog.store.get_roles(name))
+        key = (name, "page", version, roles, number)
+        page = await self.catalog.cache.get_or_fill(
+            key, lambda: self._render(name, version, roles, number)
+        )
         if page is None:
             return await self._no_page(request, name, version)
         return send_html(request, self.urls.for_request(page, request))
@@ -89,16 +122,22 @@ class ProjectPages:
                 return redirect(request, f"/project/{name}/{quote(release.version, safe='')}/")
         raise NotFound(f"No such page: /project/{name}/{version or ''}")
 
-    async def _render(self, name: str, version: str | None) -> Page | ServerPage | None:
+    async def _render(
+        self, name: str, version: str | None, roles: tuple[Person, ...], number: int | None
+    ) -> Page | ServerPage | None:
         # The view is read again inside the fill, so an upload landing while
         # the page renders makes the cache discard it rather than keep it.
         view = await self.catalog.project(name)
         if view is None:
             return None
-        releases = group_releases(view.files)
-        release = current_release(releases) if version is None else find_release(releases, version)
+        if len(view.files) < BIG_PROJECT_FILES:
+            releases, release = _releases(view.files, version)
+        else:  # sorting thousands of versions takes 100 ms and more: not on the reactor
+            releases, release = await deferToThread(_releases, view.files, version)
         if version is not None and (release is None or release.version != version):
             return None
+        # Raises NotFound past the last page: a 404 that says how many there are.
+        versions = versions_page(releases, number, release if version is not None else None)
         source, meta = await self._metadata(view, release)
         readme = await self.readmes.html(self.readmes.key_of(source or view.project), meta)
         page = render_html(
@@ -108,8 +147,10 @@ class ProjectPages:
             project=view.project,
             meta=meta,
             release=release,
-            releases=releases,
+            versions=versions,
             is_release_page=version is not None,
+            newer=None if version is None or release is None else newer_release(releases, release),
+            requires=dependencies(meta.requires_dist),
             readme=Markup(readme),
             links=project_links(meta),
             commands=install_commands(self.urls.render_root(), view.project.name, version),
@@ -119,6 +160,7 @@ class ProjectPages:
             released_early=view.released_early,
             dated=view.upload_time_known,
             integrity_path=integrity_path,
+            people=roles,
             nav="projects",
         )
         return self.urls.rendered(page)

@@ -7,15 +7,18 @@ pure core and kept as bytes with their ETag.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
+
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.threads import deferToThread
 from twisted.web.iweb import IRequest
 
 from ministry.catalog.cache import ALL
-from ministry.catalog.views import Catalog
+from ministry.catalog.views import Catalog, ProjectView
 from ministry.core import negotiate, simple
 from ministry.core.errors import MinistryError, NotFound
-from ministry.core.models import ProjectRecord
+from ministry.core.models import FileRecord, ProjectRecord
 from ministry.core.names import canonical
 from ministry.web.errors import refusing_app
 from ministry.web.http.rendered import Page, PageResponse, accept_of
@@ -27,6 +30,25 @@ from ministry.web.urls import Urls
 def _format_param(request: IRequest) -> str | None:
     values = request.args.get(b"format")
     return values[0].decode("latin-1") if values else None
+
+
+#: From this many files, a project's page is rendered off the reactor thread,
+#: and its files' lines are kept for the next render (``core.simple.FileLines``).
+BIG_PROJECT_FILES = 1000
+#: The pages (project and format) whose lines are kept: a few megabytes each.
+KEPT_PAGES = 8
+
+
+def _project_page(
+    view: ProjectView,
+    file_url: Callable[[FileRecord], str],
+    content_type: str,
+    kept: simple.FileLines | None = None,
+) -> Page:
+    body = simple.render_project(
+        view.project, list(view.files), file_url, content_type, view.upload_time_known, kept
+    )
+    return Page.of(body, content_type, view.project.serial)
 
 
 def _index_page(projects: list[ProjectRecord], serial: int, content_type: str) -> Page:
@@ -41,6 +63,16 @@ class SimpleIndex:
     def __init__(self, catalog: Catalog, urls: Urls) -> None:
         self.catalog = catalog
         self.urls = urls
+        self._kept: OrderedDict[tuple[str, str], simple.FileLines] = OrderedDict()
+
+    def _lines_of(self, name: str, content_type: str) -> simple.FileLines:
+        """The kept lines of a big project's page in one format (the least recent go)."""
+        key = (name, content_type)
+        lines = self._kept.pop(key, None) or simple.FileLines()
+        self._kept[key] = lines
+        while len(self._kept) > KEPT_PAGES:
+            self._kept.popitem(last=False)
+        return lines
 
     def _content_type(self, request: IRequest) -> str:
         return negotiate.choose(accept_of(request), _format_param(request))
@@ -108,14 +140,13 @@ class SimpleIndex:
             view = await self.catalog.project(name)
             if view is None:
                 return None
-            body = simple.render_project(
-                view.project,
-                list(view.files),
-                self.urls.file_from_simple,
-                content_type,
-                view.upload_time_known,
-            )
-            return Page.of(body, content_type, view.project.serial)
+            args = (view, self.urls.file_from_simple, content_type)
+            if len(view.files) < BIG_PROJECT_FILES:
+                return _project_page(*args)
+            # 10,000 files take a render of 50-250 ms: not on the reactor's thread.
+            # A proxied project's records are new objects each time: nothing to keep.
+            kept = None if view.sources else self._lines_of(name, content_type)
+            return await deferToThread(_project_page, *args, kept)
 
         page = await self.catalog.cache.fill((name, "simple", content_type), render)
         if page is None:

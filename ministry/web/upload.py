@@ -136,6 +136,8 @@ class Uploads:
         record, display_name = uploads.build_record(
             form, received, parsed, metadata, metadata_bytes, utcnow()
         )
+        if identity is not None:  # for the project page; None: an index open to anyone
+            record = record.with_changes(uploader=identity.username)
         record, provenance = uploads.provenance(form, record)
         if provenance is not None:
             record = await deferToThread(signatures.marked, record, provenance)

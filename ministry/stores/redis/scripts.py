@@ -22,6 +22,7 @@ share one Redis; prefixes must not be prefixes of one another::
     {p}tokens              hash    token id -> JSON of TokenRecord.to_dict()
     {p}roles:{name}        hash    user name -> role in the project
     {p}user-roles:{user}   hash    project name -> role (the same roles, by user)
+    {p}teams, team:{name}, user-teams:{user}   teams (see .teams); roles as '@team'
     {p}lease:{name}        string  the holder of a lease (SET NX PX: it expires)
     {p}cache:sizes         hash    proxied file's blob key -> its size (held files)
     {p}cache:lru           zset    held, unpinned blob key -> last use (milliseconds)
@@ -243,8 +244,9 @@ redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(user))
 return 1
 """
 
-# KEYS[1..3]: users, tokens, the user's roles; ARGV[1]: name; ARGV[2]: the
-# project roles key prefix. The user's tokens go too, and so do their roles.
+# KEYS[1..4]: users, tokens, the user's roles, the user's teams; ARGV[1]:
+# name; ARGV[2..3]: the project roles and team members key prefixes. The
+# user's tokens go too, and so do their roles and memberships (.teams).
 REMOVE_USER = """
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
 local tokens = redis.call('HGETALL', KEYS[2])
@@ -256,7 +258,10 @@ end
 for _, project in ipairs(redis.call('HKEYS', KEYS[3])) do
   redis.call('HDEL', ARGV[2] .. project, ARGV[1])
 end
-redis.call('DEL', KEYS[3])
+for _, team in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+  redis.call('SREM', ARGV[3] .. team, ARGV[1])
+end
+redis.call('DEL', KEYS[3], KEYS[4])
 return 1
 """
 

@@ -68,6 +68,7 @@ from ministry.stores.redis.records import (
     tokens_of,
     user_record,
 )
+from ministry.stores.redis.teams import Teams
 from ministry.stores.redis.tombstones import Tombstones
 
 log = Logger()
@@ -80,7 +81,7 @@ FILE_RECORDS_BATCH = 100
 
 
 @implementer(IMetadataStore)
-class RedisStore(AuditLog, CooldownExceptions, ProjectStatusWrites, Tombstones, Service):
+class RedisStore(AuditLog, CooldownExceptions, ProjectStatusWrites, Teams, Tombstones, Service):
     """:class:`IMetadataStore` on Redis, shared by any number of processes."""
 
     def __init__(
@@ -353,7 +354,8 @@ class RedisStore(AuditLog, CooldownExceptions, ProjectStatusWrites, Tombstones, 
 
     def remove_user(self, name: str) -> Deferred[bool]:
         keys = [self._key("users"), self._key("tokens"), self._key("user-roles", name)]
-        d = self._script(scripts.REMOVE_USER, keys, [name, self._key("roles:")])
+        keys.append(self._key("user-teams", name))
+        d = self._script(scripts.REMOVE_USER, keys, [name, self._key("roles:"), self._key("team:")])
         return d.addCallback(lambda removed: int(removed) == 1)
 
     def add_token(self, token: TokenRecord) -> Deferred[bool]:

@@ -12,6 +12,7 @@ One job a module, imports pointing down this list:
 - ``projects``: projects and their files in SQL: the global serial, reads,
   claims of a filename, registration, yanks and deletions (tombstones);
 - ``accounts``: users, their API tokens and their roles on projects in SQL;
+- ``teams``: teams (holders of roles as ``@team``) and their members in SQL;
 - ``store``: :class:`~store.SQLiteStore`, the ``IMetadataStore`` that runs
   all of the above on its one worker thread and tells subscribers of changes.
 """

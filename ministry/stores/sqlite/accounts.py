@@ -1,8 +1,8 @@
 """Users, their tokens and their roles on projects, in SQL.
 
 Each function takes the connection first and runs on the store's one worker
-thread (``SQLiteStore._run``). Removing a user removes their tokens and
-roles in the same transaction, so no token outlives its user.
+thread (``SQLiteStore._run``). Removing a user removes their tokens, roles
+and team memberships in the same transaction, so no token outlives its user.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ def remove_user(conn: sqlite3.Connection, name: str) -> bool:
             return False
         conn.execute("DELETE FROM tokens WHERE username = ?", (name,))
         conn.execute("DELETE FROM roles WHERE username = ?", (name,))
+        conn.execute("DELETE FROM team_members WHERE username = ?", (name,))
     return True
 
 

@@ -23,6 +23,7 @@ from ministry.core.models import (
     utcnow,
 )
 from ministry.core.names import release_version
+from ministry.stores.sqlite.parsed_records import ParsedRecords
 from ministry.stores.sqlite.schema import transaction
 
 
@@ -66,8 +67,13 @@ def get_project(conn: sqlite3.Connection, name: str) -> ProjectRecord | None:
     return _project(row) if row else None
 
 
-def list_files(conn: sqlite3.Connection, name: str) -> list[FileRecord]:
+def list_files(
+    conn: sqlite3.Connection, name: str, parsed: ParsedRecords | None = None
+) -> list[FileRecord]:
+    """A project's files in upload order; with ``parsed``, unchanged ones are not parsed again."""
     rows = conn.execute("SELECT record FROM files WHERE project = ? ORDER BY serial", (name,))
+    if parsed is not None:
+        return parsed.records(name, (record for (record,) in rows))
     return [FileRecord.from_dict(json.loads(record)) for (record,) in rows]
 
 
@@ -121,7 +127,11 @@ def add_file(
                 "always means the same bytes: upload under a new version."
             )
         if record.packagetype == SDIST:
-            _refuse_second_sdist(conn, record)
+            conn.execute(
+                "INSERT OR REPLACE INTO sdist_releases (project, release, filename)"
+                " VALUES (?, ?, ?)",
+                (record.project, _refuse_second_sdist(conn, record), record.filename),
+            )
         serial = bump_serial(conn)
         _touch_project(conn, record.project, display_name, serial)
         conn.execute(
@@ -139,23 +149,28 @@ def add_file(
     return serial
 
 
-def _refuse_second_sdist(conn: sqlite3.Connection, record: FileRecord) -> None:
-    """One sdist per release, checked inside the claim's transaction.
+def _refuse_second_sdist(conn: sqlite3.Connection, record: FileRecord) -> str:
+    """One sdist per release, checked inside the claim's transaction; the release key.
 
     Check and insert share one IMMEDIATE transaction (the write lock is
     taken before the read), so two uploads of ``demo-7.0.tar.gz`` and
-    ``demo-7.0.0.zip`` cannot both win, not even from two processes. Stored
-    records are read, so sdists from before this rule count too.
+    ``demo-7.0.0.zip`` cannot both win, not even from two processes. The
+    release is looked up by key in ``sdist_releases`` (filled from the stored
+    records when it was made, so sdists from before this rule count too):
+    reading every sdist of a project of thousands of releases made each
+    upload into it slower than the last. An entry whose file was deleted
+    since is stale, and the next sdist of the release takes it over.
     """
     release = release_version(record.version)
-    rows = conn.execute(
-        "SELECT filename, json_extract(record, '$.version') FROM files"
-        " WHERE project = ? AND json_extract(record, '$.packagetype') = ?",
-        (record.project, SDIST),
-    )
-    for filename, version in rows:
-        if release_version(version) == release:
-            raise SdistExists(record.filename, record.project, record.version, filename)
+    row = conn.execute(
+        "SELECT files.filename FROM sdist_releases JOIN files"
+        " ON files.project = sdist_releases.project AND files.filename = sdist_releases.filename"
+        " WHERE sdist_releases.project = ? AND sdist_releases.release = ?",
+        (record.project, release),
+    ).fetchone()
+    if row is not None:
+        raise SdistExists(record.filename, record.project, record.version, row[0])
+    return release
 
 
 def register(conn: sqlite3.Connection, name: str, display_name: str, info: dict) -> ProjectRecord:

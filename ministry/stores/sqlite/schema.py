@@ -1,6 +1,6 @@
 """The SQLite file's tables, how it is opened, its migrations and its transactions.
 
-Schema (version 5)::
+Schema (version 7)::
 
     meta(key TEXT PRIMARY KEY, value INTEGER)
         'schema_version' -> 1, 'serial' -> the global serial
@@ -28,9 +28,15 @@ Schema (version 5)::
     cooldown_exceptions(project, version,  -- version '' for every version
                         record)            -- JSON of CooldownException.to_dict()
     cooldown_serials(project TEXT PRIMARY KEY, serial)  -- see .cooldown
+    teams(name TEXT PRIMARY KEY, created TEXT)     -- see .teams
+    team_members(team, username, PRIMARY KEY (team, username))
+    sdist_releases(project, release,  -- names.release_version() of an sdist
+                   filename,          -- the sdist claiming it; stale once deleted
+                   PRIMARY KEY (project, release))
 
 Roles name users without a foreign key: an htpasswd user owns projects
-too, and is not in ``users``.
+too, and is not in ``users``; a team holds roles as ``@team``
+(``ministry.core.teams``), and its members may be htpasswd users too.
 
 A file's record is one JSON document rather than a column per field because
 both stores serialise records with ``FileRecord.to_dict``, so they agree on
@@ -54,6 +60,8 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from ministry.core.names import release_version
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -122,6 +130,27 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             serial INTEGER NOT NULL
         )""",
     ),
+    (
+        "CREATE TABLE teams (name TEXT PRIMARY KEY, created TEXT NOT NULL)",
+        """CREATE TABLE team_members (
+            team TEXT NOT NULL REFERENCES teams (name),
+            username TEXT NOT NULL,
+            PRIMARY KEY (team, username)
+        )""",
+        "CREATE INDEX team_members_by_user ON team_members (username)",
+    ),
+    (
+        """CREATE TABLE sdist_releases (
+            project TEXT NOT NULL,
+            release TEXT NOT NULL,
+            filename TEXT NOT NULL,
+            PRIMARY KEY (project, release)
+        )""",
+        # release_version() is the Python function connect() registers.
+        """INSERT OR REPLACE INTO sdist_releases (project, release, filename)
+            SELECT project, release_version(json_extract(record, '$.version')), filename
+            FROM files WHERE json_extract(record, '$.packagetype') = 'sdist'""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -138,6 +167,7 @@ def connect(path: str) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA busy_timeout = 5000")
+        conn.create_function("release_version", 1, release_version, deterministic=True)
         _migrate(conn, path)
     except BaseException:
         conn.close()

@@ -40,13 +40,15 @@ from ministry.core.models import (
     STATUSES,
     FileRecord,
     ProjectRecord,
+    TeamRecord,
     TokenRecord,
     UserRecord,
 )
 from ministry.interfaces import ICacheIndex, ILease, IMetadataStore
 from ministry.stores.cache_index import EVICTION_LEASE, LocalCacheIndex
 from ministry.stores.lease import LocalLease
-from ministry.stores.sqlite import accounts, audit, cooldown, projects, schema
+from ministry.stores.sqlite import accounts, audit, cooldown, projects, schema, teams
+from ministry.stores.sqlite.parsed_records import ParsedRecords
 from ministry.stores.subscribers import Subscribers
 
 log = Logger()
@@ -79,6 +81,7 @@ class SQLiteStore(Service):
         self._poller: LoopingCall | None = None
         self._seen_serial = 0  # every change up to this serial has been announced
         self._own_serials: set[int] = set()  # changes made here, after _seen_serial
+        self._parsed = ParsedRecords()  # big projects' records, not parsed twice
 
     # -- service ---------------------------------------------------------------
 
@@ -187,7 +190,7 @@ class SQLiteStore(Service):
         return self._run(projects.get_project, name)
 
     def list_files(self, name: str) -> Deferred[list[FileRecord]]:
-        return self._run(projects.list_files, name)
+        return self._run(projects.list_files, name, self._parsed)
 
     def get_file(self, name: str, filename: str) -> Deferred[FileRecord | None]:
         return self._run(projects.get_file, name, filename)
@@ -298,6 +301,21 @@ class SQLiteStore(Service):
 
     def claim_project(self, name: str, username: str) -> Deferred[dict[str, str]]:
         return self._run(accounts.claim_project, name, username)
+
+    def add_team(self, team: TeamRecord) -> Deferred[bool]:
+        return self._run(teams.add_team, team)
+
+    def remove_team(self, name: str) -> Deferred[bool]:
+        return self._run(teams.remove_team, name)
+
+    def list_teams(self) -> Deferred[list[TeamRecord]]:
+        return self._run(teams.list_teams)
+
+    def set_member(self, name: str, username: str, member: bool) -> Deferred[bool]:
+        return self._run(teams.set_member, name, username, member)
+
+    def user_teams(self, username: str) -> Deferred[frozenset[str]]:
+        return self._run(teams.user_teams, username)
 
     # -- the audit log -------------------------------------------------------------
 
