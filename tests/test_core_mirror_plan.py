@@ -11,7 +11,6 @@ from ministry.core.mirror_config import (
     MirrorConfig,
     MirrorConfigError,
     parse_mirror_table,
-    parse_requirements_file,
 )
 from ministry.core.mirror_plan import dependencies, select
 from ministry.core.mirror_targets import Need, Target
@@ -43,6 +42,10 @@ def no_files(path: str) -> str:
         ({"projects": ["x"], "platforms": ["linux"]}, "mirror.platforms: unknown platform"),
         ({"projects": ["x"], "sdists": "yes"}, "mirror.sdists: expected true or false"),
         ({"projects": ["x"], "dependencies": 1}, "mirror.dependencies: expected true or false"),
+        (
+            {"projects": ["x"], "build_requirements": "yes"},
+            "mirror.build_requirements: expected true or false",
+        ),
         ({"projects": ["x"], "prereleases": "no"}, "mirror.prereleases: expected true or false"),
         ({"projects": ["x"], "lastest": 3}, "mirror.lastest: unknown key"),
         ({"requirements": ["missing.txt"]}, "mirror.requirements: cannot read missing.txt"),
@@ -56,7 +59,8 @@ def test_a_bad_table_names_the_key(table, message):
 def test_a_good_table_with_requirements_files():
     files = {
         "reqs.txt": "# pinned\nrequests>=2.30  # http\n-r more.txt\n\n"
-        "numpy ; python_version >= '3.12'\n"
+        "numpy ; python_version >= '3.12'\n",
+        "more.txt": "--index-url https://upstream.example/simple/\n",
     }
     config = parse_mirror_table(
         {"projects": ["attrs"], "requirements": ["reqs.txt"], "every": "30m", "latest": 1},
@@ -73,11 +77,6 @@ def test_a_good_table_with_requirements_files():
     roots = {need.project: need.targets for need in config.roots()}
     assert {target.python for target in roots["numpy"]} == {"3.12"}
     assert len(roots["attrs"]) == 4
-
-
-def test_a_bad_requirements_line_names_file_and_line():
-    with pytest.raises(MirrorConfigError, match=r"mirror.requirements: r.txt:2"):
-        parse_requirements_file("ok\nnot a requirement!\n", "mirror.requirements: r.txt")
 
 
 def record(filename: str, version: str, yanked: str | None = None, requires_python=None):

@@ -10,13 +10,18 @@ so the tests can say exactly what the mirror fetched.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import pty
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -142,6 +147,7 @@ def mirroring(where: Path, upstream: MinistryProcess) -> MinistryProcess:
     where.mkdir(parents=True, exist_ok=True)
     (where / "ministry.toml").write_text(CONFIG)
     (where / "requirements.txt").write_text("# the big one\nmir-big  # any version\n-r other.txt\n")
+    (where / "other.txt").write_text("--index-url https://upstream.example/simple/\n")
     return MinistryProcess(
         where,
         *("--config", str(where / "ministry.toml"), "--upstream", f"{upstream.url}/simple/"),
@@ -266,23 +272,71 @@ def python(args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedPr
     )
 
 
+def mirror_run(where: Path, upstream: MinistryProcess) -> list[str]:
+    """``ministry-admin mirror run`` on ``where``'s config, as a command line."""
+    return [
+        *("-m", "ministry.admin", "--config", str(where / "ministry.toml")),
+        *("--data-dir", str(where), "--upstream", f"{upstream.url}/simple/", "mirror", "run"),
+    ]
+
+
 def test_admin_mirror_run_does_one_pass_with_a_progress_bar(tmp_path, upstream):
     where = tmp_path / "mirror"
     mirroring(where, upstream)  # writes the config files
-    done = python(
-        [
-            *("-m", "ministry.admin", "--config", str(where / "ministry.toml")),
-            *("--data-dir", str(where), "--upstream", f"{upstream.url}/simple/", "mirror", "run"),
-        ],
-        where,
-        timeout=60,
-    )
+    done = python(mirror_run(where, upstream), where, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert "[" + "#" * 30 + "] 5/5 projects" in done.stderr
+    # Not on a terminal (a cron job's log): plain lines, no carriage returns.
+    assert "\r" not in done.stderr
+    assert ("[" + "#" * 30 + "] 5/5 projects") in done.stderr.splitlines()[-1]
     with MinistryProcess(where, "--offline") as offline:  # the daemon serves what it fetched
         status, page = get(f"{offline.url}/simple/mir-big/")
         assert status == 200 and b"mir_big-1.0-py3-none-any.whl" in page
     assert {name for name in cached(offline) if not name.endswith(".metadata")} == WANTED
+
+
+def test_on_a_terminal_the_bar_is_redrawn_in_place(tmp_path, upstream):
+    where = tmp_path / "mirror"
+    mirroring(where, upstream)
+    controller, terminal = pty.openpty()
+    with terminal_output(controller) as output:
+        done = subprocess.run(
+            [sys.executable, *mirror_run(where, upstream)],
+            stdout=subprocess.DEVNULL,
+            stderr=terminal,
+            timeout=60,
+            cwd=where,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        )
+        os.close(terminal)
+    assert done.returncode == 0
+    drawn = output.getvalue().decode()
+    assert drawn.startswith("\r[") and drawn.count("\n") == 1  # one line, redrawn in place
+    # (the terminal turns the final newline into CR LF)
+    assert "] 5/5 projects" in drawn.removesuffix("\r\n").rsplit("\r", 1)[-1]
+
+
+@contextmanager
+def terminal_output(controller: int) -> Iterator[io.BytesIO]:
+    """Everything written to a pseudo-terminal, read while the block runs."""
+    output = io.BytesIO()
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the other side closed
+                return
+            if not chunk:
+                return
+            output.write(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        yield output
+    finally:
+        reader.join(timeout=10)
+        os.close(controller)
 
 
 def test_the_redis_lease_lets_one_holder_mirror_and_expires(tmp_path):

@@ -574,3 +574,29 @@ async def test_the_mirror_skips_a_project_quarantined_upstream(proxied, store):
     report = mirror.status.to_dict()
     assert report["skipped"] == [{"project": "demo", "reason": "demo is quarantined upstream"}]
     assert upstream.asked("/files/") == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_mirror_asks_for_several_project_pages_at_once(proxied, store):
+    """A run is not one round trip per project in turn: an unchanged selection of
+    hundreds of projects would take minutes on a distant upstream."""
+    proxy, upstream, clock, agent, _ = await proxied()
+    names = [f"proj{n}" for n in range(6)]
+    for name in names:
+        data = make_wheel(name, "1.0")
+        upstream.publish(name, [entry(upstream, wheel_filename(name, "1.0"), data)])
+    config = MirrorConfig(
+        requirements=tuple(Requirement(name) for name in names),
+        dependencies=False,
+        python=("3.12",),
+        platforms=("manylinux_2_28_x86_64",),
+    )
+    mirror = MirrorService(config, proxy, store, clock=clock)
+    upstream.page_gate = Deferred()  # every page waits until the gate opens
+    run = Deferred.fromCoroutine(mirror.run_once())
+    await until(lambda: len(upstream.asked("/simple/")) >= 4)  # asked before any answer
+    upstream.page_gate.callback(None)
+    await until(lambda: run.called, agent.flush)
+    assert await run is True
+    assert (mirror.status.errors, mirror.status.files_fetched) == ([], 6)
+    assert mirror.status.projects_done == mirror.status.projects_total == 6

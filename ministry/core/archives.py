@@ -165,7 +165,7 @@ def _read_tar_gz(fileobj: BinaryIO, parsed: ParsedFilename, limits: ArchiveLimit
     with (
         gzip.GzipFile(fileobj=fileobj, mode="rb") as stream,
         tarfile.open(
-            fileobj=_CappedReads(stream, limits.max_metadata + tarfile.BLOCKSIZE, parsed),
+            fileobj=CappedReads(stream, limits.max_metadata + tarfile.BLOCKSIZE, parsed),
             mode="r:",
         ) as archive,
     ):
@@ -199,7 +199,7 @@ def _check_kind(name: str, kind: str | None, parsed: ParsedFilename) -> None:
         )
 
 
-class _CappedReads:
+class CappedReads:
     """A read-only stream that refuses any single read above ``cap`` bytes.
 
     tarfile reads a pax or GNU long-name header in one ``read`` of whatever

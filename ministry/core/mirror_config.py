@@ -2,8 +2,10 @@
 
 Pure: TOML values in, a frozen dataclass out. Reading the requirements files
 a table names is the caller's I/O (``read_text``), so this module only says
-what is wrong, always starting with the key: ``mirror.<key>: ...``. What a
-config then selects is :mod:`ministry.core.mirror_plan`'s job.
+what is wrong, always starting with the key: ``mirror.<key>: ...``. The
+files themselves (requirements files with their includes, ``pylock.toml``
+lock files) are read by :mod:`ministry.core.requirements`. What a config
+then selects is :mod:`ministry.core.mirror_plan`'s job.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 
 from ministry.core.mirror_targets import Need, Target, platform_facts
+from ministry.core.requirements import RequirementsError, read_requirements
 from ministry.core.units import parse_duration
 
 _PYTHON = re.compile(r"3\.(\d{1,2})")
@@ -35,6 +38,7 @@ class MirrorConfig:
     python: tuple[str, ...] = ("3.11", "3.12")
     platforms: tuple[str, ...] = ("manylinux_2_28_x86_64", "win_amd64")
     sdists: bool = True
+    build_requirements: bool = True
     latest: int = 3
     prereleases: bool = False
     targets: tuple[Target, ...] = field(init=False)
@@ -86,10 +90,9 @@ def parse_mirror_table(table: Mapping[str, Any], read_text: Callable[[str], str]
     ]
     for path in _strings(values, "requirements", empty=True):
         try:
-            text = read_text(path)
-        except OSError as exc:
-            raise MirrorConfigError(f"mirror.requirements: cannot read {path}: {exc}") from None
-        requirements += parse_requirements_file(text, f"mirror.requirements: {path}")
+            requirements += read_requirements(path, read_text)
+        except RequirementsError as exc:
+            raise MirrorConfigError(f"mirror.requirements: {exc}") from None
     if not requirements:
         raise MirrorConfigError(
             "mirror.projects: nothing to mirror (give projects or requirements)"
@@ -116,23 +119,10 @@ def parse_mirror_table(table: Mapping[str, Any], read_text: Callable[[str], str]
         python=tuple(dict.fromkeys(pythons)),
         platforms=tuple(dict.fromkeys(platforms)),
         sdists=_bool(values, "sdists"),
+        build_requirements=_bool(values, "build_requirements"),
         latest=latest,
         prereleases=_bool(values, "prereleases"),
     )
-
-
-def parse_requirements_file(text: str, where: str) -> list[Requirement]:
-    """``name spec ; marker`` lines; comments, blank lines and ``-r``/``-c``/options ignored.
-
-    Included files are not followed: the config lists every file it means.
-    """
-    requirements = []
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.split(" #", 1)[0].strip()
-        if not line or line.startswith(("#", "-")):
-            continue
-        requirements.append(_requirement(line, f"{where}:{number}"))
-    return requirements
 
 
 def _requirement(text: Any, where: str) -> Requirement:

@@ -36,7 +36,11 @@ Modules:
 
 - ``service``: :class:`MirrorService` (the timer, one run, the lease) and
   :func:`run_in_foreground` for ``ministry-admin mirror run``;
-- ``status``: :class:`MirrorStatus`, what a run did, and its progress bar.
+- ``status``: :class:`MirrorStatus`, what a run did, and its progress bar;
+- ``work``: one run's work list, shared by its concurrent workers (several
+  projects' pages and files in flight at once, under one bound on downloads);
+- ``builds``: the needs a fetched sdist's ``[build-system] requires`` add,
+  so that a release with no wheel for a target builds from the mirror alone.
 
 The mirror sits beside the web layer: it uses ``ministry.upstream``, the
 stores' lease and the core, never ``ministry.web``.

@@ -5,12 +5,11 @@ See the package docstring (:mod:`ministry.mirror`) for what a run does and why.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from typing import Any, TextIO
 
 from twisted.application.internet import TimerService
-from twisted.internet.defer import DeferredList, DeferredSemaphore, ensureDeferred
+from twisted.internet.defer import DeferredList, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -28,18 +27,27 @@ from ministry.core.mirror_targets import Need
 from ministry.core.models import QUARANTINED, FileRecord
 from ministry.core.upstream_pages import UpstreamFile, UpstreamPage
 from ministry.interfaces import ILease
+from ministry.mirror.builds import BuildRequirements
 from ministry.mirror.status import MirrorStatus, progress_bar
+from ministry.mirror.work import Work
 from ministry.stores.lease import holder_id
 from ministry.upstream.body import UpstreamError
 from ministry.upstream.pages import NotProxied, UpstreamPages
 
 log = Logger()
 
-#: Files downloaded at once.
-PARALLEL = 4
+#: Files downloaded at once, over all the projects in flight.
+PARALLEL = 8
+#: Needs expanded at once (pages fetched or revalidated concurrently): see
+#: :mod:`ministry.mirror.work`.
+WORKERS = 8
 #: The lease's lifetime; renewed every third of it while a run goes on.
 LEASE_TTL = 60.0
 LEASE_NAME = "mirror"
+#: ``ministry-admin mirror run`` redraws its bar at most this often (seconds).
+BAR_INTERVAL = 0.1
+#: How often ``ministry-admin mirror run`` writes a progress line when not on a terminal.
+LOG_LINE_INTERVAL = 10.0
 
 
 class MirrorService(TimerService):
@@ -53,21 +61,26 @@ class MirrorService(TimerService):
         *,
         clock: IReactorTime,
         parallel: int = PARALLEL,
+        workers: int = WORKERS,
     ) -> None:
         super().__init__(config.every, self._tick)
         self.config = config
         self.proxy = proxy
         self.store = store
         self.parallel = parallel
+        self.workers = workers
         #: TimerService runs its loop on this clock; every moment recorded comes from it too.
         self.clock = clock
         self.status = MirrorStatus(config.every, next_run=self._next_run)
+        #: The build requirements the current run added (a new one each run).
+        self.builds = BuildRequirements(proxy.cache, self.status)
         self.lease: ILease = store.lease(LEASE_NAME)
         self.holder = holder_id(LEASE_NAME)
         #: Called after every file and project, for ``ministry-admin mirror run``'s bar.
         self.on_progress: Callable[[MirrorStatus], None] = lambda status: None
         self._stopping = False
         self._lease_lost = False
+        self._broken = False
 
     def startService(self) -> None:
         self._stopping = False
@@ -100,7 +113,7 @@ class MirrorService(TimerService):
             log.info("Mirror run skipped: one is already running")
             return False
         status.running = True
-        self._lease_lost = False
+        self._lease_lost = self._broken = False
         renewal: LoopingCall | None = None
         leased = False
         try:
@@ -133,38 +146,25 @@ class MirrorService(TimerService):
         status.projects_done = status.projects_total = 0
         status.files_fetched = status.bytes_fetched = status.files_present = 0
         status.errors, status.skipped = [], []
+        self.builds = BuildRequirements(self.proxy.cache, status)
         log.info(
             "Mirror run started: {count} requirements for {targets}",
             count=len(self.config.requirements),
             targets=", ".join(str(target) for target in self.config.targets),
         )
-        queue: deque[Need] = deque(self.config.roots())
-        seen: set[Any] = {need.key for need in queue}
-        pages: dict[str, UpstreamPage | None] = {}
-        projects: set[str] = {need.project for need in queue}
-        done: set[str] = set()
-        status.projects_total = len(projects)
-        while queue and not (self._stopping or self._lease_lost):
-            need = queue.popleft()
-            status.current = need.project
-            for found in await self._mirror_need(need, pages):
-                if found.key in seen:  # queued or done already (cycles end here)
-                    continue
-                seen.add(found.key)
-                queue.append(found)
-                projects.add(found.project)
-                done.discard(found.project)
-            if not any(waiting.project == need.project for waiting in queue):
-                done.add(need.project)
-            status.projects_total, status.projects_done = len(projects), len(done)
-            self.on_progress(status)
+        work = Work(self.config.roots(), self.parallel)
+        status.projects_total = len(work.projects)
+        workers = [ensureDeferred(self._worker(work)) for _ in range(self.workers)]
+        for success, result in await DeferredList(workers, consumeErrors=True):
+            if not success:  # a bug: the first one stops the run, as run_once records
+                result.raiseException()
         status.finished = self.clock.seconds()
-        if queue:
+        if work.queue:
             status.error("(run)", "stopped before the end")
         elif not status.errors:
             status.last_success = status.finished
         log.info(
-            "Mirror run finished in {seconds:.1f} s: {projects} projects, {fetched} files "
+            "Mirror run finished in {seconds:.2f} s: {projects} projects, {fetched} files "
             "fetched ({bytes} bytes), {present} already here, {errors} errors",
             seconds=status.finished - status.started,
             projects=status.projects_done,
@@ -174,12 +174,30 @@ class MirrorService(TimerService):
             errors=len(status.errors),
         )
 
-    async def _mirror_need(self, need: Need, pages: dict[str, UpstreamPage | None]) -> list[Need]:
+    async def _worker(self, work: Work) -> None:
+        """Expand needs until the run is over; a bug in one halts the others."""
+        status = self.status
+        try:
+            while (need := await work.next(self._halted)) is not None:
+                status.current = need.project
+                found: list[Need] = []
+                try:
+                    found = await self._mirror_need(need, work)
+                finally:
+                    work.expanded(need, found)
+                status.projects_total, status.projects_done = len(work.projects), len(work.done)
+                self.on_progress(status)
+        except BaseException:
+            self._broken = True
+            raise
+
+    def _halted(self) -> bool:
+        return self._stopping or self._lease_lost or self._broken
+
+    async def _mirror_need(self, need: Need, work: Work) -> list[Need]:
         """Fetch what ``need`` selects; return the needs its releases add."""
         project = need.project
-        if project not in pages:
-            pages[project] = await self._page(project)
-        page = pages[project]
+        page = await work.page(project, self._page)
         if page is None:
             return []
         shown = (await self.proxy.cooled(page))[0].shown
@@ -188,11 +206,9 @@ class MirrorService(TimerService):
         if not releases:
             self.status.error(project, f"no file matches {need.requirement} for the targets")
             return []
-        fetched_before = self.status.files_fetched
-        semaphore = DeferredSemaphore(self.parallel)
         results = await DeferredList(
             [
-                semaphore.run(lambda r=record: ensureDeferred(self._fetch(r, sources[r.filename])))
+                work.files.run(lambda r=record: ensureDeferred(self._fetch(r, sources[r.filename])))
                 for release in releases
                 for record in release.files
             ],
@@ -205,13 +221,16 @@ class MirrorService(TimerService):
         if self.config.dependencies:
             for release in releases:
                 found += await self._dependencies(need, release, sources)
+        if self.config.build_requirements:
+            for release in releases:
+                found += await self.builds.needs(need, release)
         log.info(
             "Mirror: {project} ({requirement}): versions {versions}, {fetched} files fetched, "
             "{dependencies} dependencies",
             project=project,
             requirement=str(need.requirement),
             versions=", ".join(str(release.version) for release in releases),
-            fetched=self.status.files_fetched - fetched_before,
+            fetched=sum(1 for success, fetched in results if success and fetched),
             dependencies=len(found),
         )
         return found
@@ -238,7 +257,8 @@ class MirrorService(TimerService):
             return None
         return page
 
-    async def _fetch(self, record: FileRecord, source: UpstreamFile) -> None:
+    async def _fetch(self, record: FileRecord, source: UpstreamFile) -> bool:
+        """Make sure the file is held; True if this call fetched it (the status counts all)."""
         # Pinned first: an eviction between the fetch and a pin could take it.
         await self.proxy.cache.pin(record)
         size = await self.proxy.downloads.fetch(record, source)
@@ -251,6 +271,7 @@ class MirrorService(TimerService):
         else:
             status.files_present += 1
         self.on_progress(status)
+        return bool(size)
 
     async def _dependencies(
         self, need: Need, release: Release, sources: dict[str, UpstreamFile]
@@ -323,9 +344,19 @@ async def run_in_foreground(
     if proxy is None or not proxy.client.urls:
         raise ValueError("the mirror needs an upstream: set upstream (--upstream URL)")
     mirror = MirrorService(config, proxy, store, clock=proxy.clock)
+    # On a terminal, one line redrawn in place; in a log file (cron, CI), a
+    # plain line now and then: a carriage return there makes one endless line.
+    terminal = bar.isatty()
+    interval, ending = (BAR_INTERVAL, "") if terminal else (LOG_LINE_INTERVAL, "\n")
+    drawn = [float("-inf")]
 
     def draw(status: MirrorStatus) -> None:
-        bar.write("\r" + progress_bar(status))
+        # A terminal line per file would cost more than a small file's download.
+        now = proxy.clock.seconds()
+        if status.running and now - drawn[0] < interval:
+            return
+        drawn[0] = now
+        bar.write(("\r" if terminal else "") + progress_bar(status) + ending)
         bar.flush()
 
     mirror.on_progress = draw
@@ -336,5 +367,6 @@ async def run_in_foreground(
     finally:
         proxy.stopService()
         await proxy.client.stopService()
-        bar.write("\n")
+        if terminal:
+            bar.write("\n")
     return mirror.status

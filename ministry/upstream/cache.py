@@ -48,7 +48,9 @@ verifies and then commits them here; this module never talks to an upstream.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.interfaces import IReactorTime
@@ -63,6 +65,7 @@ from ministry.interfaces import IBlobStore, ICacheIndex
 from ministry.upstream.eviction import Eviction, logged
 
 log = Logger()
+T = TypeVar("T")
 
 #: How often, at most, a held file's bytes are checked and its last use
 #: written to the index, per file and process.
@@ -203,6 +206,10 @@ class FileCache:
 
     async def wheel_metadata(self, record: FileRecord) -> bytes:
         """The core metadata inside a held wheel (read in a thread); NotFound if not held."""
+        return await self.read_held(record, _wheel_metadata)
+
+    async def read_held(self, record: FileRecord, read: Callable[[str, str], T]) -> T:
+        """``read(path, filename)`` of a held file, in a thread; NotFound if not held."""
         if await self.find(record, served=False) is None:
             raise NotFound(f"{record.filename} is not cached")
         try:
@@ -210,7 +217,7 @@ class FileCache:
         except FileNotFoundError:
             raise NotFound(f"{record.filename} is not cached") from None
         try:
-            return await deferToThread(_wheel_metadata, copy.path, record.filename)
+            return await deferToThread(read, copy.path, record.filename)
         finally:
             copy.close()
 
