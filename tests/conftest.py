@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from s3_server import S3Server
     from sentinel_servers import SentinelCluster
 
+#: Session fixtures of the publishing-client tests (two daemons they share).
+pytest_plugins = ["publisher_fixtures"]
+
 SAMPLE_NAME = "ministry-sample"
 SAMPLE_README = (
     "# ministry-sample\n\nA sample project for the **MinistryOfPackages** end-to-end tests.\n"

@@ -37,7 +37,10 @@ LAUNCH_ARGS = [
 ]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 
-README = "# Demo heading\n\nThe **demo** project, for browser tests.\n\n## Usage\n\nImport it.\n"
+README = (
+    "# Demo heading\n\n[![build status](https://ci.example/badge.svg)](https://ci.example/job)\n\n"
+    "The **demo** project, for browser tests.\n\n## Usage\n\nImport it.\n"
+)
 #: One more than a page of the project list holds, so there is a second page.
 FILLERS = 55
 
@@ -124,6 +127,11 @@ def test_search_open_read_and_copy(page: Page, server: MinistryProcess):
     expect(readme.get_by_role("heading", name="Demo heading")).to_be_visible()
     expect(readme.locator("h3")).to_have_text("Demo heading")
     expect(readme.locator("strong")).to_have_text("demo")
+    # The badge is its label inside its link: no image from another host is loaded
+    # (the page fixture fails on the CSP error one would raise).
+    expect(readme.locator("img")).to_have_count(0)
+    badge = readme.get_by_role("link", name="build status")
+    expect(badge).to_have_attribute("href", "https://ci.example/job")
 
     command = f"pip install --index-url {server.url}/simple/ demo-pkg"
     expect(page.locator("#cmd-pip")).to_have_text(command)
@@ -135,6 +143,35 @@ def test_search_open_read_and_copy(page: Page, server: MinistryProcess):
     expect(page.get_by_role("status")).to_have_text("pip: copied to the clipboard.")
     assert page.evaluate("navigator.clipboard.readText()") == command
     screenshot(page, "project")
+
+
+def test_upload_help_names_every_publisher_with_this_server(page: Page, server: MinistryProcess):
+    page.goto("/help/upload/")
+    for tool in ("twine", "uv", "Poetry", "PDM", "Hatch", "Flit"):
+        expect(page.get_by_role("heading", name=tool, exact=True)).to_be_visible()
+    legacy = f"{server.url}/legacy/"
+    expected = {
+        "cmd-twine-token": f"twine upload --repository-url {server.url}/ -u __token__ -p",
+        "cmd-uv": f"uv publish --publish-url {legacy} -u USERNAME -p PASSWORD dist/*",
+        "cmd-poetry": f"poetry config repositories.ministry {legacy}",
+        "cmd-poetry-install": f"poetry source add --priority=primary ministry {server.url}/simple/",
+        "cmd-pdm": f"pdm publish --repository {legacy} -u USERNAME -P PASSWORD",
+        "cmd-pdm-source": f'url = "{server.url}/simple/"',
+        "cmd-hatch": f"hatch publish -r {legacy} -u USERNAME -a PASSWORD",
+        "cmd-flit": "flit publish --repository ministry",
+        "cmd-flit-env": f"FLIT_INDEX_URL={legacy} FLIT_USERNAME=USERNAME",
+    }
+    for element, text in expected.items():
+        expect(page.locator(f"#{element}")).to_contain_text(text)
+    # Poetry's caveat: the credentials must be under the source's name.
+    expect(page.get_by_text("name the source ministry too")).to_be_visible()
+    copy = page.locator('button[data-copy="cmd-hatch"]')
+    copy.click()
+    expect(copy).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == (
+        f"hatch publish -r {legacy} -u USERNAME -a PASSWORD"
+    )
+    screenshot(page, "upload-help")
 
 
 def test_keyboard_pages_through_the_project_list(page: Page):
@@ -188,3 +225,30 @@ def test_pages_work_without_javascript(browser: Browser, server: MinistryProcess
         expect(tab.locator("button.copy").first).to_be_hidden()
     finally:
         plain.close()
+
+
+def test_a_mistyped_url_leads_back_through_the_sites_navigation(
+    context: BrowserContext, server: MinistryProcess
+):
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    response = page.goto("/project/demo-pgk/")
+    assert response is not None and response.status == 404
+    expect(page.get_by_role("heading", level=1)).to_have_text("Not Found")
+    expect(page.locator(".error-message")).to_have_text("No such project: demo-pgk")
+    screenshot(page, "not-found")
+    page.get_by_role("navigation", name="Site").get_by_role("link", name="Files").click()
+    expect(page).to_have_url(f"{server.url}/packages/")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Index of /packages/")
+    files = page.get_by_role("navigation", name="Site").get_by_role("link", name="Files")
+    expect(files).to_have_attribute("aria-current", "page")
+    page.get_by_role("link", name="demo-pkg/").click()  # the Apache-style table, as before
+    expect(page).to_have_url(f"{server.url}/packages/demo-pkg/")
+    expect(page.get_by_role("link", name="Parent Directory")).to_be_visible()
+    screenshot(page, "listing")
+    # The page's own 404 is the one error: the listing's stylesheet and icon load.
+    assert errors == [
+        "Failed to load resource: the server responded with a status of 404 "
+        "(No such project: demo-pgk)"
+    ]

@@ -103,6 +103,8 @@ async def test_the_links_publishers_print_land_on_the_project_page(index):
             "//demo/": "/project/demo/",
             "/legacy/demo": "/project/demo/",  # twine-style repository URLs
             "/legacy//demo": "/project/demo/",
+            "/legacy/demo/1.0/": "/project/demo/1.0/",  # hatch names the release too
+            "/legacy/demo/1.0": "/project/demo/1.0/",
         },
     )
     landed = await index.request("GET", "/project/demo/")

@@ -35,33 +35,79 @@ def install_commands(server: str, project: str, version: str | None = None) -> l
     ]
 
 
-def upload_commands(server: str) -> list[Snippet]:
-    """How each upload client is pointed at this server.
+#: What the commands print where a user's own credentials go.
+USERNAME, PASSWORD, TOKEN = "USERNAME", "PASSWORD", "ministry-TOKEN"
 
-    Anyone who can reach the server may upload until users exist, but the
-    clients insist on credentials, hence the placeholder ones.
+
+def upload_commands(server: str) -> list[Snippet]:
+    """How each publishing client is pointed at this server, and installs back from it.
+
+    The clients insist on credentials even where the index takes uploads
+    from anyone, hence the placeholders; a token goes with the user name
+    ``__token__``. Poetry's install snippet names its source like its
+    publishing repository, so that one ``http-basic`` entry covers the file
+    downloads too (see the README's "Upload" section for why).
     """
+    root = shlex.quote(server + "/")
     legacy = shlex.quote(f"{server}/legacy/")
+    simple = shlex.quote(f"{server}/simple/")
     return [
-        Snippet(
-            "twine",
-            "twine",
-            f"twine upload --repository-url {shlex.quote(server + '/')} dist/*",
-        ),
+        Snippet("twine", "twine", f"twine upload --repository-url {root} dist/*"),
         Snippet("twine-named", "twine, with ~/.pypirc", f"twine upload -r {INDEX_NAME} dist/*"),
-        Snippet("uv", "uv", f"uv publish --publish-url {legacy} -u anything -p anything dist/*"),
+        Snippet(
+            "twine-token",
+            "twine, with a token",
+            f"twine upload --repository-url {root} -u __token__ -p {TOKEN} dist/*",
+        ),
+        Snippet(
+            "uv",
+            "uv",
+            f"uv publish --publish-url {legacy} -u {USERNAME} -p {PASSWORD} dist/*",
+        ),
         Snippet(
             "poetry",
             "poetry",
             f"poetry config repositories.{INDEX_NAME} {legacy}\n"
-            f"poetry publish --build -r {INDEX_NAME} -u anything -p anything",
+            f"poetry config http-basic.{INDEX_NAME} {USERNAME} {PASSWORD}\n"
+            f"poetry publish --build -r {INDEX_NAME}",
         ),
-        Snippet("pdm", "pdm", f"pdm publish --repository {legacy} -u anything -p anything"),
+        Snippet(
+            "poetry-install",
+            "poetry, installing from here",
+            f"poetry source add --priority=primary {INDEX_NAME} {simple}\npoetry add PROJECT",
+        ),
+        Snippet(
+            "pdm",
+            "pdm",
+            f"pdm publish --repository {legacy} -u {USERNAME} -P {PASSWORD}",
+        ),
+        Snippet(
+            "pdm-source",
+            "pyproject.toml, for pdm to install from here",
+            f'[[tool.pdm.source]]\nname = "pypi"\nurl = "{server}/simple/"\n',
+        ),
+        Snippet(
+            "pdm-install",
+            "pdm, installing from here",
+            f"PDM_PYPI_USERNAME={USERNAME} PDM_PYPI_PASSWORD={PASSWORD} pdm add PROJECT",
+        ),
+        Snippet(
+            "hatch",
+            "hatch",
+            f"hatch publish -r {legacy} -u {USERNAME} -a {PASSWORD}",
+        ),
+        Snippet("flit", "flit, with ~/.pypirc", f"flit publish --repository {INDEX_NAME}"),
+        Snippet(
+            "flit-env",
+            "flit, from the environment",
+            f"FLIT_INDEX_URL={legacy} FLIT_USERNAME={USERNAME} FLIT_PASSWORD={PASSWORD} "
+            "flit publish",
+        ),
     ]
 
 
 def pypirc(server: str) -> Snippet:
-    """A ``~/.pypirc`` naming this server, for ``twine upload -r ministry``."""
+    """A ``~/.pypirc`` naming this server: ``twine upload -r`` and ``flit publish --repository``."""
     return Snippet(
         "pypirc",
         "~/.pypirc",
@@ -69,8 +115,8 @@ def pypirc(server: str) -> Snippet:
         f"index-servers =\n    {INDEX_NAME}\n\n"
         f"[{INDEX_NAME}]\n"
         f"repository = {server}/\n"
-        "username = anything\n"
-        "password = anything\n",
+        f"username = {USERNAME}\n"
+        f"password = {PASSWORD}\n",
     )
 
 

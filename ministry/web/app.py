@@ -31,6 +31,8 @@ from ministry.web.search import ProjectList
 from ministry.web.simple import SimpleIndex
 from ministry.web.static import StaticFiles
 from ministry.web.status import Status
+from ministry.web.trusted_publishing import SEGMENT as TRUSTED_PUBLISHING
+from ministry.web.trusted_publishing import NoTrustedPublishing
 from ministry.web.upload import Uploads
 
 
@@ -84,6 +86,7 @@ def build_site(
             b"api": components.curation.app.resource(),
             b"integrity": components.integrity.app.resource(),
             b"admin": components.audit.app.resource(),
+            TRUSTED_PUBLISHING: NoTrustedPublishing(),
         },
         uploads=components.uploads.app.resource(),
         front=components.front.app.resource(),

@@ -15,9 +15,10 @@ Two more first segments are the URLs clients are told to use:
   (``ministry.core.negotiate.from_browser``), answered with ``Vary: Accept``.
   A simple page's file links (``../../packages/...``) resolve from one
   level deep as from two.
-- ``//<name>`` and ``/legacy/<name>``, the "view at" links flit and hatch
-  print after a publish (the repository URL joined with the name), are
-  redirected to ``/project/<name>/``.
+- ``//<name>``, ``/legacy/<name>`` and ``/legacy/<name>/<version>/``, the
+  "view at" links flit and hatch print after a publish (the repository URL
+  joined with the name), are redirected to ``/project/<name>/`` (and the
+  release's page).
 """
 
 from __future__ import annotations
@@ -62,19 +63,27 @@ class _Redirect(Resource):
 
 
 def publisher_link(segments: list[bytes]) -> str | None:
-    """The project a flit or hatch "view" link names (``//NAME``, ``/legacy/NAME``), if one."""
+    """Where a flit or hatch "view" link belongs below ``/project/``, if it is one.
+
+    flit prints ``//NAME``; hatch ``/legacy/NAME`` or ``/legacy/NAME/VERSION/``
+    (a repository URL joined with the name, and the version): ``NAME/`` or
+    ``NAME/VERSION/``, quoted.
+    """
     if segments and segments[-1] == b"":
         segments = segments[:-1]
-    if len(segments) == 2 and segments[0] in (b"", _LEGACY) and segments[1]:
-        name = segments[1]
-    elif len(segments) == 3 and segments[:2] == [_LEGACY, b""] and segments[2]:
-        name = segments[2]
-    else:
+    if len(segments) == 3 and segments[:2] == [_LEGACY, b""]:
+        segments = [_LEGACY, segments[2]]
+    if not 2 <= len(segments) <= 3 or segments[0] not in (b"", _LEGACY):
+        return None
+    if len(segments) == 3 and segments[0] != _LEGACY:
         return None
     try:
-        return name.decode("utf-8")
+        parts = [segment.decode("utf-8") for segment in segments[1:]]
     except UnicodeDecodeError:
         return None
+    if not all(parts):
+        return None
+    return "".join(f"{quote(part, safe='')}/" for part in parts)
 
 
 class Root(Resource):
@@ -108,9 +117,9 @@ class Root(Resource):
         if request.method in (b"GET", b"HEAD"):
             if path and path not in FRONT_SEGMENTS and request.postpath[1:] == [b""]:
                 return self._project_alias(request)
-            name = publisher_link(request.postpath)
-            if name is not None:
-                return _Redirect(f"/project/{quote(name)}/")
+            below = publisher_link(request.postpath)
+            if below is not None:
+                return _Redirect(f"/project/{below}")
         return self.front
 
     def _project_alias(self, request: IRequest) -> IResource:

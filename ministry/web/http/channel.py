@@ -23,6 +23,11 @@ those points:
 - the head deadline runs from the connection's start, and from the first
   byte of each later request, until the head is complete; it does not
   restart on each byte. The idle timeout between requests is twisted.web's;
+- a connection whose first byte opens a TLS handshake (an ``https://`` URL
+  sent to this plain-HTTP port) is refused at once with a 400 saying so: the
+  parser would otherwise wait for a line end that never comes, and a client
+  such as uv, which asks ``https://HOST/_/oidc/audience`` whatever the
+  index's scheme, would wait out its connect timeout on every retry;
 - it counts itself in the site's :class:`~ministry.web.http.connections.Connections`.
 
 The fast lane (``ministry.web.http.fastlane``) is offered each read first; it
@@ -56,6 +61,8 @@ MAX_HEAD = 16384
 MAX_HEADERS = 100
 #: How long a refused connection is read from (and what is read dropped) before it closes.
 LINGER_SECONDS = 2.0
+#: The first byte of a TLS record of type handshake: never the first byte of an HTTP request.
+TLS_HANDSHAKE = b"\x16"
 
 
 def _head_too_large(what: str) -> MinistryError:
@@ -71,6 +78,8 @@ class IndexChannel(http.HTTPChannel):
 
     #: Set once the connection is refused: nothing more of it is read.
     refused = False
+    #: Whether any byte has arrived yet (the first read is checked for TLS).
+    _read_any = False
     _head_deadline: IDelayedCall | None = None
     _linger: IDelayedCall | None = None
     #: Since when the connection has been waiting for a request (see ``waiting_since``).
@@ -116,6 +125,11 @@ class IndexChannel(http.HTTPChannel):
     def dataReceived(self, data: bytes) -> None:
         if self.refused:
             return  # lingering: read and dropped
+        if not self._read_any:
+            self._read_any = True
+            if data.startswith(TLS_HANDSHAKE):
+                self.refuse(BadRequest("Bad Request: this port speaks plain HTTP, not TLS."))
+                return
         lane = self.site.fast_lane
         if lane is not None and self._idle() and lane.answer(self, data):
             self.resetTimeout()
