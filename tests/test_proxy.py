@@ -299,6 +299,22 @@ def test_an_upstream_answering_500_is_a_502(tmp_path, scripted):
         assert done.returncode != 0
 
 
+def test_a_page_without_digests_is_refused_with_the_reason(tmp_path, scripted):
+    filename = wheel_filename("nodigest", "1.0")
+    page = f'<a href="../../files/{filename}">{filename}</a>'.encode()  # no #sha256=
+    upstream = scripted({"/simple/nodigest/": _answer(page)})
+    with MinistryProcess(tmp_path / "proxy", "--upstream", f"{upstream}/simple/") as proxy:
+        status, body = get(f"{proxy.url}/simple/nodigest/")
+        assert status == 502
+        assert b"none of its 1 files has a sha256 digest" in body
+        # uv prints the status line, so its user reads why, not "no versions found".
+        done = install("uv", proxy.url, tmp_path / "t", tmp_path / "home", "nodigest")
+        assert done.returncode != 0
+        assert (
+            "has a sha256 digest" in done.stderr and "serves only files it can check" in done.stderr
+        )
+
+
 def test_a_file_with_a_wrong_hash_fails_and_nothing_is_kept(tmp_path, scripted):
     data = make_wheel("bad", "1.0")
     filename = wheel_filename("bad", "1.0")

@@ -210,6 +210,12 @@ class UpstreamClient(Service):
             )
         except PageError as exc:
             raise self._error(f"{page_url}: unusable page: {exc}") from None
+        if parsed.skipped and not parsed.files:
+            # An empty page would leave installers saying only "from versions: none".
+            raise self._error(
+                f"{page_url}: none of its {parsed.skipped} files has a sha256 digest and"
+                f" a name of {project}: this index serves only files it can check"
+            )
         if parsed.skipped:
             log.info(
                 "{url}: left out {count} files without a sha256 or a usable name",
