@@ -21,6 +21,7 @@ from ministry.core.setting_values import (
     parse_access_log,
     parse_endpoint,
     parse_flag,
+    parse_host,
     parse_redis,
     parse_storage,
     parse_text,
@@ -167,6 +168,13 @@ SETTINGS: tuple[Setting, ...] = (
         multiple=True,
     ),
     Setting(
+        "upstream-redirect-host",
+        parse_host,
+        "A host an upstream may redirect a page or file request to; repeatable. "
+        "Default: none, redirects are followed within the requested host only.",
+        multiple=True,
+    ),
+    Setting(
         "upstream-ttl",
         parse_duration,
         "How long a fetched upstream project page is used before it is revalidated.",
@@ -274,6 +282,7 @@ class Settings:
     reserve: tuple[str, ...] = ()
     upstream_allow: tuple[str, ...] = ()
     upstream_deny: tuple[str, ...] = ()
+    upstream_redirect_host: tuple[str, ...] = ()
     upstream_ttl: float = 600.0
     upstream_timeout: float = 10.0
     upstream_deadline: float = 30.0

@@ -299,6 +299,7 @@ def build_upstream(
         agent=agent,
         clock=reactor,
         pool=pool,
+        redirect_hosts=settings.upstream_redirect_host,
     )
     client.setName("upstream")
     cache = FileCache(blobs, index, max_size=settings.cache_max_size, clock=reactor)

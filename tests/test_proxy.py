@@ -367,3 +367,43 @@ def test_the_first_bytes_arrive_before_the_upstream_has_sent_the_whole_file(tmp_
                 break
             time.sleep(0.1)
         assert cached_files(proxy) == [filename]
+
+
+def _redirect(location: Callable[[], str]) -> Callable:
+    def send(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(302)
+        handler.send_header("Location", location())
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    return send
+
+
+@pytest.mark.parametrize("allowed", [False, True], ids=["not-named", "named"])
+def test_a_redirect_to_another_host_is_followed_only_to_a_named_one(tmp_path, scripted, allowed):
+    data = make_wheel("moved", "1.0")
+    filename = wheel_filename("moved", "1.0")
+    digest = hashlib.sha256(data).hexdigest()
+    routes = {
+        "/simple/moved/": _answer(
+            f'<a href="../../files/{filename}#sha256={digest}">x</a>'.encode()
+        )
+    }
+    upstream = scripted(routes)
+    port = upstream.rsplit(":", 1)[1]
+    # The same server under another host name: a redirect off the host that was asked.
+    routes[f"/files/{filename}"] = _redirect(lambda: f"http://localhost:{port}/store/{filename}")
+    routes[f"/store/{filename}"] = _answer(data, "application/octet-stream")
+    named = ("--upstream-redirect-host", "localhost") if allowed else ()
+    with MinistryProcess(tmp_path / "proxy", "--upstream", f"{upstream}/simple/", *named) as proxy:
+        if allowed:
+            status, body = get(f"{proxy.url}/packages/moved/{filename}")
+            assert status == 200 and body == data
+        else:
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"{proxy.url}/packages/moved/{filename}", timeout=30)
+            assert refused.value.code == 502
+            assert "to localhost, a host --upstream-redirect-host does not name" in (
+                refused.value.read().decode()
+            )
+            assert cached_files(proxy) == []

@@ -57,7 +57,9 @@ async def test_credentials_never_go_to_another_host(upstream, start_proxy):
     wheel = entry(upstream, WHEEL_NAME, WHEEL, url=f"../../moved/{WHEEL_NAME}")
     upstream.redirects[f"/moved/{WHEEL_NAME}"] = f"{elsewhere}/files/{WHEEL_NAME}"
     upstream.publish("demo", [sdist, wheel])
-    index = await start_proxy([with_credentials(upstream.url)])
+    index = await start_proxy(
+        [with_credentials(upstream.url)], **{"upstream-redirect-host": ["localhost"]}
+    )
     await files_of(index)
     assert (await index.request("GET", f"/packages/demo/{SDIST_NAME}")).body == SDIST
     assert (await index.request("GET", f"/packages/demo/{WHEEL_NAME}")).body == WHEEL

@@ -36,6 +36,14 @@ def parse_url(value: Any) -> str:
     return text.rstrip("/")
 
 
+def parse_host(value: Any) -> str:
+    """A host name or address as a URL names it (``files.example.test``), lowercased."""
+    text = str(value).strip().lower()
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\]", text):
+        raise ValueError(f"expected a host name such as files.example.test, not {text!r}")
+    return text.strip("[]")
+
+
 def parse_flag(value: Any) -> bool:
     """A TOML boolean, or ``true``/``false``/``yes``/``no``/``on``/``off``/``1``/``0``."""
     if isinstance(value, bool):

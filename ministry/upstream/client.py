@@ -22,7 +22,8 @@ out of it at construction (a URL with them is no valid request target) and
 sent as Basic ``Authorization`` only to that upstream's origin (scheme, host
 and port): a file hosted elsewhere is fetched without them, and a redirect
 to another origin drops them (twisted's RedirectAgent does that). Messages
-and ``shown_urls`` never contain them.
+and ``shown_urls`` never contain them. A redirect is followed only within the
+requested host or to a host ``redirect_hosts`` names (``ministry.upstream.redirects``).
 
 Pages go through treq (gzip-decoded: simple pages compress well); files go
 through the same pool without content decoding, because their sha256 is over
@@ -52,7 +53,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import HTTPConnectionPool, RedirectAgent
+from twisted.web.client import HTTPConnectionPool
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IAgent, IResponse
 
@@ -62,6 +63,7 @@ from ministry.core.redaction import Credentials, origin, redact_url, split_crede
 from ministry.core.upstream_links import PageError
 from ministry.core.upstream_pages import UpstreamPage, parse_page
 from ministry.upstream.body import BodyReader, Pace, UpstreamError, refuse_all
+from ministry.upstream.redirects import AllowedRedirects
 
 log = Logger()
 
@@ -126,6 +128,7 @@ class UpstreamClient(Service):
         agent: IAgent,
         clock: IReactorTime,
         pool: HTTPConnectionPool | None = None,
+        redirect_hosts: Sequence[str] = (),
     ) -> None:
         split = [split_credentials(url.rstrip("/")) for url in urls]
         #: The upstream base URLs, without credentials.
@@ -139,8 +142,8 @@ class UpstreamClient(Service):
         #: Every timer and timestamp of the upstream side comes from this clock.
         self.clock = clock
         self._pool = pool  # behind ``agent``: its connections are closed on stop
-        self._http = HTTPClient(agent)
-        self._files = RedirectAgent(agent)
+        self._files = AllowedRedirects(agent, frozenset(redirect_hosts))
+        self._http = HTTPClient(self._files)  # its own redirects off: these are checked
         self._in_flight: set[Deferred[Any]] = set()
         self.pages_fetched = 0
         self.pages_not_modified = 0
@@ -169,7 +172,9 @@ class UpstreamClient(Service):
             if revalidating:
                 headers.setRawHeaders(b"if-none-match", [cached.etag.encode("latin-1")])
             pace = Pace(self.clock.seconds(), self.deadline)
-            sent = self._running().get(url, headers=headers, unbuffered=True, reactor=self.clock)
+            sent = self._running().get(
+                url, headers=headers, unbuffered=True, reactor=self.clock, allow_redirects=False
+            )
             response = await self._send(sent, url, pace)
             if response.code == 304 and revalidating:
                 await self._discard(response, url, pace)
