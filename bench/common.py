@@ -19,7 +19,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from archive_factory import make_wheel, wheel_filename  # noqa: E402
+from archive_factory import (  # noqa: E402, F401 - sdists for corpus.py
+    make_sdist,
+    make_wheel,
+    sdist_filename,
+    wheel_filename,
+)
 from http_harness import multipart, post_file, upload_fields  # noqa: E402, F401 - for load.py
 
 JSON_ACCEPT = "application/vnd.pypi.simple.v1+json"
@@ -80,12 +85,14 @@ def wrk(
     seconds: int = 10,
     accept: str | None = None,
     timeout: int = 2,
+    headers: tuple[str, ...] = (),
 ) -> Load:
     """Load ``url`` from a separate wrk process (Debian's package) and read its summary.
 
     ``timeout`` is wrk's per-request timeout in seconds: a request slower
     than that is counted as a socket error and left out of the latencies,
     so give slow servers a longer one rather than flatter their p99.
+    ``headers`` are more request headers, each ``"Name: value"``.
     """
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
@@ -93,6 +100,8 @@ def wrk(
     command += ["--latency", url]
     if accept:
         command[1:1] = ["-H", f"Accept: {accept}"]
+    for header in headers:
+        command[1:1] = ["-H", header]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     # No latency distribution when every request failed: no figure, not a crash.

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import REPO, make_wheel, wheel_filename
+from common import REPO, make_sdist, make_wheel, sdist_filename, wheel_filename
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
 CACHE = REPO / "bench" / ".cache"
@@ -164,6 +164,11 @@ def synthetic_jobs(first: int, count: int, versions: int = 3) -> Iterator[tuple[
 def synthetic_wheel(name: str, version: str) -> tuple[str, bytes]:
     """A small valid wheel, the same bytes every time for the same arguments."""
     return wheel_filename(name, version), make_wheel(name, version)
+
+
+def synthetic_sdist(name: str, version: str) -> tuple[str, bytes]:
+    """A small valid sdist (.tar.gz), the same bytes every time for the same arguments."""
+    return sdist_filename(name, version), make_sdist(name, version)
 
 
 def one_meg_wheel(cache: Path = CORPUS) -> Dist:

@@ -1,8 +1,9 @@
 """The servers under comparison, behind one small interface.
 
-ministry (tests/servers.py ``MinistryProcess``), pypiserver and devpi-server
-from their own virtual environments under bench/.cache/venvs, and nginx as
-the static ceiling. Each is a real process on a loopback port; what differs
+ministry (tests/servers.py ``MinistryProcess``), pypiserver, devpi-server
+(as an index, and as a mirror of an upstream) and proxpi from their own
+virtual environments under bench/.cache/venvs, and nginx as the static
+ceiling. Each is a real process on a loopback port; what differs
 is how it is installed, initialised, loaded and addressed, and that is all
 this module knows. Every class times its own start-up to the first 200 on
 its simple index, polling every 10 ms, because "time to first answer" is
@@ -39,6 +40,8 @@ VENVS = CACHE / "venvs"
 PEER_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "pypiserver": ("pypiserver[cache]", "waitress", "passlib"),
     "devpi": ("devpi-server", "devpi-client"),
+    "proxpi": ("proxpi", "gunicorn"),
+    "bandersnatch": ("bandersnatch",),
 }
 
 
@@ -455,6 +458,86 @@ class Devpi(Server):
         """HTTP Basic auth, as twine sends it (for the upload-rate comparison)."""
         token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
         return {"Authorization": f"Basic {token}"}
+
+
+class DevpiMirror(Devpi):
+    """devpi-server as a caching proxy: a ``root/upstream`` mirror index of one upstream.
+
+    Created as devpi's docs say for a custom upstream (``devpi index -c
+    root/upstream type=mirror mirror_url=URL``, here through the same REST
+    call devpi-client makes), on a server initialised without root/pypi and
+    not in offline mode, so it fetches from that upstream on demand.
+    """
+
+    user = "root"
+    index = "upstream"
+    password = "bench-root"
+    twine_user = user
+    twine_password = password
+
+    def __init__(self, work: Path, bin_dir: Path, upstream: str) -> None:
+        super().__init__(work, bin_dir)
+        self.upstream = upstream
+
+    def command(self) -> list[str]:
+        return [arg for arg in super().command() if arg != "--offline-mode"]
+
+    def _create_index(self) -> None:
+        index = {"type": "mirror", "mirror_url": self.upstream}
+        self._api("PUT", f"/{self.user}/{self.index}", index, self._auth())
+        self._created = True
+
+
+class Proxpi(Server):
+    """proxpi in front of one upstream, under gunicorn as its Docker image runs it.
+
+    The image's entry point (``gunicorn --preload``, its access log and
+    logger class, ``--threads 2``), configured by its documented
+    environment: ``PROXPI_INDEX_URL`` and ``PROXPI_CACHE_DIR`` (in the work
+    directory, so every fresh instance starts with an empty cache).
+    """
+
+    label = "proxpi"
+
+    def __init__(self, work: Path, bin_dir: Path, upstream: str, threads: int = 2) -> None:
+        super().__init__(work)
+        self.bin_dir = bin_dir
+        self.upstream = upstream
+        self.threads = threads
+        self.cache_dir = work / "cache"
+
+    @property
+    def simple_url(self) -> str:
+        return f"{self.base}/index/"
+
+    def ready_url(self) -> str:
+        return f"{self.base}/health"
+
+    def command(self) -> list[str]:
+        return [
+            str(self.bin_dir / "gunicorn"),
+            "--preload",
+            "--access-logfile",
+            "-",
+            "--access-logformat",
+            '%(h)s "%(r)s" %(s)s %(b)s %(M)dms',
+            "--logger-class",
+            "proxpi.server._GunicornLogger",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--threads",
+            str(self.threads),
+            "proxpi.server:app",
+        ]
+
+    def env(self) -> dict[str, str]:
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        return {
+            **super().env(),
+            "PROXPI_INDEX_URL": self.upstream,
+            "PROXPI_CACHE_DIR": str(self.cache_dir),
+            "NO_COLOR": "1",
+        }
 
 
 NGINX_CONF = """\

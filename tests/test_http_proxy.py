@@ -250,6 +250,7 @@ async def test_metadata_is_proxied_checked_and_kept(upstream, start_proxy):
         assert response.code == 200
         assert response.body == METADATA
     assert upstream.asked("/files/") == [(f"/files/{WHEEL_NAME}.metadata", None)]
+    await kept(index)  # kept after it was served
     assert index.cached_blobs() == [WHEEL_NAME + ".metadata"]
     upstream.files[f"/files/{WHEEL_NAME}.metadata"] = b"Metadata-Version: 2.1\nName: evil\n"
     bad = await start_proxy([upstream.url + "/simple"], "bad")

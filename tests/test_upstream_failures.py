@@ -1,4 +1,4 @@
-"""An upstream that is down, slow or trickling: bounded waits, stale pages, honest listings.
+"""Upstreams down, slow or trickling, and a slow cache disk: bounded waits, honest listings.
 
 Against the scripted upstream of ``scripted_upstream``, on loopback: it can
 answer 500s, hang, hold a page until the test says, or send a byte every
@@ -124,6 +124,29 @@ async def test_a_slow_upstream_gets_a_short_wait_then_is_revalidated_in_the_back
     upstream.page_gate.callback(None)  # the upstream answers the revalidation under way
     await deferLater(reactor, 0.2, lambda: None)
     assert set(await listed(index)) == {SDIST_NAME, WHEEL_NAME}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_slow_cache_disk_does_not_hold_up_a_wheels_metadata(upstream, start_proxy):
+    """The checked bytes go out at once; keeping them (fsync, rename) follows.
+
+    A cold install asks for one ``.metadata`` per wheel, each a fresh
+    write to the cache: waiting for the disk there slowed every one.
+    """
+    upstream.publish("demo", [entry(upstream, WHEEL_NAME, WHEEL)])
+    index = await start_proxy([upstream.url + "/simple"])
+    await listed(index)
+    blobs, disk = index.proxy.cache.blobs, Deferred()
+    commit = blobs.commit
+    blobs.commit = lambda staging, key: disk.addCallback(lambda _: commit(staging, key))
+    try:
+        response, _ = await timed(index, f"/packages/demo/{WHEEL_NAME}.metadata", limit=2)
+        assert response.code == 200 and response.body == METADATA
+        assert index.cached_blobs() == []  # the disk has not finished yet
+    finally:
+        disk.callback(None)
+    await kept(index)
+    assert index.cached_blobs() == [WHEEL_NAME + ".metadata"]
 
 
 # -- class 8: nothing advertised that cannot be served ---------------------------------

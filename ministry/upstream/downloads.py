@@ -14,7 +14,10 @@ verified file is committed into the :class:`FileCache`'s blob store (a
 directory or a bucket), and only then recorded in its index.
 
 Wheels' PEP 658 ``.metadata`` files are small: fetched whole, checked
-against the page's hash and kept beside the wheel (:meth:`Downloads.metadata`).
+against the page's hash, handed to the client, and kept beside the wheel
+meanwhile (:meth:`Downloads.metadata`): keeping means fsync, rename and a
+directory fsync, tens of milliseconds on a busy disk, once per wheel of a
+cold install, and the bytes in hand need not wait for that.
 So are PEP 740 provenances the page offers, fetched as soon as their file
 is kept (:meth:`Downloads.provenance`), so that the cache (and an offline
 index) can serve them too.
@@ -76,10 +79,11 @@ class Downloads:
         #: give gets cached, so pages showing that size can be rebuilt.
         self.on_sized: Callable[[str], None] = lambda project: None
         self._in_flight: dict[str, Download] = {}
+        self._keeping: set[Deferred[None]] = set()
 
     def in_flight(self) -> int:
-        """How many downloads are going on now."""
-        return len(self._in_flight)
+        """How many downloads, and keeps of small files already served, are going on now."""
+        return len(self._in_flight) + len(self._keeping)
 
     def follow(self, record: FileRecord, source: UpstreamFile, follower: Follower) -> Download:
         """Have ``follower`` read the file's download (started if none is in flight).
@@ -140,7 +144,7 @@ class Downloads:
                 f"The upstream's metadata for {record.filename} does not match the sha256 "
                 "its page gives; nothing was kept."
             )
-        await self.cache.keep_small(record.blob_key + METADATA_SUFFIX, data)
+        self._keep_meanwhile(record.blob_key + METADATA_SUFFIX, data)
         return data
 
     async def provenance(self, record: FileRecord, source: UpstreamFile) -> bytes:
@@ -181,6 +185,16 @@ class Downloads:
             return
         with suppress(MinistryError):  # logged; the file itself is kept either way
             await self.provenance(record, source)
+
+    def _keep_meanwhile(self, key: str, data: bytes) -> None:
+        """Keep checked small bytes without making whoever asked wait for the disk.
+
+        ``keep_small`` logs a failure; the bytes were served either way.
+        """
+        keeping = ensureDeferred(self.cache.keep_small(key, data))
+        self._keeping.add(keeping)
+        keeping.addErrback(lambda failure: log.failure("Could not keep {key}", failure, key=key))
+        keeping.addBoth(lambda _: self._keeping.discard(keeping))
 
     @staticmethod
     def _run(download: Download) -> None:
