@@ -31,6 +31,7 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorProcess, IReactorTime
 from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -247,12 +248,14 @@ class Readmes:
 
     async def _render(self, meta: CoreMetadata) -> str:
         text = meta.description
-        if len(text) > SIZE_BUDGET:
-            return plain(text)
-        rendered = await self.worker.render(
-            text, meta.description_content_type, self.heading_offset
-        )
-        return plain(text) if rendered is None else rendered
+        if len(text) <= SIZE_BUDGET:
+            rendered = await self.worker.render(
+                text, meta.description_content_type, self.heading_offset
+            )
+            if rendered is not None:
+                return rendered
+        # Escaping a megabyte takes longer than any request should wait behind it.
+        return await deferToThread(plain, text)
 
     def prerender(self, record: FileRecord, meta: CoreMetadata) -> None:
         """Start rendering a new file's README now, so its page need not wait for it."""

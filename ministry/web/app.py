@@ -17,6 +17,7 @@ from ministry.web.api import CurationApi
 from ministry.web.audit_page import AuditPage
 from ministry.web.auth import Authenticator
 from ministry.web.front import Front
+from ministry.web.html import environment
 from ministry.web.http.connections import ConnectionLimits
 from ministry.web.http.form import FormLimits
 from ministry.web.http.site import IndexSite
@@ -61,12 +62,13 @@ def build_site(
     metrics: Metrics,
     blobs: IBlobStore,
 ) -> IndexSite:
-    """The Site serving ``components``; nothing here does I/O.
+    """The Site serving ``components``; nothing here does I/O but reading the templates.
 
     ``auth`` guards reads on a ``--private`` index and refuses anonymous
     uploads from their head; ``metrics`` counts every answer; uploads are
     staged where ``blobs`` commits them from.
     """
+    environment()  # every template compiled now, not on a request's reactor turn
     simple_tree = components.simple.resource()
     packages_tree = components.packages.resource()
     status = components.status.app.resource()

@@ -48,7 +48,12 @@ def _segment(text: str) -> str:
 
 @cache
 def environment() -> Environment:
-    """The template environment, built on first use (it reads the package's templates)."""
+    """The template environment, with every template compiled.
+
+    Compiling the project page's template takes tens of milliseconds, which
+    on the first request would stall the reactor for every other client;
+    the site calls this once while it is built, before it listens.
+    """
     env = Environment(
         loader=PackageLoader("ministry", "templates"),
         autoescape=True,
@@ -62,6 +67,8 @@ def environment() -> Environment:
     env.filters["iso"] = format_time
     env.filters["segment"] = _segment
     env.filters["origin"] = lambda origin: ORIGIN_LABELS.get(origin, origin)
+    for name in env.list_templates(extensions=["html"]):
+        env.get_template(name)  # compiled and kept in the environment's cache
     return env
 
 

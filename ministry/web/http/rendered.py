@@ -81,7 +81,8 @@ class ServerPage:
     def of(cls, page: Page) -> ServerPage:
         """Split a page rendered with :data:`SERVER_MARK` for its URL."""
         *lead, tail = page.body.split(SERVER_MARK.encode())
-        return cls(tuple(lead), tail, page.content_type, _tag(*lead, tail), page.serial)
+        # The rendered body's tag already names these parts: a big page is hashed once.
+        return cls(tuple(lead), tail, page.content_type, page.etag, page.serial)
 
     def cache_weight(self) -> int:
         return len(self.tail) + sum(len(part) for part in self.lead_parts)
