@@ -14,11 +14,11 @@ import argparse
 from typing import Any
 
 from ministry.admin.releases import cli_actor
-from ministry.admin.users import role_holder
+from ministry.admin.users import refuse_orphaning, role_holder
 from ministry.config import Settings
 from ministry.core import audit
 from ministry.core.auth import check_team_name
-from ministry.core.models import OWNER, TeamRecord, utcnow
+from ministry.core.models import TeamRecord, utcnow
 from ministry.core.teams import holder, team_of
 from ministry.curation import Curator
 from ministry.interfaces import IBlobStore, IMetadataStore
@@ -66,17 +66,8 @@ async def _list(store: IMetadataStore) -> None:
 async def _delete(store: IMetadataStore, curator: Curator, name: str, force: bool) -> None:
     """Remove a team and its roles, unless that leaves projects without an owner."""
     team = holder(name)
-    roles = await store.user_roles(team)
-    orphans = []
-    for project, role in sorted(roles.items()):
-        owners = [who for who, r in (await store.get_roles(project)).items() if r == OWNER]
-        if role == OWNER and owners == [team]:
-            orphans.append(project)
-    if orphans and not force:
-        raise SystemExit(
-            f"ministry-admin: {team} is the only owner of {', '.join(orphans)}; add another "
-            "owner first (project add-owner), or use --force to leave them without one."
-        )
+    await refuse_orphaning(store, team, force)
+    roles = await store.user_roles(team)  # read before they go, for the audit and the report
     if not await store.remove_team(name):
         raise SystemExit(f"ministry-admin: no team {name}")
     actor = cli_actor()

@@ -57,7 +57,7 @@ async def user_command(args: argparse.Namespace, store: IMetadataStore, *_: Any)
         return
     name = check_username(args.name)
     if args.action == "remove":
-        await _refuse_orphaning(store, name, args.force)
+        await refuse_orphaning(store, name, args.force)
         _done(await store.remove_user(name), f"Removed {name}", f"no user {name}")
         return
     password_hash = await deferToThread(hash_password, args.password)
@@ -69,8 +69,8 @@ async def user_command(args: argparse.Namespace, store: IMetadataStore, *_: Any)
         _done(changed, f"Changed the password of {name}", f"no user {name}")
 
 
-async def _refuse_orphaning(store: IMetadataStore, name: str, force: bool) -> None:
-    """Refuse to leave projects without owners: the next uploader would own them."""
+async def refuse_orphaning(store: IMetadataStore, name: str, force: bool) -> None:
+    """Refuse to leave projects without owners (a user's or a team's going would)."""
     orphans = []
     for project, role in sorted((await store.user_roles(name)).items()):
         owners = [u for u, r in (await store.get_roles(project)).items() if r == OWNER]

@@ -219,6 +219,12 @@ class UserRecord(_Serialised):
     created: datetime
 
 
+#: Token scopes (``TokenRecord.scope``).
+UPLOAD_SCOPE = "upload"
+READ_SCOPE = "read"
+SCOPES = (UPLOAD_SCOPE, READ_SCOPE)
+
+
 @dataclass(frozen=True)
 class TokenRecord(_Serialised):
     """An API token, kept as the digest of its secret only (shown once, at creation)."""
@@ -234,13 +240,7 @@ class TokenRecord(_Serialised):
     created: datetime
     #: UPLOAD_SCOPE: whatever its user may do; READ_SCOPE: install only. Tokens
     #: stored before scopes existed have none in their JSON, so they upload.
-    scope: str = "upload"
-
-
-#: Token scopes (``TokenRecord.scope``).
-UPLOAD_SCOPE = "upload"
-READ_SCOPE = "read"
-SCOPES = (UPLOAD_SCOPE, READ_SCOPE)
+    scope: str = UPLOAD_SCOPE
 
 
 @dataclass(frozen=True)
