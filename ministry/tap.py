@@ -29,7 +29,8 @@ from ministry.core.mirror_config import MirrorConfig
 from ministry.core.storage_url import FileStorage, parse_storage_url
 from ministry.curation import Curator
 from ministry.integrity import BlobCollector
-from ministry.interfaces import IBlobStore, ICacheIndex, IMetadataStore
+from ministry.interfaces import IBlobStore, IMetadataStore
+from ministry.interfaces.cache_index import ICacheIndex
 from ministry.lifecycle import OrderedMultiService
 from ministry.mirror.service import MirrorService
 from ministry.startup_checks import listening, prepare_data_dir

@@ -33,7 +33,8 @@ from ministry.core.errors import StorageUnavailable, StoreUnavailable
 from ministry.core.models import METADATA_SUFFIX, PROVENANCE_SUFFIX, FileRecord
 from ministry.core.storage_url import S3Storage
 from ministry.core.upstream_pages import UpstreamFile
-from ministry.interfaces import IBlobStore, ICacheIndex, ILease
+from ministry.interfaces import IBlobStore, ILease
+from ministry.interfaces.cache_index import ICacheIndex
 from ministry.stores.blobs import FilesystemBlobStore
 from ministry.stores.cache_index import EVICTION_LEASE, LocalCacheIndex
 from ministry.stores.lease import LocalLease

@@ -31,7 +31,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ministry.core.errors import StoreUnavailable
-from ministry.interfaces import ICacheIndex, ILease
+from ministry.interfaces import ILease
+from ministry.interfaces.cache_index import ICacheIndex
 from ministry.stores.lease import LocalLease
 
 log = Logger()

@@ -61,7 +61,8 @@ from twisted.logger import Logger
 from ministry.core.errors import NotFound, StorageUnavailable, StoreUnavailable
 from ministry.core.models import METADATA_SUFFIX, PROVENANCE_SUFFIX, FileRecord
 from ministry.core.names import parse_filename
-from ministry.interfaces import IBlobStore, ICacheIndex
+from ministry.interfaces import IBlobStore
+from ministry.interfaces.cache_index import ICacheIndex
 from ministry.upstream.eviction import Eviction, logged
 
 log = Logger()

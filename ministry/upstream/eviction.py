@@ -33,7 +33,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ministry.core.errors import StorageUnavailable, StoreUnavailable
-from ministry.interfaces import IBlobStore, ICacheIndex, ILease
+from ministry.interfaces import IBlobStore, ILease
+from ministry.interfaces.cache_index import ICacheIndex
 from ministry.stores.cache_index import EVICTION_LEASE
 from ministry.stores.lease import holder_id
 

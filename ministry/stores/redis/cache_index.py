@@ -20,7 +20,8 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
-from ministry.interfaces import ICacheIndex, ILease
+from ministry.interfaces import ILease
+from ministry.interfaces.cache_index import ICacheIndex
 from ministry.stores.cache_index import EVICTION_LEASE
 from ministry.stores.redis import scripts
 from ministry.stores.redis.lease import RedisLease

@@ -11,10 +11,9 @@ of changes through :mod:`~ministry.stores.redis.changes`.
 
 Availability. txredisapi's lazy pool lets the daemon start while Redis is
 down, but it then queues calls forever; every call here has ``timeout`` and
-fails with :class:`StoreUnavailable` (HTTP 503) after it. A connection that
-does not answer within the timeout is presumed dead and dropped, so a hung
-or half-open connection is replaced rather than waited on. Both connections
-reconnect by themselves when Redis comes back.
+fails with :class:`StoreUnavailable` (HTTP 503) after it. A connection silent
+past the timeout is dropped as dead (a hung or half-open one is replaced,
+not waited on); both reconnect by themselves when Redis comes back.
 
 txredisapi is imported inside functions only: importing it installs the
 default reactor, which must stay twistd's (or the tests') choice.
@@ -47,7 +46,8 @@ from ministry.core.models import (
 )
 from ministry.core.names import release_version
 from ministry.core.redis_url import parse_redis_url
-from ministry.interfaces import ICacheIndex, ILease, IMetadataStore
+from ministry.interfaces import ILease, IMetadataStore
+from ministry.interfaces.cache_index import ICacheIndex
 from ministry.stores.redis import scripts
 from ministry.stores.redis.audit import AuditLog
 from ministry.stores.redis.cache_index import RedisCacheIndex

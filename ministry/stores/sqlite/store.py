@@ -44,7 +44,8 @@ from ministry.core.models import (
     TokenRecord,
     UserRecord,
 )
-from ministry.interfaces import ICacheIndex, ILease, IMetadataStore
+from ministry.interfaces import ILease, IMetadataStore
+from ministry.interfaces.cache_index import ICacheIndex
 from ministry.stores.cache_index import EVICTION_LEASE, LocalCacheIndex
 from ministry.stores.lease import LocalLease
 from ministry.stores.sqlite import accounts, audit, cooldown, projects, schema, teams
