@@ -1,9 +1,10 @@
-"""Cooldown exceptions in every metadata store: kept, listed, revoked, announced.
+"""Changes to proxied projects in every metadata store: cooldown exceptions and refreshes.
 
 A contract mixin run against each store (as ``test_store_contract.py`` does
-for the rest of ``IMetadataStore``). Exceptions are about proxied projects,
-which have no record in the store: announcing one must reach every
-process's page cache without making the project hosted.
+for the rest of ``IMetadataStore``). Exceptions (kept, listed, revoked) and
+refreshes (``ministry-admin cache drop``) are about proxied projects, which
+have no record in the store: announcing one must reach every process's page
+cache and proxy without making the project hosted.
 """
 
 from __future__ import annotations
@@ -92,6 +93,27 @@ class CooldownContract:
             assert await daemon.cooldown_exceptions("requests") == [exception()]
             await admin.revoke_cooldown("requests", "2.33")
             await until(lambda: recorder.names == ["requests"] * 2)
+
+
+    @pytest_twisted.ensureDeferred
+    async def test_a_refresh_is_announced_everywhere_without_hosting_the_project(
+        self, tmp_path: Path
+    ) -> None:
+        """``ministry-admin cache drop`` writes through its own store: the daemon hears."""
+        make = self.make_store  # type: ignore[attr-defined]
+        async with running(make(tmp_path)) as daemon, running(make(tmp_path)) as admin:
+            here, there = Recorder(), Recorder()
+            admin.subscribe(here)
+            daemon.subscribe(there)
+            serial = await admin.last_serial()
+            assert await admin.refresh_upstream("requests") is None
+            assert here.names == ["requests"]
+            await until(lambda: there.names == ["requests"])
+            assert await daemon.last_serial() == serial + 1
+            await admin.refresh_upstream("requests")  # every refresh is a change
+            await until(lambda: there.names == ["requests"] * 2)
+            assert await daemon.list_projects() == []
+            assert await daemon.cooldown_exceptions() == []
 
 
 class TestSQLiteCooldown(SQLiteFactory, CooldownContract):

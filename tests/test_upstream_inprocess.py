@@ -175,6 +175,25 @@ async def test_a_page_is_kept_for_its_ttl_then_revalidated_with_its_etag(proxied
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_change_the_store_announces_revalidates_the_page_before_its_ttl(proxied):
+    """``ministry-admin cache drop`` (or a cooldown change) reaches ``changed``: asked again."""
+    proxy, upstream, clock, *_ = await proxied(**{"upstream-ttl": "1h"})
+    upstream.publish("demo", [entry(upstream, SDIST_NAME, SDIST)])
+    assert (await filenames(proxy))[0] == {SDIST_NAME}
+    upstream.publish_demo('"v2"')
+    proxy.changed("other")  # not cached here: nothing to ask
+    clock.advance(60)
+    assert (await filenames(proxy))[0] == {SDIST_NAME}  # well inside the TTL
+    assert len(upstream.asked("/simple/")) == 1
+
+    proxy.changed("demo")
+    assert await filenames(proxy) == ({SDIST_NAME, WHEEL_NAME}, clock.seconds() + HOUR)
+    assert upstream.asked("/simple/")[-1] == ("/simple/demo/", '"v1"')
+    assert (await filenames(proxy))[0] == {SDIST_NAME, WHEEL_NAME}  # once: fresh again
+    assert len(upstream.asked("/simple/")) == 2
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_failing_upstream_gets_the_stale_page_served_then_is_retried(proxied):
     proxy, upstream, clock, *_ = await proxied(**{"upstream-ttl": "10m"})
     upstream.publish_demo()

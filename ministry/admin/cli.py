@@ -19,6 +19,7 @@ from twisted.internet.task import react
 
 from ministry import __version__
 from ministry.admin.audit import add_audit_command, audit_command
+from ministry.admin.cache import add_cache_command, cache_command
 from ministry.admin.checks import check_command
 from ministry.admin.cooldown import add_cooldown_command, cooldown_command
 from ministry.admin.mirror import mirror_command
@@ -50,6 +51,7 @@ COMMANDS: dict[str, Command] = {
     "delete": curate_command,
     "audit": audit_command,
     "cooldown": cooldown_command,
+    "cache": cache_command,
 }
 
 
@@ -107,6 +109,7 @@ def parser() -> argparse.ArgumentParser:
     _check_command(commands)
     add_audit_command(commands)
     add_cooldown_command(commands)
+    add_cache_command(commands)
     mirror = commands.add_parser("mirror", help="the [mirror] table of the config file")
     actions = mirror.add_subparsers(dest="action", required=True)
     actions.add_parser("run", help="one mirror pass now, in the foreground, with a progress bar")

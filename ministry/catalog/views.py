@@ -128,9 +128,11 @@ class Catalog:
         self.store = store
         self.cache = cache
         self.proxy = proxy
-        store.subscribe(cache.invalidate)
-        if proxy is not None:  # None from the proxy: its list of cached projects changed
+        if proxy is not None:
+            store.subscribe(proxy.changed)  # first: the views dropped next revalidate
+            # None from the proxy: its list of cached projects changed.
             proxy.subscribe(lambda project: cache.drop(ALL if project is None else project))
+        store.subscribe(cache.invalidate)
 
     def project(self, name: str) -> Deferred[ProjectView | None]:
         """The view of a canonical project name, or None if it is not hosted."""

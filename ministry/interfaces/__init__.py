@@ -208,6 +208,13 @@ class IMetadataStore(Interface):
     def cooldown_exceptions(name: str | None = None):
         """Deferred[list[CooldownException]]: one project's, or all, by project then version."""
 
+    def refresh_upstream(name: str):
+        """Deferred[None]: tell every process that the proxied ``name`` changed upstream.
+
+        Announced as ``allow_cooldown`` is: caches drop its views and the
+        proxy asks the upstream again at the next request, whatever its TTL.
+        """
+
     def subscribe(callback: Callable[[str], None]):
         """Call ``callback(project_name)`` after every change to a project.
 

@@ -8,10 +8,13 @@ records and the moment that view stops being valid; the catalog caches the
 view and every page rendered from it until then, so a cached proxied page
 costs what a hosted one does: no upstream call, no store call, no disk.
 Pages are kept on disk by :mod:`ministry.upstream.saved_pages`, files by
-:mod:`ministry.upstream.cache`.
+:mod:`ministry.upstream.cache`; :mod:`ministry.upstream.views` makes the views.
 
-Freshness. A page younger than ``--upstream-ttl`` is used as is; an older one
-is revalidated with ``If-None-Match``, and the request waits for that at most
+Freshness. A page younger than ``--upstream-ttl`` is used as is, unless the
+metadata store announced a change of the project since it was fetched, by
+any process (``ministry-admin cache drop``, a cooldown exception:
+:meth:`UpstreamPages.changed`); an older one is revalidated with
+``If-None-Match``, and the request waits for that at most
 ``STALE_WAIT`` seconds (not at all while the last upstream call failed). If
 the upstream fails, times out, answers garbage or is still busy by then, the
 stale page is served at once (stale-if-error, stale-while-revalidate), the
@@ -42,9 +45,8 @@ served nor listed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from packaging.utils import InvalidName, canonicalize_name
@@ -55,16 +57,17 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ministry.core.cooldown import CooldownException, Cooled, HeldBack, cool
+from ministry.core.cooldown import CooldownException, Cooled, cool
 from ministry.core.errors import NotFound, StoreUnavailable
-from ministry.core.models import FileRecord, ProjectRecord
+from ministry.core.models import ProjectRecord
 from ministry.core.name_policy import NamePolicy
-from ministry.core.upstream_pages import UpstreamFile, UpstreamPage
+from ministry.core.upstream_pages import UpstreamPage
 from ministry.upstream.body import UpstreamError
 from ministry.upstream.cache import FileCache
 from ministry.upstream.client import UpstreamClient, UpstreamUnavailable
 from ministry.upstream.downloads import Downloads
 from ministry.upstream.saved_pages import SavedPages
+from ministry.upstream.views import UpstreamView, moment, view_of
 
 log = Logger()
 
@@ -85,24 +88,6 @@ PROJECT_LIST = None
 
 class NotProxied(NotFound):
     """The name policy keeps this name from the upstream; the message says which rule."""
-
-
-@dataclass(frozen=True)
-class UpstreamView:
-    """An upstream project as served now: its records, and where each file is upstream."""
-
-    project: ProjectRecord
-    files: tuple[FileRecord, ...]
-    sources: Mapping[str, UpstreamFile] = field(repr=False)
-    #: The files ``--upstream-min-age`` hides now, the first to come of age first.
-    held_back: tuple[HeldBack, ...] = ()
-    #: The cooldown exceptions of this project, and the files they release early.
-    exceptions: tuple[CooldownException, ...] = ()
-    released_early: tuple[str, ...] = ()
-
-
-def _moment(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
 
 
 class UpstreamPages(Service):
@@ -138,6 +123,9 @@ class UpstreamPages(Service):
         self._listeners: list[Callable[[str | None], None]] = []
         #: Revalidations going on (at most one per project), and who waits for each.
         self._fetching: dict[str, list[Deferred[UpstreamPage | None]]] = {}
+        #: Projects the store announced as changed since their page was fetched:
+        #: asked again at the next request, whatever the TTL (see :meth:`changed`).
+        self._changed: set[str] = set()
         #: Whether the last upstream call failed (then stale pages are served at once).
         self.failing = False
         #: Times a stale page was served because the upstream failed or was slow.
@@ -156,7 +144,7 @@ class UpstreamPages(Service):
     async def _start(self) -> None:
         names = await self.saved.names()
         self._projects = {
-            name: ProjectRecord(name, name, 0, _moment(mtime)) for name, mtime in names.items()
+            name: ProjectRecord(name, name, 0, moment(mtime)) for name, mtime in names.items()
         }
         await self.cache.start()
         # Views built while the scans ran knew nothing of the cache.
@@ -176,9 +164,20 @@ class UpstreamPages(Service):
         """
         self._listeners.append(callback)
 
+    def changed(self, name: str) -> None:
+        """The metadata store announced a change of ``name``: revalidate its page when next asked.
+
+        Subscribed to the store, so it hears every process: a cache drop
+        (``ministry-admin cache drop``) or a cooldown exception written by
+        any of them. A hosted project's changes reach here too, harmlessly:
+        its page, if any, is never served while it is hosted.
+        """
+        if name in self._projects:
+            self._changed.add(name)
+
     def now(self) -> datetime:
         """The injected clock's time, for cooling files down (``--upstream-min-age``)."""
-        return _moment(self.clock.seconds())
+        return moment(self.clock.seconds())
 
     def cached_projects(self) -> list[ProjectRecord]:
         """The upstream projects whose page is cached and still allowed, for ``/simple/``."""
@@ -208,7 +207,7 @@ class UpstreamPages(Service):
         cached = await self.saved.read(name)
         if self.offline:
             return cached, now + self.ttl, True
-        if cached is not None and now < cached.fetched + self.ttl:
+        if cached is not None and now < cached.fetched + self.ttl and name not in self._changed:
             return cached, cached.fetched + self.ttl, False
         if cached is not None:
             return await self._revalidate(name, cached, now)
@@ -329,13 +328,14 @@ class UpstreamPages(Service):
             self.failing = True
             raise
         self.failing = False
+        self._changed.discard(name)
         if page is None:
             if cached is not None or name in self._projects:
                 await self._forget(name)
             return None
         await self.saved.write(page)
         if name not in self._projects:
-            self._projects[name] = ProjectRecord(name, name, 0, _moment(page.fetched))
+            self._projects[name] = ProjectRecord(name, name, 0, moment(page.fetched))
             self._notify(PROJECT_LIST)
         return page
 
@@ -363,28 +363,8 @@ class UpstreamPages(Service):
             expires = min(expires, cooled.changes_at.timestamp())
         if not known:
             expires = min(expires, self.clock.seconds() + RETRY_AFTER)
-        records: list[FileRecord] = []
-        sources: dict[str, UpstreamFile] = {}
-        for item in cooled.shown:
-            record = self.cache.as_served(item.record, held_only=held_only)
-            if record is not None:
-                records.append(record)
-                sources[record.filename] = item
-        project = ProjectRecord(
-            page.project,
-            page.project,
-            0,
-            _moment(page.fetched),
-            status=page.status,  # the upstream's PEP 792 marker, as the pages say it
-            status_reason=page.status_reason,
-        )
-        view = UpstreamView(
-            project,
-            tuple(records),
-            sources,
-            cooled.held_back,
-            cooled.exceptions,
-            cooled.released_early,
+        view = view_of(
+            page, cooled, lambda record: self.cache.as_served(record, held_only=held_only)
         )
         return view, expires
 

@@ -1,4 +1,4 @@
-"""The Redis store's cooldown exceptions (see :mod:`ministry.core.cooldown`).
+"""The Redis store's cooldown exceptions (see :mod:`ministry.core.cooldown`) and refreshes.
 
 Kept apart from ``store.py``, which is at its size limit;
 :class:`CooldownExceptions` is a base of
@@ -7,10 +7,11 @@ field of the ``cooldown`` hash (``<project> <release key>``, see
 ``release_key``) holding ``CooldownException.to_dict()`` as JSON: there
 are few, and the proxy reads one project's only when it builds a view.
 
-An exception is about a proxied project, which has no ``project:`` hash and
-so no serial; yet every process must drop that project's cached pages. So a
-change bumps the global serial, records it in the ``cooldown:changes`` zset
-(and its change id in ``cooldown:change``) and is PUBLISHed like any other;
+An exception, or a refresh (``ministry-admin cache drop``), is about a
+proxied project, which has no ``project:`` hash and so no serial; yet every
+process must drop that project's cached pages. So a change bumps the global
+serial, records it in the ``cooldown:changes`` zset (a name older than
+refreshes; its change id in ``cooldown:change``) and is PUBLISHed like any other;
 ``CHANGED_SINCE`` reads that zset too, so a process that missed the message
 catches up on it as on an upload.
 """
@@ -26,14 +27,17 @@ from ministry.stores.redis.changes import ChangeFeed, cooldown_keys, new_change_
 from ministry.stores.redis.records import text_pairs
 
 # KEYS[1]: serial; KEYS[2]: cooldown; KEYS[3]: cooldown:changes; KEYS[4]:
-# cooldown:change. ARGV[1]: project; ARGV[2]: field; ARGV[3]: the record's
-# JSON, or '' to remove it; ARGV[4]: change id; ARGV[5]: channel. Fires
-# with 1, or 0 when there was nothing to remove (then nothing changed).
+# cooldown:change. ARGV[1]: project; ARGV[2]: field, or '' for a refresh
+# (no exception changes); ARGV[3]: the record's JSON, or '' to remove it;
+# ARGV[4]: change id; ARGV[5]: channel. Fires with 1, or 0 when there was
+# nothing to remove (then nothing changed).
 CHANGE_EXCEPTION = """
-if ARGV[3] == '' then
-  if redis.call('HDEL', KEYS[2], ARGV[2]) == 0 then return 0 end
-else
-  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+if ARGV[2] ~= '' then
+  if ARGV[3] == '' then
+    if redis.call('HDEL', KEYS[2], ARGV[2]) == 0 then return 0 end
+  else
+    redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+  end
 end
 local serial = string.format('%d', redis.call('INCR', KEYS[1]))
 redis.call('ZADD', KEYS[3], serial, ARGV[1])
@@ -60,7 +64,7 @@ class _Store(Protocol):
 
 
 class CooldownExceptions:
-    """The cooldown exceptions of :class:`RedisStore`."""
+    """The cooldown exceptions and upstream refreshes of :class:`RedisStore`."""
 
     def allow_cooldown(self: _Store, exception: CooldownException) -> Deferred[None]:
         field = _field(exception.project, exception.version)
@@ -75,6 +79,9 @@ class CooldownExceptions:
     ) -> Deferred[list[CooldownException]]:
         d = self._command("HGETALL", self._key("cooldown"))
         return d.addCallback(_listed, name)
+
+    def refresh_upstream(self: _Store, name: str) -> Deferred[None]:
+        return _change(self, name, "", "").addCallback(lambda _: None)
 
 
 def _change(store: _Store, name: str, field: str, record: str) -> Deferred[bool]:

@@ -1,10 +1,12 @@
-"""The SQLite store's cooldown exceptions: tables ``cooldown_exceptions``, ``cooldown_serials``.
+"""The SQLite store's changes to proxied projects: cooldown exceptions and refreshes.
 
-An exception is about a proxied project, which has no row in ``projects``
-and so no serial of its own; yet another process (the daemon, when
-``ministry-admin cooldown allow`` wrote it) must hear of it to drop the
+Tables ``cooldown_exceptions`` and ``cooldown_serials``. An exception, or a
+refresh (``ministry-admin cache drop``), is about a proxied project, which
+has no row in ``projects`` and so no serial of its own; yet another process
+(the daemon, when ``ministry-admin`` wrote it) must hear of it to drop the
 project's cached pages. So each change bumps the global serial and records
-it in ``cooldown_serials`` (one row a project, kept after a revoke), which
+it in ``cooldown_serials`` (one row a project, kept after a revoke; the
+name is older than refreshes), which
 :func:`~ministry.stores.sqlite.projects.changed_since` reads beside
 ``projects``.
 """
@@ -26,6 +28,12 @@ def _changed(conn: sqlite3.Connection, project: str) -> int:
         (project, serial),
     )
     return serial
+
+
+def refresh(conn: sqlite3.Connection, project: str) -> tuple[int, None]:
+    """Announce ``project`` as changed upstream: every process asks the upstream again."""
+    with transaction(conn):
+        return _changed(conn, project), None
 
 
 def allow(conn: sqlite3.Connection, exception: CooldownException) -> tuple[int, None]:

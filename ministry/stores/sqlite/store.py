@@ -260,6 +260,10 @@ class SQLiteStore(Service):
     def cooldown_exceptions(self, name: str | None = None) -> Deferred[list[CooldownException]]:
         return self._run(cooldown.listed, name)
 
+    def refresh_upstream(self, name: str) -> Deferred[None]:
+        d = self._run(cooldown.refresh, name)
+        return d.addCallback(self._changed, name)
+
     # -- users, tokens and roles ---------------------------------------------------
 
     def add_user(self, user: UserRecord) -> Deferred[bool]:
