@@ -73,9 +73,10 @@ PROXIES = ("ministry", "proxpi", "devpi")
 STRAIGHT = "straight"
 UV = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
 #: The concurrent clients all come from 127.0.0.1 but stand for as many
-#: machines, and one uv install opens dozens of connections at once: ministry's
-#: per-address cap (64 by default, documented in the README) would answer them
-#: 503, so both ministry daemons get this instead. The peers have no such cap.
+#: machines, and one uv install opens dozens of connections at once: 16 of them
+#: may keep more requests in flight than ministry's per-address cap (256 by
+#: default, documented in the README), so both ministry daemons get this
+#: instead. The peers have no such cap.
 PER_CLIENT = ("--max-connections-per-client", "1024")
 
 

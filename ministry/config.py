@@ -249,8 +249,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "max-connections-per-client",
         parse_count,
-        "Most connections open at once from one client address; more are answered 503. "
-        "A trusted proxy's connections are not counted per client.",
+        "Most connections open at once from one client address; at the cap its connection "
+        "waiting longest for a request is closed to make room, and only when all are busy is "
+        "a new one answered 503. A trusted proxy's connections are not counted per client.",
     ),
     Setting(
         "trusted-proxy",
@@ -295,7 +296,7 @@ class Settings:
     access_log: str | None = None
     header_timeout: float = 20.0
     max_connections: int = 1000
-    max_connections_per_client: int = 64
+    max_connections_per_client: int = 256
     trusted_proxy: tuple[str, ...] = ()
 
     def name_policy(self) -> NamePolicy:

@@ -104,16 +104,20 @@ def test_a_silent_connection_is_closed_at_the_deadline_and_keep_alive_is_not(tmp
             assert read_response(kept).status == 200
 
 
-def test_one_client_over_its_cap_is_refused_and_others_are_served(tmp_path, trickler):
+def test_one_client_at_its_cap_makes_room_from_its_own_waiting_connections(tmp_path, trickler):
+    """A trickler cannot hold more than its cap, and its newcomer costs only its own oldest."""
     with MinistryProcess(tmp_path / "data", "--max-connections-per-client", "3") as daemon:
         slow = trickler(daemon.port)
-        for _ in range(3):
+        first = slow.open("127.0.0.2")
+        time.sleep(0.1)
+        for _ in range(2):
             slow.open("127.0.0.2")
+        other = slow.open("127.0.0.3")  # another client, waiting longer than two of them
         time.sleep(0.3)
-        response = exchange(daemon.port, GET, source="127.0.0.2")
-        assert response.status == 503
-        assert "Too many connections from 127.0.0.2" in response.reason
+        assert exchange(daemon.port, GET, source="127.0.0.2").status == 200
+        assert closed_by_peer(first, 1)
         assert served_promptly(daemon)
+        assert not closed_by_peer(other, 0.3)  # only 127.0.0.2's connections were candidates
 
 
 def test_at_the_total_cap_the_longest_waiting_connection_makes_room(tmp_path, trickler):
@@ -228,6 +232,26 @@ def test_the_tracker_at_its_cap(open_since, evicted, refused):
         connections.opened(channel)
     assert (connections.admit(Waiting("10.0.0.99")) is not None) == refused
     assert [channel.evicted for channel in channels] == [n == evicted for n in range(len(channels))]
+
+
+@pytest.mark.parametrize(
+    ("own_since", "evicted", "refused"),
+    [
+        pytest.param([None, None], None, True, id="all of its own busy: refused"),
+        pytest.param([None, 4.0, 3.0], 2, False, id="its own longest waiting makes room"),
+    ],
+)
+def test_the_tracker_at_a_clients_cap(own_since, evicted, refused):
+    """Another client's idle connection, waiting longer still, is never closed for it."""
+    connections = Connections(ConnectionLimits(total=99, per_client=len(own_since)))
+    others = Waiting("10.0.0.2", 1.0)
+    connections.opened(others)
+    own = [Waiting("10.0.0.1", since) for since in own_since]
+    for channel in own:
+        connections.opened(channel)
+    assert (connections.admit(Waiting("10.0.0.1")) is not None) == refused
+    assert [channel.evicted for channel in own] == [n == evicted for n in range(len(own))]
+    assert not others.evicted
 
 
 def test_a_trusted_proxy_is_not_capped_per_client_but_others_are():

@@ -6,8 +6,13 @@ byte at a time held them all: with the limit at 100, 87 such connections
 kept every other client out. The head deadline (``ministry.web.http.channel``)
 ends each of them in time; these caps bound how many there are meanwhile:
 
-- one client address holds at most ``per_client`` connections; a new one
-  beyond that is answered 503 and closed at once. A trusted proxy's
+- one client address holds at most ``per_client`` connections. At its cap,
+  a new one is let in by closing that client's own connection that has
+  waited longest for a request (a pooled keep-alive connection, which the
+  client's HTTP library reopens without a word): one uv install opens dozens
+  at once, and a build host runs several, so refusing would fail installs
+  that only left idle connections behind. Only when every one of them is
+  busy with a request is the newcomer answered 503. A trusted proxy's
   connections are not counted per client (nor a Unix socket's peers): they
   carry many clients, whose address is only known from each request's
   ``X-Forwarded-For``; per-client caps then belong in the proxy (nginx's
@@ -57,7 +62,7 @@ class ConnectionLimits:
     """``--header-timeout``, ``--max-connections[-per-client]`` and ``--trusted-proxy``."""
 
     total: int = 1000
-    per_client: int = 64
+    per_client: int = 256
     header_timeout: float = 20.0
     proxies: TrustedProxies = field(default_factory=TrustedProxies)
 
@@ -135,7 +140,8 @@ class Connections:
     def admit(self, peer: object) -> protocol.Protocol | None:
         """None to let a new connection from ``peer`` in, or the protocol that refuses it."""
         key = self._key(peer)
-        if key is not None and self._per_client.get(key, 0) >= self.limits.per_client:
+        at_client_cap = key is not None and self._per_client.get(key, 0) >= self.limits.per_client
+        if at_client_cap and not self._make_room(key):
             return self._refuse(
                 f"Too many connections from {key}: at most {self.limits.per_client} at once."
             )
@@ -145,10 +151,15 @@ class Connections:
             )
         return None
 
-    def _make_room(self) -> bool:
-        """Close the connection that has waited longest for a request; whether there was one."""
+    def _make_room(self, key: str | None = None) -> bool:
+        """Close the connection that has waited longest for a request; whether there was one.
+
+        With ``key``, only that client's connections are candidates.
+        """
         oldest, since = None, None
-        for channel in self._open:
+        for channel, client in self._open.items():
+            if key is not None and client != key:
+                continue
             waiting = channel.waiting_since()
             if waiting is not None and (since is None or waiting < since):
                 oldest, since = channel, waiting
