@@ -60,6 +60,7 @@ setup(
             "hishel<2",  # pdm 2.29 needs hishel 1's storage API, and does not bound it
             "hatch>=1.14",
             "flit>=3.10",
+            "cryptography>=42",  # the test CA behind nginx's TLS (tests/nginx_proxy.py)
         ],
     },
     entry_points={"console_scripts": ["ministry-admin = ministry.admin:main"]},

@@ -15,9 +15,7 @@ import base64
 import hashlib
 import http.client
 import os
-import shutil
 import socket
-import subprocess
 import threading
 import time
 import zipfile
@@ -29,7 +27,8 @@ import pytest
 from accept_headers import TEXT_HTML
 from archive_factory import make_wheel, wheel_filename
 from http_harness import multipart, upload_fields
-from servers import MinistryProcess, free_port, wait_listening
+from nginx_proxy import nginx
+from servers import MinistryProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -226,38 +225,20 @@ def test_a_page_bigger_than_a_chunk_arrives_whole(server):
 
 # -- behind nginx ---------------------------------------------------------------
 
-NGINX_CONF = """\
-{user}
-worker_processes 1;
-daemon off;
-pid {work}/nginx.pid;
-error_log {work}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log {work}/access.log;
-    client_body_temp_path {work}/tmp;
-    proxy_temp_path {work}/tmp;
-    fastcgi_temp_path {work}/tmp;
-    uwsgi_temp_path {work}/tmp;
-    scgi_temp_path {work}/tmp;
-    upstream ministry {{
-        server 127.0.0.1:{upstream};
-        keepalive 8;
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
+#: Inside nginx's server block: everything to the daemon, and the internal
+#: location its ``X-Accel-Redirect`` answers name.
+ACCEL_SERVER = """\
+        listen 127.0.0.1:{{port}};
+        location / {{{{
             proxy_pass http://ministry;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $http_host;
-        }}
-        location {prefix} {{
+        }}}}
+        location {prefix} {{{{
             internal;
             alias {data_dir}/;
-        }}
-    }}
-}}
+        }}}}
 """
 
 
@@ -266,30 +247,14 @@ def behind_nginx(
     tmp_path_factory: pytest.TempPathFactory, server: MinistryProcess
 ) -> Iterator[tuple[int, MinistryProcess]]:
     """nginx in front of a second daemon on the same data, with --x-accel-redirect."""
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    assert os.path.exists(binary), "nginx is needed (apt-get install nginx)"
     work = tmp_path_factory.mktemp("nginx")
-    (work / "tmp").mkdir()
-    with MinistryProcess(server.data_dir, "--x-accel-redirect", ACCEL_PREFIX) as accel:
-        port = free_port()
-        conf = work / "nginx.conf"
-        conf.write_text(
-            NGINX_CONF.format(
-                user="user root;" if os.geteuid() == 0 else "",
-                work=work,
-                port=port,
-                upstream=accel.port,
-                prefix=ACCEL_PREFIX,
-                data_dir=Path(server.data_dir).resolve(),
-            )
-        )
-        nginx = subprocess.Popen([binary, "-p", str(work), "-c", str(conf), "-e", "stderr"])
-        try:
-            wait_listening(port, nginx, "nginx")
-            yield port, accel
-        finally:
-            nginx.terminate()
-            nginx.wait(10)
+    data_dir = Path(server.data_dir).resolve()
+    block = ACCEL_SERVER.format(prefix=ACCEL_PREFIX, data_dir=data_dir)
+    with (
+        MinistryProcess(server.data_dir, "--x-accel-redirect", ACCEL_PREFIX) as accel,
+        nginx(work, accel.port, block) as port,
+    ):
+        yield port, accel
 
 
 def test_ministry_answers_with_the_redirect_and_no_body(behind_nginx):
