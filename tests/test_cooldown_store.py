@@ -94,7 +94,6 @@ class CooldownContract:
             await admin.revoke_cooldown("requests", "2.33")
             await until(lambda: recorder.names == ["requests"] * 2)
 
-
     @pytest_twisted.ensureDeferred
     async def test_a_refresh_is_announced_everywhere_without_hosting_the_project(
         self, tmp_path: Path
