@@ -18,9 +18,16 @@ from archive_factory import make_wheel, wheel_filename
 from html_page import parse_page
 from http_harness import InMemoryIndex, Response, multipart, upload_fields
 
-from ministry.core.auth import Action, Identity, decide, hash_password
+from ministry.core.auth import Action, Identity, decide, hash_password, new_token
 from ministry.core.errors import BadRequest
-from ministry.core.models import MAINTAINER, OWNER, ProjectRecord, UserRecord
+from ministry.core.models import (
+    MAINTAINER,
+    OWNER,
+    READ_SCOPE,
+    ProjectRecord,
+    TokenRecord,
+    UserRecord,
+)
 from ministry.core.negotiate import TEXT_HTML
 from ministry.core.project_status import check_reason, check_status
 from ministry.core.simple import render_project
@@ -176,6 +183,19 @@ async def test_owners_and_admins_still_download_quarantined_files(team, user, co
             assert response.phrase.startswith("demo is quarantined (malware)")
     listing = await team.get("/packages/demo/", user)  # names stay listed, for everyone
     assert WHEEL_NAME in listing.body.decode()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_owners_read_only_token_is_told_why_it_gets_no_quarantined_file(team):
+    made = new_token()
+    record = TokenRecord(made.id, "alice", made.digest, (), datetime.now(UTC), READ_SCOPE)
+    assert await team.store.add_token(record)
+    await team.set_status({"project": "demo", "status": "quarantined", "reason": "malware"})
+    secret = base64.b64encode(f"__token__:{made.text}".encode()).decode()
+    response = await team.request("GET", FILE_PATH, {"Authorization": f"Basic {secret}"})
+    assert response.code == 403
+    assert response.phrase.startswith("demo is quarantined (malware)")
+    assert response.phrase.endswith("and not with a read-only token (quarantine stops installs).")
 
 
 # -- who may set it, and what is refused -------------------------------------------------

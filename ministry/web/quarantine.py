@@ -4,7 +4,9 @@ The simple pages and the JSON API already list none of them; this guards
 the ``/packages/`` URLs themselves, which lock files, ``--find-links`` and
 old links still name. A request without credentials gets a 403 that says
 the project is quarantined and why (pip prints it); one with the rights to
-set the project's status (an owner, an administrator) gets the file.
+set the project's status (an owner, an administrator) gets the file, but not
+through a read-only token: those are what CI installs with, and quarantine
+is there to stop installs.
 """
 
 from __future__ import annotations
@@ -55,9 +57,13 @@ class QuarantinedFile(Resource):
         try:
             await self.auth.authorize(request, Action.SET_STATUS, self.project.name)
         except Forbidden:
+            who = (
+                "not with a read-only token (quarantine stops installs)"
+                if identity.read_only
+                else f"{identity.username} is neither"
+            )
             raise Forbidden(
-                f"{notice} Only its owners and administrators may download them, "
-                f"and {identity.username} is neither."
+                f"{notice} Only its owners and administrators may download them, and {who}."
             ) from None
 
     def _refuse(self, request: IRequest, failure: Failure, lost: list[object]) -> None:
