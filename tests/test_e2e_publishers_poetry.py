@@ -6,7 +6,8 @@ poetry publishes there in each of the
 :data:`publisher_fixtures.MODES`: anonymously, with ``-u``/``-p``, and with a
 token from ``POETRY_PYPI_TOKEN_MINISTRY``. Then a consumer project adds the
 package from the private index with ``poetry source add`` and ``http-basic``
-credentials.
+credentials, and installs it again from its lock into a fresh environment,
+as a CI job does.
 
 The configuration that works on a private index: the source has the same
 name as the publishing repository, and ``http-basic.<that name>`` holds the
@@ -19,6 +20,7 @@ publishing, or one with only a ``pypi-token``), the download gets a 401.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -122,3 +124,9 @@ def test_poetry_adds_from_the_private_index_with_http_basic_credentials(
     lock = (consumer / "poetry.lock").read_text()
     assert PASSWORD not in lock and PASSWORD not in (consumer / "pyproject.toml").read_text()
     assert 'reference = "ministry"' in lock
+    # A CI job: a fresh checkout (no environment yet) installs what the lock names.
+    shutil.rmtree(consumer / ".venv")
+    result = poetry(consumer, env, "install")
+    assert result.returncode == 0, result.output
+    assert f"Installing {PROJECT} ({token.version})" in result.output
+    assert f'__version__ = "{token.version}"' in module.read_text()
