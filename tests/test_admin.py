@@ -9,7 +9,7 @@ import sys
 
 import pytest_twisted
 from accept_headers import UV
-from archive_factory import make_sdist, make_wheel, sdist_filename, wheel_filename
+from archive_factory import make_sdist, make_wheel, metadata_text, sdist_filename, wheel_filename
 from http_harness import InMemoryIndex
 from servers import REPO_ROOT
 
@@ -72,6 +72,49 @@ async def test_an_export_imports_into_an_empty_index_identically(tmp_path, sourc
             ).body
     again = await import_index(target.store, target.blobs, str(tmp_path / "dump"))
     assert again == (0, 4, [])
+
+
+def summaries(projects: list) -> dict[str, tuple[str, str | None]]:
+    return {project.name: (project.summary, project.summary_version) for project in projects}
+
+
+DEFAULT_SUMMARY = "A package built by the test suite"
+
+
+@pytest_twisted.ensureDeferred
+async def test_summaries_come_back_as_they_were_exported(tmp_path, source_and_target):
+    """Even where replaying the registration after the files would give another."""
+    from ministry.admin.transfer import export_index, import_index
+
+    source, target = source_and_target
+    await source.store.register("alpha", "alpha", {"summary": ["Registered"], "version": ["2.0"]})
+    wheel = make_wheel("alpha", "2.0", metadata=metadata_text("alpha", "2.0", summary="Uploaded"))
+    assert (await source.upload("alpha", "2.0", wheel_filename("alpha", "2.0"), wheel)).code == 200
+    expected = {"alpha": ("Uploaded", "2.0"), "beta-pkg": (DEFAULT_SUMMARY, "0.3")}
+    assert summaries(await source.store.list_projects()) == expected
+    await export_index(source.store, source.blobs, str(tmp_path / "dump"))
+    await import_index(target.store, target.blobs, str(tmp_path / "dump"))
+    assert summaries(await target.store.list_projects()) == expected
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_export_older_than_summaries_gets_them_from_metadata(tmp_path, source_and_target):
+    from ministry.admin.transfer import export_index, import_index
+
+    source, target = source_and_target
+    await export_index(source.store, source.blobs, str(tmp_path / "dump"))
+    lines = (tmp_path / "dump" / "projects.jsonl").read_text().splitlines()
+    older = [json.loads(line) for line in lines]
+    for project in older:
+        del project["summary"], project["summary_version"]
+    (tmp_path / "dump" / "projects.jsonl").write_text(
+        "".join(json.dumps(project) + "\n" for project in older)
+    )
+    await import_index(target.store, target.blobs, str(tmp_path / "dump"))
+    assert summaries(await target.store.list_projects()) == {
+        "alpha": (DEFAULT_SUMMARY, "1.1"),
+        "beta-pkg": (DEFAULT_SUMMARY, "0.3"),
+    }
 
 
 @pytest_twisted.ensureDeferred

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from archive_factory import make_wheel, wheel_filename
+from archive_factory import make_wheel, metadata_text, wheel_filename
 from http_harness import multipart, upload_fields
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 from servers import REPO_ROOT, MinistryProcess
@@ -43,12 +43,21 @@ README = (
 )
 #: One more than a page of the project list holds, so there is a second page.
 FILLERS = 55
+#: Markup in a summary is text to show, not markup.
+DEMO_SUMMARY = "Demo <b>tools</b> & “friends”"
+#: Longer than any line of the list: the browser shortens it, whole glyphs only.
+LONG_SUMMARY = "Ünïcode wörds, one after another; " * 14
 
 
-def upload(server: MinistryProcess, name: str, version: str, description: str) -> None:
+def upload(
+    server: MinistryProcess, name: str, version: str, description: str, summary: str
+) -> None:
     """POST a wheel as twine does."""
     filename = wheel_filename(name, version)
-    data = make_wheel(name, version, description=description, requires_python=">=3.9")
+    metadata = metadata_text(
+        name, version, summary=summary, description=description, requires_python=">=3.9"
+    )
+    data = make_wheel(name, version, metadata=metadata)
     body, content_type = multipart(
         upload_fields(name, version, filename, data), [("content", filename, data)]
     )
@@ -62,9 +71,10 @@ def upload(server: MinistryProcess, name: str, version: str, description: str) -
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinistryProcess]:
     with MinistryProcess(tmp_path_factory.mktemp("browser") / "data") as running:
-        upload(running, "Demo.Pkg", "1.0", README)
+        upload(running, "Demo.Pkg", "1.0", README, DEMO_SUMMARY)
         for number in range(FILLERS):
-            upload(running, f"filler-{number:03d}", "0.1", f"Filler number {number}.\n")
+            summary = LONG_SUMMARY if number == 0 else f"Filler number {number}"
+            upload(running, f"filler-{number:03d}", "0.1", f"Filler number {number}.\n", summary)
         yield running
 
 
@@ -192,6 +202,27 @@ def test_keyboard_pages_through_the_project_list(page: Page):
     expect(page.get_by_text("Page 2 of 2")).to_be_visible()
     expect(page.get_by_role("link", name="Previous")).to_be_visible()
     expect(page.locator("ul.projects li")).to_have_count(FILLERS + 1 - 50)
+
+
+def test_the_project_list_shows_each_summary(page: Page):
+    page.goto("/projects/?q=demo")  # search results list projects as the list does
+    demo = page.locator("ul.projects li").filter(has=page.get_by_role("link", name="Demo.Pkg"))
+    expect(demo.locator(".summary")).to_have_text(DEMO_SUMMARY)
+    expect(demo.locator("b")).to_have_count(0)
+
+    page.goto("/projects/")
+    expect(page.get_by_text("Filler number 7", exact=True)).to_be_visible()
+    listed = page.locator("ul.projects li").filter(has=page.get_by_role("link", name="filler-000"))
+    long = listed.locator(".summary")
+    expect(long).to_be_visible()
+    expect(long).to_have_attribute("title", LONG_SUMMARY.strip())  # whitespace as kept
+    # Cut by the browser at its edge, with an ellipsis, on one line.
+    assert long.evaluate("summary => summary.scrollWidth > summary.clientWidth")
+    assert long.evaluate("summary => getComputedStyle(summary).textOverflow") == "ellipsis"
+    line = long.evaluate("summary => parseFloat(getComputedStyle(summary).lineHeight)")
+    box = long.bounding_box()
+    assert box is not None and box["height"] < 1.5 * line
+    screenshot(page, "projects-summaries")
 
 
 @pytest.mark.parametrize("path", ["/", "/projects/", "/project/demo-pkg/", "/help/upload/"])

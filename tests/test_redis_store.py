@@ -155,6 +155,44 @@ async def test_keys_follow_the_documented_layout(server: RedisServer, start) -> 
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_summary_decided_on_a_stale_read_is_decided_again(
+    server: RedisServer, start
+) -> None:
+    """The version comparison runs in Python, between a read and the script.
+
+    Another process's newer release lands in between: the script sees the
+    kept version moved, changes nothing, and the write is decided again, so
+    the older release's file is claimed without its summary winning.
+    """
+    store = start(server.url)
+    other = start(server.url, prefix=store.prefix)  # another process on the same index
+    first = record()
+    middle = record("demo_pkg-1.5-py3-none-any.whl", sha256="5" * 64).with_changes(version="1.5")
+    newer = record("demo_pkg-2.0-py3-none-any.whl", sha256="2" * 64).with_changes(version="2.0")
+    await store.add_file(first, "demo-pkg", None, "First")
+    reads = []
+    command = store._command
+
+    def racing(*args: Any) -> Any:
+        read = command(*args)
+        if args[0] == "HMGET" and not reads:  # the summary's read: the other lands now
+            reads.append(args)
+            read.addCallback(
+                lambda fields: other.add_file(newer, "demo-pkg", None, "Newest").addCallback(
+                    lambda _: fields
+                )
+            )
+        return read
+
+    store._command = racing  # type: ignore[method-assign]
+    assert await store.add_file(middle, "demo-pkg", None, "Middle") is True
+    assert reads
+    project = await store.get_project("demo-pkg")
+    assert (project.summary, project.summary_version) == ("Newest", "2.0")
+    assert await store.list_files("demo-pkg") == [first, newer, middle]
+
+
+@pytest_twisted.ensureDeferred
 async def test_prefixes_keep_indexes_apart(server: RedisServer, start) -> None:
     first = start(server.url, prefix="first:")
     first_again = start(server.url, prefix="first:")

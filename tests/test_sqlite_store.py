@@ -113,6 +113,7 @@ ADDED_BY: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {
     5: (("cooldown_exceptions", "cooldown_serials"), ()),
     6: (("team_members", "teams"), ()),
     7: (("sdist_releases",), ()),
+    8: ((), ("summary", "summary_version")),
 }
 
 
@@ -286,6 +287,45 @@ async def test_sqlite_migrates_a_version_6_database_keeping_one_sdist_per_releas
         with pytest.raises(SdistExists):
             await store.add_file(sdist("demo_pkg-7.zip", "7", "f" * 64), "demo-pkg", None)
         assert await store.add_file(sdist("demo_pkg-8.zip", "8", "f" * 64), "demo-pkg", None)
+    finally:
+        await store.stopService()
+
+
+def metadata(version: str, summary: str | None) -> bytes:
+    lines = ["Metadata-Version: 2.1", "Name: demo-pkg", f"Version: {version}"]
+    return "\n".join([*lines, *([f"Summary: {summary}"] if summary else [])]).encode() + b"\n"
+
+
+@pytest_twisted.ensureDeferred
+async def test_sqlite_migrates_a_version_7_database_filling_summaries_from_metadata(
+    tmp_path: Path,
+) -> None:
+    """Projects stored before summaries get their latest release's from its stored metadata."""
+    path = tmp_path / "ministry.sqlite"
+    store = await started(path)
+    for version, summary in [("1.0", "One"), ("2.0", "Two"), ("1.5", "A backport")]:
+        record = make_record(f"demo_pkg-{version}-py3-none-any.whl", version=version)
+        await store.add_file(record, "demo-pkg", metadata(version, summary))
+    unread = make_record("demo_pkg-3.0-py3-none-any.whl", version="3.0")
+    await store.add_file(unread, "demo-pkg", None)  # no metadata stored: no summary known
+    await store.add_file(make_record(project="bare"), "bare", metadata("1.0", None))
+    await store.add_file(make_record(project="odd"), "odd", b"\xff\xfe not metadata")
+    await store.register("registered", "Registered", {"summary": ["Only registered"]})
+    await store.stopService()
+    rewind(path, 7)
+
+    store = await started(path)
+    try:
+        summaries = {p.name: (p.summary, p.summary_version) for p in await store.list_projects()}
+        assert summaries == {
+            "demo-pkg": ("Two", "2.0"),
+            "bare": ("", "1.0"),
+            "odd": ("", "1.0"),
+            "registered": ("Only registered", None),
+        }
+        newer = make_record("demo_pkg-2.1-py3-none-any.whl", version="2.1")
+        await store.add_file(newer, "demo-pkg", None, "Newer")
+        assert (await store.get_project("demo-pkg")).summary == "Newer"
     finally:
         await store.stopService()
 

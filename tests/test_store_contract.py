@@ -321,6 +321,72 @@ class MetadataStoreContract:
         assert await metadata_store.list_files("demo-pkg") == [make_record()]
 
     @pytest_twisted.ensureDeferred
+    async def test_the_summary_is_the_latest_releases(self, metadata_store: IMetadataStore) -> None:
+        async def summary() -> tuple[str, str | None]:
+            project = await metadata_store.get_project("demo-pkg")
+            (listed,) = await metadata_store.list_projects()
+            assert (listed.summary, listed.summary_version) == (
+                project.summary,
+                project.summary_version,
+            )
+            return project.summary, project.summary_version
+
+        def wheel(version: str) -> FileRecord:
+            return make_record(f"demo_pkg-{version}-py3-none-any.whl", version=version)
+
+        await metadata_store.add_file(wheel("1.0"), "demo-pkg", None, "First\n  line")
+        assert await summary() == ("First line", "1.0")
+        await metadata_store.add_file(wheel("0.9"), "demo-pkg", None, "A backport")
+        assert await summary() == ("First line", "1.0")
+        await metadata_store.add_file(wheel("1.0.0"), "demo-pkg", None, "Ünïcode <b>")
+        assert await summary() == ("Ünïcode <b>", "1.0.0")  # an equal version wins
+        await metadata_store.add_file(wheel("1.1rc1"), "demo-pkg", None, "x" * 600)
+        assert await summary() == ("x" * 512, "1.1rc1")
+        await metadata_store.add_file(wheel("2.0"), "demo-pkg", None)  # not known: kept
+        assert await summary() == ("x" * 512, "1.1rc1")
+        again = wheel("3.0")
+        await metadata_store.add_file(again, "demo-pkg", None, "")
+        assert await summary() == ("", "3.0")  # the latest has none
+        assert await metadata_store.add_file(again, "demo-pkg", None, "Same bytes") is False
+        assert await summary() == ("", "3.0")
+
+        registered = await metadata_store.register(
+            "demo-pkg", "demo-pkg", {"summary": ["Old"], "version": ["2.5"]}
+        )
+        assert (registered.summary, registered.summary_version) == ("", "3.0")
+        await metadata_store.register("demo-pkg", "demo-pkg", {"summary": ["No version"]})
+        assert await summary() == ("", "3.0")
+        registered = await metadata_store.register(
+            "demo-pkg", "demo-pkg", {"summary": ["Registered"], "version": ["4.0"]}
+        )
+        assert (registered.summary, registered.summary_version) == ("Registered", "4.0")
+        assert await summary() == ("Registered", "4.0")
+
+    @pytest_twisted.ensureDeferred
+    async def test_a_summary_offered_is_taken_by_the_same_rule(
+        self, metadata_store: IMetadataStore
+    ) -> None:
+        recorder = Recorder()
+        metadata_store.subscribe(recorder)
+        assert await metadata_store.offer_summary("demo-pkg", "Nobody", "1.0") is False
+        assert await metadata_store.get_project("demo-pkg") is None  # never created
+
+        await metadata_store.register("demo-pkg", "demo-pkg", {"summary": ["Unversioned"]})
+        project = await metadata_store.get_project("demo-pkg")
+        assert (project.summary, project.summary_version) == ("Unversioned", None)
+        assert await metadata_store.offer_summary("demo-pkg", "Restored", "2.0") is True
+        project = await metadata_store.get_project("demo-pkg")
+        assert (project.summary, project.summary_version, project.serial) == (
+            "Restored",
+            "2.0",
+            2,
+        )
+        assert await metadata_store.offer_summary("demo-pkg", "Older", "1.0") is False
+        assert await metadata_store.offer_summary("demo-pkg", "Restored", "2.0") is False
+        assert await metadata_store.last_serial() == 2  # no change, no serial
+        assert recorder.names == ["demo-pkg", "demo-pkg"]
+
+    @pytest_twisted.ensureDeferred
     async def test_subscribers_hear_of_every_change(self, metadata_store: IMetadataStore) -> None:
         first, second = Recorder(), Recorder()
         metadata_store.subscribe(first)

@@ -4,7 +4,8 @@ This is how an index moves from the embedded store to Redis as a team grows,
 and how it is backed up and restored. An export directory holds one JSON
 document a line in each of:
 
-- ``projects.jsonl``: ProjectRecords (registered metadata, PEP 792 status);
+- ``projects.jsonl``: ProjectRecords (registered metadata, PEP 792 status,
+  the summary of the latest release);
 - ``files.jsonl``: FileRecords (yanks and provenance included), each with
   its core metadata in base64;
 - ``users.jsonl`` (password hashes as stored), ``tokens.jsonl`` (digests
@@ -25,11 +26,14 @@ with one setting, import with the other.
 Importing re-claims every file through the store's normal ``add_file`` (so
 serials are the importing store's own) after checking each file's sha256;
 files already present with the same bytes are skipped, conflicts are
-reported and skipped. Users, tokens, teams and roles already there are
-kept as they are. The audit log is appended oldest first, then one ``upload``
-entry per project that got files, naming the export: an import changes
-what installs get, like any upload. An export made before a section existed
-simply lacks its file, and imports as before.
+reported and skipped. Each project's summary is offered last, as exported,
+by the rule the store keeps it by (``ministry.core.summaries``), so it comes
+back as it was; one exported before summaries existed is made from the
+files' metadata as they are re-claimed. Users, tokens, teams and roles
+already there are kept as they are. The audit log is appended oldest first,
+then one ``upload`` entry per project that got files, naming the export: an
+import changes what installs get, like any upload. An export made before a
+section existed simply lacks its file, and imports as before.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ from ministry.core.models import (
     TokenRecord,
     UserRecord,
 )
+from ministry.core.summaries import metadata_summary
 from ministry.curation import Curator
 from ministry.integrity import sha256_of
 from ministry.interfaces import IBlobStore, IMetadataStore
@@ -147,10 +152,10 @@ async def import_index(
             await store.add_token(token)
     for data in _read_jsonl(directory, "teams.jsonl"):
         await store.add_team(TeamRecord.from_dict(data))  # False: kept as it is
-    projects = {
-        data["name"]: ProjectRecord.from_dict(data)
-        for data in _read_jsonl(directory, "projects.jsonl")
-    }
+    exported = _read_jsonl(directory, "projects.jsonl")
+    projects = {data["name"]: ProjectRecord.from_dict(data) for data in exported}
+    #: Exported before summaries were kept: theirs are made from the metadata.
+    unsummarised = {data["name"] for data in exported if "summary" not in data}
     added: Counter[str] = Counter()
     present, problems = 0, []
     for line in _read_jsonl(directory, "files.jsonl"):
@@ -162,8 +167,11 @@ async def import_index(
         project = projects.get(record.project)
         display_name = project.display_name if project else record.project
         metadata = base64.b64decode(line["metadata"]) if "metadata" in line else None
+        summary = None
+        if metadata is not None and record.project in unsummarised:
+            summary = metadata_summary(metadata)
         try:
-            if await store.add_file(record, display_name, metadata):
+            if await store.add_file(record, display_name, metadata, summary):
                 added[record.project] += 1
             else:
                 present += 1
@@ -179,6 +187,8 @@ async def import_index(
             await store.register(project.name, project.display_name, project.info)
         if project.status != ACTIVE:
             await store.set_project_status(project.name, project.status, project.status_reason)
+        if project.summary or project.summary_version is not None:
+            await store.offer_summary(project.name, project.summary, project.summary_version)
     for data in _read_jsonl(directory, "cooldown.jsonl"):
         await store.allow_cooldown(CooldownException.from_dict(data))
     await _import_audit(store, blobs, directory, added)

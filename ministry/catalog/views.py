@@ -109,7 +109,9 @@ class IndexView:
     cached: tuple[ProjectRecord, ...] = ()
 
     def cache_weight(self) -> int:
-        return PROJECT_WEIGHT * (len(self.projects) + len(self.cached))
+        """Roughly its bytes: a summary may be 512 characters, so those count as they are."""
+        summaries = sum(len(project.summary) for project in self.projects)
+        return PROJECT_WEIGHT * (len(self.projects) + len(self.cached)) + summaries
 
 
 class _Absent:

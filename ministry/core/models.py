@@ -196,6 +196,11 @@ class ProjectRecord(_Serialised):
     status: str = ACTIVE
     #: Why it has that status (free text shown to installers), or None.
     status_reason: str | None = None
+    #: The one-line ``Summary`` of its latest release, for the project list
+    #: (kept by the stores as ``ministry.core.summaries`` rules); '' for none.
+    summary: str = ""
+    #: The release that summary came from; None when none did (or none said).
+    summary_version: str | None = None
 
 
 #: Project roles. Owners and maintainers may both upload, register and yank;

@@ -56,11 +56,15 @@ class IMetadataStore(Interface):
     def get_metadata(name: str, filename: str):
         """Deferred[bytes | None]: the core metadata bytes stored with a file."""
 
-    def add_file(record, display_name: str, metadata: bytes | None):
+    def add_file(record, display_name: str, metadata: bytes | None, summary: str | None = None):
         """Claim ``record.filename`` in its project, atomically.
 
         Creates the project (with ``display_name``) if needed and bumps the
-        global serial and the project's serial. Fires with ``True`` when the
+        global serial and the project's serial. ``summary`` is the ``Summary``
+        of ``metadata`` (which the uploader has parsed already; None: not
+        known): in the same step it becomes the project's summary if
+        ``record.version`` is at least the release the summary kept came
+        from (``ministry.core.summaries``). Fires with ``True`` when the
         record was added, ``False`` when the same filename with the same
         sha256 was already there (nothing changes); fails with
         :class:`ministry.core.errors.FileExists` when the filename is taken
@@ -81,7 +85,18 @@ class IMetadataStore(Interface):
     def register(name: str, display_name: str, info: dict):
         """Create or update a project's registered metadata.
 
-        Fires with the updated ProjectRecord; bumps the serials.
+        Fires with the updated ProjectRecord; bumps the serials. An ``info``
+        with a ``summary`` offers it as release ``info["version"]``, by the
+        rule ``add_file`` follows, in the same step.
+        """
+
+    def offer_summary(name: str, summary: str, version: str | None):
+        """Deferred[bool]: make ``summary`` a hosted project's if release ``version`` is its latest.
+
+        The rule of ``add_file`` and ``register`` (``ministry.core.summaries``),
+        for what restores an export. False when the project is not hosted (it
+        is never created here) or nothing changed; a change bumps the
+        serials once and is announced, as a registration is.
         """
 
     # -- yanking and deleting (each change bumps the serials and notifies) ------

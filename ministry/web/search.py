@@ -1,5 +1,8 @@
 """``/projects/?q=...&page=N``: every project, searched by name, 50 to a page.
 
+Each project is listed with its summary, which the store keeps in the
+project record (``ministry.core.summaries``): no file's metadata is read.
+
 The sorted name list is built once per change to the index and kept in the
 page cache under the all-projects scope, so any upload drops it; a search
 is a pure function over it (:mod:`ministry.core.search`) and costs no store

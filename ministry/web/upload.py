@@ -146,7 +146,9 @@ class Uploads:
             if await self.auth.claim(identity, Action.UPLOAD, record.project):
                 await self._audit_owner(request, identity, record.project, "first upload")
             await self._commit_provenance(record, provenance)
-            await self._commit(form_body.staging_path, record, display_name, metadata_bytes)
+            await self._commit(
+                form_body.staging_path, record, display_name, metadata_bytes, metadata.summary
+            )
             self.metrics.upload_bytes.inc(record.size)
             if self.readmes is not None:
                 self.readmes.prerender(record, metadata)
@@ -185,12 +187,18 @@ class Uploads:
         project_status.refuse_upload(await self.store.get_project(project))
 
     async def _commit(
-        self, staging_path: str, record: FileRecord, display_name: str, metadata: bytes
+        self,
+        staging_path: str,
+        record: FileRecord,
+        display_name: str,
+        metadata: bytes,
+        summary: str,
     ) -> None:
-        """Make the bytes durable, then claim the filename; undo only a refused claim."""
+        """Make the bytes durable, then claim the filename (with the release's summary,
+        parsed already); undo only a refused claim."""
         await self.blobs.commit(staging_path, record.blob_key)
         try:
-            added = await self.store.add_file(record, display_name, metadata)
+            added = await self.store.add_file(record, display_name, metadata, summary)
         # Confirmed: the name holds other bytes, was deleted for good, or the
         # release has its sdist.
         except (FileExists, FilenameReused, SdistExists):

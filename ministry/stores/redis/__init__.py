@@ -14,6 +14,8 @@ One job a module, imports pointing down this list:
 - ``lease``: :class:`~lease.RedisLease`, the :class:`~ministry.interfaces.ILease`
   that keeps a mirror run to one process of all those on one Redis;
 - ``project_status``: ``set_project_status`` (PEP 792), a base of the store;
+- ``releases``: ``add_file``, ``register`` and ``offer_summary``, the writes
+  that keep a project's summary (``ministry.core.summaries``), a base of the store;
 - ``store``: :class:`~store.RedisStore`, the ``IMetadataStore`` tying them together.
 """
 

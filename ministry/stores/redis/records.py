@@ -21,13 +21,23 @@ from ministry.core.models import (
 
 #: The project hash fields, in the order every reply lists them. A project
 #: without ``status`` (none set yet, or stored before statuses) is active;
-#: ``status_reason`` is absent when there is none.
-PROJECT_FIELDS = ("display_name", "created", "info", "serial", "status", "status_reason")
+#: ``status_reason`` is absent when there is none, and so are ``summary`` and
+#: ``summary_version`` until a release or registration gives them.
+PROJECT_FIELDS = (
+    "display_name",
+    "created",
+    "info",
+    "serial",
+    "status",
+    "status_reason",
+    "summary",
+    "summary_version",
+)
 
 
 def project_record(name: str, fields: list[bytes | None]) -> ProjectRecord | None:
     """A project from its PROJECT_FIELDS values; None if it has none (no such project)."""
-    display_name, created, info, serial, status, status_reason = fields
+    display_name, created, info, serial, status, status_reason, summary, of = fields
     if display_name is None:
         return None
     return ProjectRecord(
@@ -38,6 +48,8 @@ def project_record(name: str, fields: list[bytes | None]) -> ProjectRecord | Non
         info=parse_info(info),
         status=ACTIVE if status is None else status.decode(),
         status_reason=None if status_reason is None else status_reason.decode(),
+        summary="" if summary is None else summary.decode(),
+        summary_version=None if of is None else of.decode(),
     )
 
 

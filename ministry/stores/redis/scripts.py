@@ -9,7 +9,9 @@ share one Redis; prefixes must not be prefixes of one another::
                                    info (JSON: field -> values), serial,
                                    change (random id of its last change),
                                    status (PEP 792; absent: active),
-                                   status_reason (absent: none)
+                                   status_reason (absent: none),
+                                   summary, summary_version (absent: none;
+                                   kept as .releases says)
     {p}files:{name}        hash    filename -> JSON of FileRecord.to_dict()
     {p}order:{name}        list    filenames in upload order (RPUSH)
     {p}metadata:{name}     hash    filename -> core metadata bytes (no field: None)
@@ -48,7 +50,8 @@ snapshot (or empty) hands out the lost serials again. Redis Cluster is not
 supported (the scripts touch keys of several projects).
 
 Each script's comment names its KEYS and ARGV; the store builds both. The
-PEP 792 status script is with its caller, in
+scripts of ``add_file`` and ``register`` are with their callers, in
+:mod:`~ministry.stores.redis.releases`, and the PEP 792 status script in
 :mod:`~ministry.stores.redis.project_status`.
 """
 
@@ -82,7 +85,7 @@ FIELDS = ", ".join(f"'{name}'" for name in PROJECT_FIELDS)
 
 # -- changes to the index ------------------------------------------------------------
 
-# Shared by the writing scripts (SET_STATUS in project_status too).
+# Shared by the writing scripts (those of releases and project_status too).
 # KEYS[1..3]: serial, projects, project hash; ARGV[1..5]: canonical name,
 # display name, creation time, change id, channel. The first display name
 # and creation time stay; the serial is formatted by string.format so that
@@ -101,44 +104,6 @@ local function announce(serial)
   redis.call('PUBLISH', ARGV[5], serial .. ' ' .. ARGV[4] .. ' ' .. ARGV[1])
 end
 """
-
-# KEYS[4..8]: files, order, metadata, tombstones, sdists; ARGV[6..11]:
-# filename, sha256, record JSON, '1' if there is metadata, metadata bytes,
-# the release of an sdist ('' for a wheel): one sdist per release.
-ADD_FILE = (
-    CHANGE
-    + """
-if redis.call('HEXISTS', KEYS[7], ARGV[6]) == 1 then return {'reused'} end
-local taken = redis.call('HGET', KEYS[4], ARGV[6])
-if taken then
-  local sha256 = cjson.decode(taken).sha256
-  if sha256 == ARGV[7] then return {'exists'} end
-  return {'conflict', sha256}
-end
-if ARGV[11] ~= '' then
-  local sdist = redis.call('HGET', KEYS[8], ARGV[11])
-  if sdist and redis.call('HEXISTS', KEYS[4], sdist) == 1 then return {'sdist', sdist} end
-  redis.call('HSET', KEYS[8], ARGV[11], ARGV[6])
-end
-local serial = change()
-redis.call('HSET', KEYS[4], ARGV[6], ARGV[8])
-redis.call('RPUSH', KEYS[5], ARGV[6])
-if ARGV[9] == '1' then redis.call('HSET', KEYS[6], ARGV[6], ARGV[10]) end
-announce(serial)
-return {'added', serial}
-"""
-)
-
-# ARGV[6]: the info JSON, which replaces the previous info.
-REGISTER = (
-    CHANGE
-    + """
-local serial = change()
-redis.call('HSET', KEYS[3], 'info', ARGV[6])
-announce(serial)
-return redis.call('HMGET', KEYS[3], FIELDS)
-""".replace("FIELDS", FIELDS)
-)
 
 # The global serial, and the name and last change id of every project
 # changed after a serial, proxied ones whose cooldown exceptions changed

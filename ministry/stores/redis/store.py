@@ -21,7 +21,6 @@ default reactor, which must stay twistd's (or the tests') choice.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -36,7 +35,6 @@ from zope.interface import implementer
 from ministry.core.errors import StoreUnavailable
 from ministry.core.models import (
     ROLES,
-    SDIST,
     FileRecord,
     ProjectRecord,
     TokenRecord,
@@ -44,7 +42,6 @@ from ministry.core.models import (
     format_time,
     utcnow,
 )
-from ministry.core.names import release_version
 from ministry.core.redis_url import parse_redis_url
 from ministry.interfaces import ILease, IMetadataStore
 from ministry.interfaces.cache_index import ICacheIndex
@@ -58,7 +55,6 @@ from ministry.stores.redis.lease import RedisLease
 from ministry.stores.redis.project_status import ProjectStatusWrites
 from ministry.stores.redis.records import (
     PROJECT_FIELDS,
-    claim_outcome,
     file_record,
     project_record,
     project_records,
@@ -68,6 +64,7 @@ from ministry.stores.redis.records import (
     tokens_of,
     user_record,
 )
+from ministry.stores.redis.releases import ReleaseWrites
 from ministry.stores.redis.teams import Teams
 from ministry.stores.redis.tombstones import Tombstones
 
@@ -81,7 +78,9 @@ FILE_RECORDS_BATCH = 100
 
 
 @implementer(IMetadataStore)
-class RedisStore(AuditLog, CooldownExceptions, ProjectStatusWrites, Teams, Tombstones, Service):
+class RedisStore(
+    AuditLog, CooldownExceptions, ProjectStatusWrites, ReleaseWrites, Teams, Tombstones, Service
+):
     """:class:`IMetadataStore` on Redis, shared by any number of processes."""
 
     def __init__(
@@ -235,48 +234,6 @@ class RedisStore(AuditLog, CooldownExceptions, ProjectStatusWrites, Teams, Tombs
 
     def _change_args(self, name: str, display_name: str, change: str) -> list[str]:
         return [name, display_name, format_time(utcnow()), change, self._key("changes")]
-
-    def add_file(
-        self, record: FileRecord, display_name: str, metadata: bytes | None
-    ) -> Deferred[bool]:
-        name, change = record.project, new_change_id()
-        keys = [
-            *self._change_keys(name),
-            self._key("files", name),
-            self._key("order", name),
-            self._key("metadata", name),
-            self._key("tombstones", name),
-            self._key("sdists", name),
-        ]
-        args = [
-            *self._change_args(name, display_name, change),
-            record.filename,
-            record.sha256,
-            to_json(record),
-            "0" if metadata is None else "1",
-            b"" if metadata is None else metadata,
-            release_version(record.version) if record.packagetype == SDIST else "",
-        ]
-        d = self._script(scripts.ADD_FILE, keys, args)
-        d.addCallback(self._file_claimed, record, change)
-        return d
-
-    def _file_claimed(self, reply: list[bytes], record: FileRecord, change: str) -> bool:
-        added = claim_outcome(reply, record)
-        if added:
-            self._changes.announce(change, record.project)
-        return added
-
-    def register(self, name: str, display_name: str, info: dict) -> Deferred[ProjectRecord]:
-        change = new_change_id()
-        args = [*self._change_args(name, display_name, change), json.dumps(info, sort_keys=True)]
-        d = self._script(scripts.REGISTER, self._change_keys(name), args)
-        d.addCallback(self._registered, name, change)
-        return d
-
-    def _registered(self, fields: list[bytes], name: str, change: str) -> ProjectRecord:
-        self._changes.announce(change, name)
-        return project_record(name, fields)
 
     # -- change notification and leases ------------------------------------------
 

@@ -7,6 +7,8 @@ of ``ministry-admin``'s changes to the same file).
 
 One job a module, imports pointing down this list:
 
+- ``summaries``: projects' summaries (``ministry.core.summaries``' rule)
+  taken inside a write's transaction, and filled in by a migration;
 - ``schema``: the tables, the connection's settings (WAL), the migrations
   from one schema version to the next, and the write transaction;
 - ``projects``: projects and their files in SQL: the global serial, reads,

@@ -23,6 +23,8 @@ from ministry.core.models import (
     utcnow,
 )
 from ministry.core.names import release_version
+from ministry.core.summaries import registered_summary
+from ministry.stores.sqlite import summaries
 from ministry.stores.sqlite.parsed_records import ParsedRecords
 from ministry.stores.sqlite.schema import transaction
 
@@ -37,13 +39,13 @@ def bump_serial(conn: sqlite3.Connection) -> int:
     ).fetchone()[0]
 
 
-#: The columns a new project is written with; the status columns take their defaults.
+#: The columns a new project is written with; status and summary take their defaults.
 _NEW_PROJECT_COLUMNS = "name, display_name, serial, created, info"
-_PROJECT_COLUMNS = f"{_NEW_PROJECT_COLUMNS}, status, status_reason"
+_PROJECT_COLUMNS = f"{_NEW_PROJECT_COLUMNS}, status, status_reason, summary, summary_version"
 
 
 def _project(row: tuple[Any, ...]) -> ProjectRecord:
-    name, display_name, serial, created, info, status, status_reason = row
+    name, display_name, serial, created, info, status, status_reason, summary, of = row
     return ProjectRecord(
         name=name,
         display_name=display_name,
@@ -52,6 +54,8 @@ def _project(row: tuple[Any, ...]) -> ProjectRecord:
         info=parse_info(info),
         status=status,
         status_reason=status_reason,
+        summary=summary,
+        summary_version=of,
     )
 
 
@@ -108,7 +112,11 @@ def _touch_project(conn: sqlite3.Connection, name: str, display_name: str, seria
 
 
 def add_file(
-    conn: sqlite3.Connection, record: FileRecord, display_name: str, metadata: bytes | None
+    conn: sqlite3.Connection,
+    record: FileRecord,
+    display_name: str,
+    metadata: bytes | None,
+    summary: str | None = None,
 ) -> int | None:
     """The serial of the addition, or None when the same bytes were there already."""
     with transaction(conn):
@@ -134,6 +142,8 @@ def add_file(
             )
         serial = bump_serial(conn)
         _touch_project(conn, record.project, display_name, serial)
+        if summary is not None:
+            summaries.take(conn, record.project, summary, record.version)
         conn.execute(
             "INSERT INTO files (project, filename, sha256, serial, record, metadata)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -174,16 +184,30 @@ def _refuse_second_sdist(conn: sqlite3.Connection, record: FileRecord) -> str:
 
 
 def register(conn: sqlite3.Connection, name: str, display_name: str, info: dict) -> ProjectRecord:
-    """Create the project or replace its info; the first display name stays."""
+    """Create the project or replace its info, taking its summary; the first display name stays."""
     with transaction(conn):
         serial = bump_serial(conn)
-        row = conn.execute(
+        conn.execute(
             f"INSERT INTO projects ({_NEW_PROJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT (name) DO UPDATE SET serial = excluded.serial, info = excluded.info"
-            f" RETURNING {_PROJECT_COLUMNS}",
+            " ON CONFLICT (name) DO UPDATE SET serial = excluded.serial, info = excluded.info",
             (name, display_name, serial, format_time(utcnow()), json.dumps(info, sort_keys=True)),
-        ).fetchone()
-    return _project(row)
+        )
+        offered = registered_summary(info)
+        if offered is not None:
+            summaries.take(conn, name, *offered)
+        project = get_project(conn, name)
+    assert project is not None  # written just now, in this transaction
+    return project
+
+
+def offer_summary(
+    conn: sqlite3.Connection, name: str, summary: str, version: str | None
+) -> tuple[int | None, bool]:
+    """(The serial of the change or None, whether the summary changed)."""
+    with transaction(conn):
+        if not summaries.take(conn, name, summary, version):
+            return None, False
+        return _project_changed(conn, name), True
 
 
 def changed_since(conn: sqlite3.Connection, serial: int) -> tuple[int, list[tuple[str, int]]]:

@@ -1,16 +1,18 @@
 """The SQLite file's tables, how it is opened, its migrations and its transactions.
 
-Schema (version 7)::
+Schema (version 8)::
 
     meta(key TEXT PRIMARY KEY, value INTEGER)
-        'schema_version' -> 1, 'serial' -> the global serial
+        'schema_version' -> SCHEMA_VERSION, 'serial' -> the global serial
     projects(name TEXT PRIMARY KEY,   -- canonical name
              display_name TEXT,       -- as first uploaded or registered
              serial INTEGER,          -- global serial of the last change
              created TEXT,            -- format_time(), microseconds kept
              info TEXT,               -- JSON: field -> list of values
              status TEXT,             -- PEP 792 marker: 'active' unless set
-             status_reason TEXT)      -- why, or NULL
+             status_reason TEXT,      -- why, or NULL
+             summary TEXT,            -- its latest release's Summary, '' for none
+             summary_version TEXT)    -- the release it came from, or NULL (.summaries)
     files(project TEXT REFERENCES projects(name),
           filename TEXT,
           sha256 TEXT,                -- compared when a filename is claimed again
@@ -50,20 +52,27 @@ the file). The blob is fsynced before its record is claimed, so the worst
 case is an orphan blob, never a record without bytes.
 
 Migrations: ``MIGRATIONS[n]`` takes the schema from version n to n + 1; a
-new schema change is one more entry. A database written by a newer
-ministry is refused rather than guessed at.
+new schema change is one more entry, of SQL statements and, for data SQL
+cannot compute, Python steps run in the same transaction. A database
+written by a newer ministry is refused rather than guessed at. Version 8
+fills in the summaries of existing projects from their stored metadata
+(``summaries.fill``).
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from ministry.core.names import release_version
+from ministry.stores.sqlite import summaries
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
+#: One step of a migration: a statement, or Python for what SQL cannot compute.
+Step = str | Callable[[sqlite3.Connection], None]
+
+MIGRATIONS: tuple[tuple[Step, ...], ...] = (
     (
         "INSERT INTO meta (key, value) VALUES ('serial', 0)",
         """CREATE TABLE projects (
@@ -151,6 +160,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             SELECT project, release_version(json_extract(record, '$.version')), filename
             FROM files WHERE json_extract(record, '$.packagetype') = 'sdist'""",
     ),
+    (
+        "ALTER TABLE projects ADD COLUMN summary TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE projects ADD COLUMN summary_version TEXT",
+        summaries.fill,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -196,10 +210,13 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
             f"{path} has schema version {version}, newer than this ministry "
             f"understands ({SCHEMA_VERSION}); upgrade ministry to use it"
         )
-    for statements in MIGRATIONS[version:]:
+    for steps in MIGRATIONS[version:]:
         with transaction(conn):
-            for statement in statements:
-                conn.execute(statement)
+            for step in steps:
+                if isinstance(step, str):
+                    conn.execute(step)
+                else:
+                    step(conn)
             version += 1
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"

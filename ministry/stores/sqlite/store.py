@@ -205,9 +205,13 @@ class SQLiteStore(Service):
     # -- writes ----------------------------------------------------------------
 
     def add_file(
-        self, record: FileRecord, display_name: str, metadata: bytes | None
+        self,
+        record: FileRecord,
+        display_name: str,
+        metadata: bytes | None,
+        summary: str | None = None,
     ) -> Deferred[bool]:
-        d = self._run(projects.add_file, record, display_name, metadata)
+        d = self._run(projects.add_file, record, display_name, metadata, summary)
         d.addCallback(self._notify_if_changed, record.project)
         d.addCallback(lambda serial: serial is not None)
         return d
@@ -216,6 +220,10 @@ class SQLiteStore(Service):
         d = self._run(projects.register, name, display_name, info)
         d.addCallback(self._notify_registered)
         return d
+
+    def offer_summary(self, name: str, summary: str, version: str | None) -> Deferred[bool]:
+        d = self._run(projects.offer_summary, name, summary, version)
+        return d.addCallback(self._changed, name)
 
     # -- yanking and deleting ------------------------------------------------------
 
