@@ -14,8 +14,11 @@ one run:
   (``--samples`` times each; median and max). Target: under 200 ms;
 - the cached page with wrk (1 thread, 32 connections), the big project's
   and the small one's in alternating rounds, medians compared, as a full
-  GET and as the ``If-None-Match`` revalidation pip and uv send with their
-  HTTP caches. Target: within 10% of the small project's;
+  GET with no ``Accept-Encoding`` (the identity body), as a full GET with
+  ``Accept-Encoding: gzip`` as pip and uv send it (the big page's gzip copy;
+  the small page, under ``GZIP_MIN``, is identity either way), and as the
+  ``If-None-Match`` revalidation pip and uv send with their HTTP caches.
+  Target: within 10% of the small project's;
 - one upload into the big project against one into a new project, a wheel
   and an sdist each, alternating (median of ``--samples``). Target: within 20%;
 - the browser page ``/project/bench-big/`` (first render and cached) and its
@@ -45,6 +48,8 @@ from servers import MinistryProcess, call
 BIG = "bench-big"
 SMALL = "bench-small"
 TARGET_FIRST_MS = 200.0
+#: What pip (urllib3: "gzip,deflate") and uv (reqwest) send for a simple page.
+GZIP = ("Accept-Encoding: gzip",)
 
 
 def big_upload(job: tuple[str, str, str]) -> Upload:
@@ -115,12 +120,40 @@ class Run:
             new.append(upload_one(self.url, (f"bench-new-{self.run}-{kind}-{n}", "1.0", kind)))
         return big, new
 
-    def cached(self, path: str, seconds: int, etag_of: Callable[[], str] | None) -> Load:
+    def cached(
+        self,
+        path: str,
+        seconds: int,
+        etag_of: Callable[[], str] | None,
+        headers: tuple[str, ...] = (),
+    ) -> Load:
         """wrk on a cached page; with ``etag_of``, revalidations answered 304."""
         get_ms(self.url, path)  # rendered once, cached after
         if etag_of is None:
-            return wrk(self.url + path, seconds=seconds, timeout=30)
+            return wrk(self.url + path, seconds=seconds, timeout=30, headers=headers)
         return wrk_conditional(self.url + path, etag_of(), seconds)
+
+
+def gzip_size(url: str, path: str) -> int:
+    """The size of the page's gzip copy, once the daemon has made it (in a thread,
+    after the render); the identity size if it never comes (a page under GZIP_MIN)."""
+    for _ in range(100):
+        headers, body = head_and_body(url, path, {"Accept-Encoding": "gzip"})
+        if headers.get("content-encoding") == "gzip":
+            return len(body)
+        time.sleep(0.05)
+    return len(body)
+
+
+def head_and_body(url: str, path: str, headers: dict[str, str]) -> tuple[dict[str, str], bytes]:
+    """(lower-cased headers, raw body) of one GET: http.client decodes no coding."""
+    connection = http.client.HTTPConnection(url.removeprefix("http://"), timeout=60)
+    try:
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        return {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
 
 
 def wrk_conditional(url: str, etag: str, seconds: int) -> Load:
@@ -202,6 +235,7 @@ def main() -> None:
         sizes = {
             "html": len(get_ms(server.url, f"/simple/{BIG}/")[1]),
             "json": len(get_ms(server.url, f"/simple/{BIG}/", JSON_ACCEPT)[1]),
+            "html gzip": gzip_size(server.url, f"/simple/{BIG}/"),
         }
         loads: dict[str, list[Load]] = {}
         for _ in range(args.rounds):
@@ -209,6 +243,8 @@ def main() -> None:
                 path = f"/simple/{name}/"
                 full = run.cached(path, args.seconds, None)
                 loads.setdefault(f"{name} GET", []).append(full)
+                packed = run.cached(path, args.seconds, None, GZIP)
+                loads.setdefault(f"{name} gzip", []).append(packed)
                 tag = run.cached(path, args.seconds, lambda p=path: etag(server.url, p))
                 loads.setdefault(f"{name} 304", []).append(tag)
         rss_end = rss_mb(pid)
@@ -274,12 +310,18 @@ def cached_report(loads, sizes, args) -> list[str]:
     lines = [
         f"Cached `/simple/<project>/` with wrk (1 thread, 32 connections, {args.seconds} s; "
         f"median of {args.rounds} alternating rounds). Big page: HTML "
-        f"{sizes['html'] / 1e6:.2f} MB, JSON {sizes['json'] / 1e6:.2f} MB.",
+        f"{sizes['html'] / 1e6:.2f} MB ({sizes['html gzip'] / 1e6:.2f} MB in gzip), "
+        f"JSON {sizes['json'] / 1e6:.2f} MB.",
         "",
         "| request | big req/s | small req/s | big / small | big p99 ms | target (within 10%) |",
         "|---|---:|---:|---:|---:|---|",
     ]
-    for kind, label in (("GET", "full GET"), ("304", "If-None-Match (304)")):
+    rows = (
+        ("GET", "full GET, identity (no Accept-Encoding)"),
+        ("gzip", "full GET, Accept-Encoding: gzip (as pip and uv)"),
+        ("304", "If-None-Match (304)"),
+    )
+    for kind, label in rows:
         big = statistics.median(x.requests_per_second for x in loads[f"{BIG} {kind}"])
         small = statistics.median(x.requests_per_second for x in loads[f"{SMALL} {kind}"])
         p99 = statistics.median(x.p99_ms for x in loads[f"{BIG} {kind}"])

@@ -124,6 +124,18 @@ class PageCache:
             waiter.errback(failure)
         return failure
 
+    def upgrade(self, key: Key, old: Any, new: Any) -> None:
+        """Hold ``new`` in place of ``old``, if ``old`` is still what ``key`` holds.
+
+        For a value improved after it was cached (a page given its gzip copy
+        in a thread): an invalidation meanwhile dropped ``old``, and ``new``,
+        made from it, must not bring the stale page back. ``new`` is weighed
+        again, so the bound still holds (it may evict others, or be refused).
+        """
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is old:
+            self._store(key, new)
+
     def _store(self, key: Key, value: Any) -> None:
         size = weight(value)
         if size > self.max_bytes:

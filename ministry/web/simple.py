@@ -2,7 +2,10 @@
 
 The hot path of every install. A request costs one negotiation, one cache
 look-up and one write: pages are rendered once per project change by the
-pure core and kept as bytes with their ETag.
+pure core and kept as bytes with their ETag. A big page is then compressed
+once, in a thread, and kept with its gzip copy beside it for the installers
+that ask for gzip (``web.http.rendered``); until the copy is ready, it goes
+out as it is.
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ from collections.abc import Callable
 
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
-from ministry.catalog.cache import ALL
+from ministry.catalog.cache import ALL, Key
 from ministry.catalog.views import Catalog, ProjectView
 from ministry.core import negotiate, simple
 from ministry.core.errors import MinistryError, NotFound
@@ -37,6 +41,8 @@ def _format_param(request: IRequest) -> str | None:
 BIG_PROJECT_FILES = 1000
 #: The pages (project and format) whose lines are kept: a few megabytes each.
 KEPT_PAGES = 8
+
+log = Logger()
 
 
 def _project_page(
@@ -77,6 +83,25 @@ class SimpleIndex:
     def _content_type(self, request: IRequest) -> str:
         return negotiate.choose(accept_of(request), _format_param(request))
 
+    def _gzip_later(self, key: Key, page: Page) -> None:
+        """Give a page just rendered its gzip copy, in a thread, if it is big enough.
+
+        Not in the render itself: compressing 3 MB takes 100-150 ms, which
+        the first request after an upload would wait for. Called before the
+        render returns: the fill caches ``page`` as it returns, and the
+        thread's answer comes on a later turn of the reactor, so
+        :meth:`PageCache.upgrade` finds it there, unless an upload has
+        dropped it meanwhile.
+        """
+        if not page.wants_gzip():
+            return
+        compressed = deferToThread(page.with_gzip)
+        compressed.addCallback(lambda copy: self.catalog.cache.upgrade(key, page, copy))
+        compressed.addErrback(lambda failure: log.failure("Compressing {key}", failure, key=key))
+
+    def _response(self, page: Page, request: IRequest) -> PageResponse:
+        return PageResponse(page, accept_encoding=request.getHeader(b"accept-encoding"))
+
     def resource(self) -> Shortcut:
         """The tree: cached pages answered by :meth:`cached`, the rest by the routes.
 
@@ -104,21 +129,24 @@ class SimpleIndex:
         except MinistryError:  # 406: the routes say why
             return None
         page = self.catalog.cache.get((scope, "simple", content_type))
-        return None if page is None else PageResponse(page)
+        return None if page is None else self._response(page, request)
 
     @app.route("/", methods=["GET", "HEAD"])
     def index(self, request: IRequest):
         return ensureDeferred(self._render_index(request, self._content_type(request)))
 
     async def _render_index(self, request: IRequest, content_type: str) -> PageResponse:
+        key = (ALL, "simple", content_type)
+
         async def render() -> Page:
             view = await self.catalog.index()
             projects = [*view.projects, *view.cached]
             # In a thread: at 100,000 projects, rendering and hashing take 50-80 ms.
-            return await deferToThread(_index_page, projects, view.serial, content_type)
+            page = await deferToThread(_index_page, projects, view.serial, content_type)
+            self._gzip_later(key, page)
+            return page
 
-        page = await self.catalog.cache.fill((ALL, "simple", content_type), render)
-        return PageResponse(page)
+        return self._response(await self.catalog.cache.fill(key, render), request)
 
     @app.route("/<path:name>", methods=["GET", "HEAD"])
     def project(self, request: IRequest, name: str):
@@ -134,6 +162,8 @@ class SimpleIndex:
     async def _render_project(
         self, request: IRequest, name: str, content_type: str
     ) -> PageResponse:
+        key = (name, "simple", content_type)
+
         async def render() -> Page | None:
             # The view is read inside the fill, so an upload that lands while
             # this page renders makes the fill discard it instead of caching it.
@@ -142,13 +172,16 @@ class SimpleIndex:
                 return None
             args = (view, self.urls.file_from_simple, content_type)
             if len(view.files) < BIG_PROJECT_FILES:
-                return _project_page(*args)
-            # 10,000 files take a render of 50-250 ms: not on the reactor's thread.
-            # A proxied project's records are new objects each time: nothing to keep.
-            kept = None if view.sources else self._lines_of(name, content_type)
-            return await deferToThread(_project_page, *args, kept)
+                page = _project_page(*args)
+            else:
+                # 10,000 files take a render of 50-250 ms: not on the reactor's thread.
+                # A proxied project's records are new objects each time: nothing to keep.
+                kept = None if view.sources else self._lines_of(name, content_type)
+                page = await deferToThread(_project_page, *args, kept)
+            self._gzip_later(key, page)
+            return page
 
-        page = await self.catalog.cache.fill((name, "simple", content_type), render)
+        page = await self.catalog.cache.fill(key, render)
         if page is None:
             raise NotFound(f"No such project: {name}")
-        return PageResponse(page)
+        return self._response(page, request)
