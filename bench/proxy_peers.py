@@ -72,12 +72,6 @@ SET_DIR = CACHE / "proxy_set"
 PROXIES = ("ministry", "proxpi", "devpi")
 STRAIGHT = "straight"
 UV = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
-#: The concurrent clients all come from 127.0.0.1 but stand for as many
-#: machines, and one uv install opens dozens of connections at once: 16 of them
-#: may keep more requests in flight than ministry's per-address cap (256 by
-#: default, documented in the README), so both ministry daemons get this
-#: instead. The peers have no such cap.
-PER_CLIENT = ("--max-connections-per-client", "1024")
 
 
 def requirement_set() -> tuple[Path, list[Dist]]:
@@ -250,7 +244,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="proxy-peers-") as scratch_dir:
         scratch = Path(scratch_dir)
         install = Installer(requirements, scratch)
-        with Ministry(scratch / "upstream", "--access-log", "off", *PER_CLIENT) as upstream:
+        with Ministry(scratch / "upstream", "--access-log", "off") as upstream:
             upstream.start()
             loaded = upstream.load_dists(dists)
             print(f"  upstream holds {loaded.count} files", flush=True)
@@ -260,7 +254,7 @@ def main() -> None:
             def fresh(name: str) -> Server:
                 work = scratch / f"{name}-{next(counter)}"
                 if name == "ministry":
-                    return Ministry(work, "--upstream", upstream_simple, *PER_CLIENT)
+                    return Ministry(work, "--upstream", upstream_simple)
                 if name == "proxpi":
                     return Proxpi(work, bins["proxpi"], upstream_simple)
                 return DevpiMirror(work, bins["devpi"], upstream_simple)
