@@ -27,7 +27,10 @@ What it does (issue 17, target 3):
      ``--workers`` value (3 is its default and documented recommendation,
      10 its maximum);
 
-5. writes bench/results/mirror_peers.md (medians, min and max) and prints it.
+5. writes bench/results/mirror_peers.md (medians, min and max) and prints it,
+   with each pass's CPU time beside its wall time (the mirror's process
+   alone, from /proc or getrusage; the daemon's from its start): on a
+   shared machine the wall times move by a factor of two, the CPU far less.
 
 Each pass is checked, not just timed: every selected file must be on disk
 afterwards, with no error, and a re-run must fetch no file.
@@ -40,6 +43,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -90,6 +94,18 @@ packages =
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's waited-for children so far (getrusage)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def files_under(root: Path) -> set[str]:
@@ -162,6 +178,8 @@ def ministry_daemon_pass(work: Path, config: Path, upstream: str, wanted: set[st
                 break
             time.sleep(0.02)
         wall = time.perf_counter() - started
+        assert daemon.process is not None
+        cpu = process_cpu(daemon.process.pid)
     finally:
         daemon.stop()
     text = daemon.log.read_text(errors="replace")[mark:]
@@ -171,6 +189,7 @@ def ministry_daemon_pass(work: Path, config: Path, upstream: str, wanted: set[st
     return {
         "wall": wall,
         "run": float(found.group(1)) if found else float("nan"),
+        "cpu": cpu,
         "fetched": report["files_fetched"],
     }
 
@@ -180,13 +199,13 @@ def ministry_admin_pass(work: Path, config: Path, upstream: str, wanted: set[str
     command = [str(PYTHON), "-m", "ministry.admin", "--config", str(config)]
     command += ["--data-dir", str(work), "--upstream", upstream, "mirror", "run"]
     work.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), children_cpu()
     done = subprocess.run(command, capture_output=True, text=True, cwd=work, env=_env())
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, children_cpu() - cpu
     check(done.returncode == 0, f"ministry-admin mirror run: {done.stderr[-800:]}")
     check(wanted <= files_under(work / "upstream" / "files"), "ministry-admin missed files")
     fetched = re.findall(r"(\d+) files fetched", done.stderr)
-    return {"wall": wall, "fetched": int(fetched[-1]) if fetched else -1}
+    return {"wall": wall, "cpu": cpu, "fetched": int(fetched[-1]) if fetched else -1}
 
 
 def _env() -> dict[str, str]:
@@ -215,14 +234,14 @@ def bandersnatch_pass(
         )
     before = files_under(work / "mirror" / "web" / "packages")
     command = [str(bin_dir / "bandersnatch"), "-c", str(conf), "mirror"]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), children_cpu()
     done = subprocess.run(command, capture_output=True, text=True, cwd=work)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, children_cpu() - cpu
     (work / "bandersnatch.log").write_text(done.stdout + done.stderr)
     check(done.returncode == 0, f"bandersnatch mirror: {done.stderr[-800:]}")
     after = files_under(work / "mirror" / "web" / "packages")
     check(wanted <= after, f"bandersnatch missed {len(wanted - after)} files")
-    return {"wall": wall, "fetched": len(after - before)}
+    return {"wall": wall, "cpu": cpu, "fetched": len(after - before)}
 
 
 def check(condition: bool, message: str) -> None:
@@ -307,6 +326,8 @@ def main() -> None:
                     if "run" in first:
                         record(f"{label}: first pass, the run alone", first["run"])
                         record(f"{label}: unchanged re-run, the run alone", again["run"])
+                    record(f"{label}: first pass, CPU", first["cpu"])
+                    record(f"{label}: unchanged re-run, CPU", again["cpu"])
                     shutil.rmtree(work)
     report(args, version, len(wanted), times)
 
@@ -325,7 +346,8 @@ def report(
     ]
     for label, values in times.items():
         median = statistics.median(values)
-        rate = f"{count / median:,.0f}" if "re-run" not in label and median else ""
+        timed = "re-run" not in label and "CPU" not in label
+        rate = f"{count / median:,.0f}" if timed and median else ""
         lines.append(f"| {label} | {median:.2f} | {min(values):.2f} | {max(values):.2f} | {rate} |")
     publish(lines, "mirror_peers.md")
 

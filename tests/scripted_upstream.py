@@ -59,6 +59,8 @@ class Upstream(Resource):
         self.requests: list[tuple[str, str | None]] = []
         #: (path, Host, Authorization) of every request.
         self.received: list[tuple[str, str, str | None]] = []
+        #: page path -> the ``X-PyPI-Last-Serial`` its answers carry (200s and 304s).
+        self.serials: dict[str, int] = {}
 
     def render(self, request):
         path = request.path.decode()
@@ -112,6 +114,9 @@ class Upstream(Resource):
 
     def render_page(self, request) -> bytes:
         content_type, body, etag = self.pages[request.path.decode()]
+        serial = self.serials.get(request.path.decode())
+        if serial is not None:
+            request.setHeader(b"x-pypi-last-serial", str(serial).encode())
         if etag is not None:
             request.setHeader(b"etag", etag.encode())
             if request.getHeader(b"if-none-match") == etag.encode():
@@ -132,6 +137,12 @@ class Upstream(Resource):
             document["project-status"] = status
         body = json.dumps(document)
         self.pages[f"/simple/{project}/"] = (JSON_V1, body.encode(), etag)
+
+    def publish_index(self, serials: dict[str, int]) -> None:
+        """The PEP 691 ``/simple/`` index: each project with its ``_last-serial``."""
+        projects = [{"name": name, "_last-serial": serial} for name, serial in serials.items()]
+        body = json.dumps({"meta": {"api-version": "1.4", "_last-serial": 0}, "projects": projects})
+        self.pages["/simple/"] = (JSON_V1, body.encode(), None)
 
     def publish_demo(self, etag: str | None = '"v1"') -> None:
         """``demo`` with the sdist and the wheel: the page most tests start from."""

@@ -47,7 +47,7 @@ def json_links(body: bytes) -> tuple[Iterator[Link], tuple[str, str | None]]:
     if not isinstance(document, dict) or not isinstance(document.get("files"), list):
         raise PageError("not a PEP 691 project page: no 'files' list")
     meta = document.get("meta")
-    _check_api_version(meta.get("api-version") if isinstance(meta, dict) else None)
+    check_api_version(meta.get("api-version") if isinstance(meta, dict) else None)
     marker = document.get("project-status")
     marker = marker if isinstance(marker, dict) else {}
     return _json_files(document["files"]), status_of(marker.get("status"), marker.get("reason"))
@@ -104,7 +104,7 @@ def html_links(body: bytes, page_url: str) -> list[Link]:
     parser = _Anchors()
     parser.feed(body.decode("utf-8", errors="replace"))
     parser.close()
-    _check_api_version(parser.api_version)
+    check_api_version(parser.api_version)
     base = urljoin(page_url, parser.base) if parser.base else page_url
     links = []
     for anchor in parser.anchors:
@@ -134,7 +134,7 @@ def _html_metadata(value: str | None) -> bool | dict[str, str]:
     return {algorithm: digest} if equals else True
 
 
-def _check_api_version(version: Any) -> None:
+def check_api_version(version: Any) -> None:
     """Refuse a major version other than 1 (PEP 629): its meaning is unknown."""
     if version is None:
         return

@@ -52,6 +52,7 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 from ministry.core.errors import MinistryError
 from ministry.core.models import ACTIVE, WHEEL, FileRecord, parse_time
 from ministry.core.names import parse_filename
+from ministry.core.upstream_index import serial_of
 from ministry.core.upstream_links import Link, PageError, html_links, json_links, status_of
 
 #: The only on-disk format of :meth:`UpstreamPage.to_dict` so far.
@@ -117,6 +118,10 @@ class UpstreamPage:
     #: The upstream's PEP 792 marker, passed through (pages saved before: active).
     status: str = ACTIVE
     status_reason: str | None = None
+    #: The upstream's ``X-PyPI-Last-Serial`` for the project (None: not given, or
+    #: saved before it was kept), for the mirror to skip unchanged projects
+    #: (``ministry.core.upstream_index``).
+    serial: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -129,6 +134,7 @@ class UpstreamPage:
             "files": [upstream_file.to_dict() for upstream_file in self.files],
             "status": self.status,
             "status_reason": self.status_reason,
+            "serial": self.serial,
         }
 
     @classmethod
@@ -144,6 +150,7 @@ class UpstreamPage:
                 float(data["fetched"]),
                 tuple(UpstreamFile.from_dict(item) for item in data["files"]),
                 *status_of(data.get("status"), data.get("status_reason")),
+                serial_of(data.get("serial")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PageError(f"damaged cached page: {exc!r}") from None

@@ -10,8 +10,11 @@ happened to ask for first. That also gives the run its properties for free:
 
 - every file is checked against the page's sha256 before it is kept
   (:meth:`Downloads.fetch` runs the proxy's own download);
-- incremental: each project page is revalidated with its ETag, so an
-  unchanged project costs one 304, and its files are already on disk;
+- incremental: a PyPI-like upstream's ``/simple/`` index, read once, says
+  which projects' serials moved; the kept pages of the others are used as
+  they are, and every other page is revalidated with its ETag (an
+  unchanged project costs one 304); the files of either are checked to be
+  on disk, and are already;
 - resumable: a file in the store was verified before it was committed, so
   a run killed halfway is resumed by the next one without downloading any
   of it again.
@@ -37,6 +40,8 @@ Modules:
 - ``service``: :class:`MirrorService` (the timer, one run, the lease) and
   :func:`run_in_foreground` for ``ministry-admin mirror run``;
 - ``status``: :class:`MirrorStatus`, what a run did, and its progress bar;
+- ``serials``: one run's reading of the upstream's index, which kept pages
+  are current;
 - ``work``: one run's work list, shared by its concurrent workers (several
   projects' pages and files in flight at once, under one bound on downloads);
 - ``builds``: the needs a fetched sdist's ``[build-system] requires`` add,

@@ -5,7 +5,7 @@ See the package docstring (:mod:`ministry.mirror`) for what a run does and why.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from typing import Any, TextIO
 
 from twisted.application.internet import TimerService
@@ -28,6 +28,7 @@ from ministry.core.models import QUARANTINED, FileRecord
 from ministry.core.upstream_pages import UpstreamFile, UpstreamPage
 from ministry.interfaces import ILease
 from ministry.mirror.builds import BuildRequirements
+from ministry.mirror.serials import INDEX_MIN_PROJECTS, Serials
 from ministry.mirror.status import MirrorStatus, progress_bar
 from ministry.mirror.work import Work
 from ministry.stores.lease import holder_id
@@ -62,6 +63,7 @@ class MirrorService(TimerService):
         clock: IReactorTime,
         parallel: int = PARALLEL,
         workers: int = WORKERS,
+        index_min_projects: int = INDEX_MIN_PROJECTS,
     ) -> None:
         super().__init__(config.every, self._tick)
         self.config = config
@@ -74,6 +76,8 @@ class MirrorService(TimerService):
         self.status = MirrorStatus(config.every, next_run=self._next_run)
         #: The build requirements the current run added (a new one each run).
         self.builds = BuildRequirements(proxy.cache, self.status)
+        #: The upstream's serials as the current run read them (a new one each run).
+        self.serials = Serials(proxy, index_min_projects)
         self.lease: ILease = store.lease(LEASE_NAME)
         self.holder = holder_id(LEASE_NAME)
         #: Called after every file and project, for ``ministry-admin mirror run``'s bar.
@@ -147,6 +151,7 @@ class MirrorService(TimerService):
         status.files_fetched = status.bytes_fetched = status.files_present = 0
         status.errors, status.skipped = [], []
         self.builds = BuildRequirements(self.proxy.cache, status)
+        self.serials = Serials(self.proxy, self.serials.min_projects)
         log.info(
             "Mirror run started: {count} requirements for {targets}",
             count=len(self.config.requirements),
@@ -165,13 +170,15 @@ class MirrorService(TimerService):
             status.last_success = status.finished
         log.info(
             "Mirror run finished in {seconds:.2f} s: {projects} projects, {fetched} files "
-            "fetched ({bytes} bytes), {present} already here, {errors} errors",
+            "fetched ({bytes} bytes), {present} already here, {errors} errors, "
+            "{current} pages current by their serial",
             seconds=status.finished - status.started,
             projects=status.projects_done,
             fetched=status.files_fetched,
             bytes=status.bytes_fetched,
             present=status.files_present,
             errors=len(status.errors),
+            current=self.serials.current,
         )
 
     async def _worker(self, work: Work) -> None:
@@ -197,7 +204,7 @@ class MirrorService(TimerService):
     async def _mirror_need(self, need: Need, work: Work) -> list[Need]:
         """Fetch what ``need`` selects; return the needs its releases add."""
         project = need.project
-        page = await work.page(project, self._page)
+        page = await work.page(project, lambda name: self._page(name, work.projects))
         if page is None:
             return []
         shown = (await self.proxy.cooled(page))[0].shown
@@ -235,14 +242,16 @@ class MirrorService(TimerService):
         )
         return found
 
-    async def _page(self, project: str) -> UpstreamPage | None:
+    async def _page(self, project: str, projects: Set[str]) -> UpstreamPage | None:
+        """The page to mirror: kept if its serial says it is current, else revalidated."""
         if await self.store.get_project(project) is not None:
             log.info(
                 "Mirror: {project} is hosted here; the upstream's is not mirrored", project=project
             )
             return None
         try:
-            page = await self.proxy.refresh(project)
+            kept, current = await self.serials.kept(project, projects)
+            page = kept if current else await self.proxy.refresh_kept(project, kept)
         except NotProxied as exc:
             self.status.skip(project, exc.message)
             return None

@@ -1,4 +1,4 @@
-"""The HTTP client for upstream indexes: project pages and file bodies.
+"""The HTTP client for upstream indexes: project pages, file bodies, the index for serials.
 
 A :class:`twisted.application.service.Service` over an injected ``IAgent``
 and ``IReactorTime`` clock (``ministry.tap.build_upstream`` gives an Agent on
@@ -49,7 +49,7 @@ from hyperlink import EncodedURL
 from treq.client import HTTPClient
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -60,10 +60,12 @@ from twisted.web.iweb import UNKNOWN_LENGTH, IAgent, IResponse
 import ministry
 from ministry.core.errors import MinistryError
 from ministry.core.redaction import Credentials, origin, redact_url, split_credentials
+from ministry.core.upstream_index import serial_of
 from ministry.core.upstream_links import PageError
 from ministry.core.upstream_pages import UpstreamPage, parse_page
 from ministry.upstream.body import BodyReader, Pace, UpstreamError, refuse_all
 from ministry.upstream.redirects import AllowedRedirects
+from ministry.upstream.responses import cancelling, describe, header, phrase
 
 log = Logger()
 
@@ -72,6 +74,10 @@ ACCEPT = (
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, "
     "text/html;q=0.01"
 )
+#: The ``/simple/`` index in JSON only: an HTML index carries no serials.
+INDEX_ACCEPT = "application/vnd.pypi.simple.v1+json"
+#: The project serial a PyPI-like upstream sends with each page.
+SERIAL_HEADER = b"x-pypi-last-serial"
 USER_AGENT = f"MinistryOfPackages/{ministry.__version__} (proxy)"
 
 #: The largest project page read (the public index's biggest JSON pages are
@@ -162,8 +168,10 @@ class UpstreamClient(Service):
 
         With ``cached`` from the same upstream and an ETag, asks with
         ``If-None-Match`` and returns ``cached`` with a new fetch time on a
-        304. Raises :class:`UpstreamError` on any failure (see the module
-        docstring for why a failure does not fall through to the next upstream).
+        304 (and the serial the 304 gives, if any: an unchanged page may
+        well come with a new one). Raises :class:`UpstreamError` on any
+        failure (see the module docstring for why a failure does not fall
+        through to the next upstream).
         """
         for upstream in self.urls:
             url = f"{upstream}/{project}/"
@@ -172,22 +180,35 @@ class UpstreamClient(Service):
             if revalidating:
                 headers.setRawHeaders(b"if-none-match", [cached.etag.encode("latin-1")])
             pace = Pace(self.clock.seconds(), self.deadline)
-            sent = self._running().get(
-                url, headers=headers, unbuffered=True, reactor=self.clock, allow_redirects=False
-            )
-            response = await self._send(sent, url, pace)
+            response = await self._get(url, headers, pace)
             if response.code == 304 and revalidating:
                 await self._discard(response, url, pace)
                 self.pages_not_modified += 1
-                return replace(cached, fetched=self.clock.seconds())
+                serial = serial_of(header(response, SERIAL_HEADER)) or cached.serial
+                return replace(cached, fetched=self.clock.seconds(), serial=serial)
             if response.code in (404, 410):
                 await self._discard(response, url, pace)
                 continue
             if response.code != 200:
-                await self._discard(response, url, pace)
-                raise self._error(f"{url} answered {response.code} {_phrase(response)}")
+                raise await self._refused(response, url, pace)
             return await self._page(project, upstream, url, response, cached, pace)
         return None
+
+    async def fetch_index(self, upstream: str) -> tuple[bytes, str]:
+        """``upstream``'s ``/simple/`` index asked as PEP 691 JSON: its body and Content-Type.
+
+        For the mirror's serials (:mod:`ministry.core.upstream_index`), which
+        judges the body; raises :class:`UpstreamError` unless the answer is a 200.
+        """
+        url = f"{upstream}/"
+        pace = Pace(self.clock.seconds(), self.deadline)
+        response = await self._get(url, self._headers(url, Accept=INDEX_ACCEPT), pace)
+        if response.code != 200:  # not counted in ``errors``: the index is optional
+            await self._discard(response, url, pace)
+            raise UpstreamError(f"{url} answered {response.code} {phrase(response)}")
+        chunks: list[bytes] = []
+        await self._guard(self._read(response, url, chunks.append, PAGE_LIMIT, pace))
+        return b"".join(chunks), header(response, b"content-type") or ""
 
     async def _page(
         self,
@@ -201,7 +222,7 @@ class UpstreamClient(Service):
         chunks: list[bytes] = []
         await self._guard(self._read(response, url, chunks.append, PAGE_LIMIT, pace))
         page_url = response.request.absoluteURI.decode("ascii", "replace")
-        content_type = _header(response, b"content-type") or ""
+        content_type = header(response, b"content-type") or ""
         now = self.clock.seconds()
         try:
             parsed = await deferToThread(
@@ -228,7 +249,7 @@ class UpstreamClient(Service):
                 count=parsed.skipped,
             )
         self.pages_fetched += 1
-        etag = _header(response, b"etag")
+        etag = header(response, b"etag")
         return UpstreamPage(
             project,
             upstream,
@@ -238,6 +259,7 @@ class UpstreamClient(Service):
             parsed.files,
             parsed.status,
             parsed.status_reason,
+            serial_of(header(response, SERIAL_HEADER)),
         )
 
     # -- files ------------------------------------------------------------------
@@ -258,8 +280,7 @@ class UpstreamClient(Service):
         )
         response = await self._send(sent, url, pace)
         if response.code != 200:
-            await self._discard(response, url, pace)
-            raise self._error(f"{url} answered {response.code} {_phrase(response)}")
+            raise await self._refused(response, url, pace)
         return FileBody(self, response, url, pace)
 
     async def fetch_bytes(self, url: str, limit: int) -> bytes:
@@ -292,18 +313,30 @@ class UpstreamClient(Service):
         found.sort(key=lambda pair: (url.startswith(pair[0] + "/"), len(pair[0])), reverse=True)
         return found[0][1] if found else None
 
+    async def _get(self, url: str, headers: Headers, pace: Pace) -> IResponse:
+        """A page-client GET (gzip-decoded, redirects not followed: see the module docstring)."""
+        sent = self._running().get(
+            url, headers=headers, unbuffered=True, reactor=self.clock, allow_redirects=False
+        )
+        return await self._send(sent, url, pace)
+
+    async def _refused(self, response: IResponse, url: str, pace: Pace) -> UpstreamError:
+        """The error for an unwanted status, its body read and dropped first."""
+        await self._discard(response, url, pace)
+        return self._error(f"{url} answered {response.code} {phrase(response)}")
+
     async def _send(self, sent: Deferred[IResponse], url: str, pace: Pace) -> IResponse:
         """The response, or UpstreamError naming the URL (timeouts included)."""
         wait = min(self.timeout, pace.latest(0) - self.clock.seconds())
         timer = self.clock.callLater(wait, sent.cancel)
-        sent.addBoth(_cancelling(timer))
+        sent.addBoth(cancelling(timer))
         try:
             return await self._track(sent)
         except Exception as exc:
             reasons = [exc, *(failure.value for failure in getattr(exc, "reasons", ()))]
             if any(isinstance(reason, CancelledError) for reason in reasons):
                 raise self._error(f"{url}: no response within {wait:g} s") from None
-            raise self._error(f"{url}: {_describe(exc)}") from None
+            raise self._error(f"{url}: {describe(exc)}") from None
 
     def _read(
         self,
@@ -350,29 +383,3 @@ class UpstreamClient(Service):
     def _error(self, message: str) -> UpstreamError:
         self.errors += 1
         return UpstreamError(message)
-
-
-def _cancelling(timer: IDelayedCall) -> Callable[[Any], Any]:
-    def cancel(result: Any) -> Any:
-        if timer.active():
-            timer.cancel()
-        return result
-
-    return cancel
-
-
-def _header(response: IResponse, name: bytes) -> str | None:
-    values = response.headers.getRawHeaders(name)
-    return values[-1].decode("latin-1") if values else None
-
-
-def _phrase(response: IResponse) -> str:
-    return response.phrase.decode("latin-1", "replace")
-
-
-def _describe(exc: Exception) -> str:
-    """A one-line reason from Twisted's nested client errors."""
-    reasons = getattr(exc, "reasons", None)
-    if reasons:
-        return "; ".join(reason.getErrorMessage() or reason.type.__name__ for reason in reasons)
-    return str(exc) or type(exc).__name__

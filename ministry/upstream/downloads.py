@@ -117,12 +117,14 @@ class Downloads:
             raise UpstreamError(f"{record.filename} is not cached (offline)")
         download = self._in_flight.get(record.blob_key)
         if download is None:
-            download = self._in_flight[record.blob_key] = Download(self, record, source)
+            # The mirror logs a line per project with its count: none per file.
+            download = Download(self, record, source, quiet=True)
+            self._in_flight[record.blob_key] = download
             self._run(download)
         await download.finished()
         if download.failure is not None:
             raise UpstreamError(download.failure)
-        if await self.cache.find(record, served=False) is None:
+        if not download.kept:  # its commit said so: no need to ask the cache again
             raise UpstreamError(f"{record.filename} was fetched but could not be kept")
         return download.written
 
@@ -210,8 +212,13 @@ class Downloads:
 class Download:
     """One upstream file being fetched into a staging file, with its followers."""
 
-    def __init__(self, downloads: Downloads, record: FileRecord, source: UpstreamFile) -> None:
+    def __init__(
+        self, downloads: Downloads, record: FileRecord, source: UpstreamFile, *, quiet: bool = False
+    ) -> None:
         self.downloads = downloads
+        #: No "Cached" line when kept (failures are always logged): a mirror
+        #: of small files spent a tenth of its daemon's time writing those.
+        self.quiet = quiet
         self.record = record
         self.source = source
         self.sha256 = hashlib.sha256()
@@ -223,6 +230,8 @@ class Download:
         self.expected: int | None = None
         self.started = False  # the upstream's headers are in
         self.verified = False
+        #: Committed into the cache (False: failed, or not yet).
+        self.kept = False
         self.failure: str | None = None
         self.done = False
         self._waiting: list[Follower] = []
@@ -335,9 +344,11 @@ class Download:
             self.downloads.cache.discard(self.staging)
             log.error("Could not keep {file}: {error}", file=self.record.filename, error=exc)
         else:
+            self.kept = True
             if not self.record.size:
                 self.downloads.on_sized(self.record.project)
-            log.info("Cached {file} from upstream", file=self.record.filename)
+            if not self.quiet:
+                log.info("Cached {file} from upstream", file=self.record.filename)
             await self.downloads.keep_provenance(self.record, self.source)
         finally:
             self._finish()

@@ -247,6 +247,13 @@ class UpstreamPages(Service):
         self._notify(name)
         return page
 
+    async def refresh_kept(self, name: str, kept: UpstreamPage | None) -> UpstreamPage | None:
+        """:meth:`refresh`, revalidating ``kept``: the page the mirror has just read itself."""
+        self._check_policy(name)
+        page = await self._fetch(name, kept)
+        self._notify(name)
+        return page
+
     def stats(self) -> dict[str, Any]:
         """Counters for ``/health`` and ``/metrics``."""
         return {
