@@ -25,7 +25,7 @@ import pytest
 import pytest_twisted
 from store_records import sdist
 from twisted.internet import reactor
-from twisted.internet.defer import DeferredList, fail, maybeDeferred, succeed
+from twisted.internet.defer import DeferredList, fail, gatherResults, maybeDeferred, succeed
 from twisted.internet.task import Clock, deferLater
 from zope.interface.verify import verifyObject
 
@@ -177,6 +177,33 @@ async def test_the_local_index_keeps_its_pins_across_a_restart(tmp_path: Path) -
     await after.seed([("mirrored", 100, 1.0), ("proxied", 10, 2.0)])
     assert (await after.total(), await after.oldest(5)) == (10, [("proxied", 10, 2.0)])
     assert Path(pins).read_text() == "mirrored\n"
+
+
+@pytest_twisted.ensureDeferred
+async def test_pins_made_together_are_written_together_and_each_waits_for_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mirror pass pins thousands of keys: not one thread call and one open each."""
+    from ministry.stores import cache_index
+
+    appends: list[list[str]] = []
+    append = cache_index._append_pins
+
+    def counted(path: str, keys: list[str]) -> None:
+        appends.append(keys)
+        append(path, keys)
+
+    monkeypatch.setattr(cache_index, "_append_pins", counted)
+    pins = tmp_path / "pinned.txt"
+    index = LocalCacheIndex(pins=str(pins))
+    keys = [f"k{n}" for n in range(100)]
+    written: list[str] = []
+    pinned = [index.pin(key).addCallback(lambda _, key=key: written.append(key)) for key in keys]
+    await gatherResults([*pinned, index.pin("k5")])
+    assert sorted(written) == sorted(keys)  # each fired, once its line was in the file
+    assert pins.read_text().split() == [key for batch in appends for key in batch]
+    assert set(pins.read_text().split()) == set(keys)
+    assert len(appends) <= 3, [len(batch) for batch in appends]
 
 
 @pytest_twisted.ensureDeferred

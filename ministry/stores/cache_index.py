@@ -12,7 +12,9 @@ proxied one: without them, the first eviction after a start could take
 mirrored files before the mirror's next pass pins them again. Given a
 ``pins`` path, each new pin is appended to that file as a line (in a
 thread, flushed when closed: an operating system crash may lose the last
-ones, which the mirror's next pass pins again), and the file is read, in a
+ones, which the mirror's next pass pins again; the pins made while one
+append runs go in the next, together: a mirror pass pins thousands), and
+the file is read, in a
 thread too, before the index answers its first call. Pins are for good, so
 the file only grows by the files ever mirrored; a line read twice is one pin.
 """
@@ -52,10 +54,10 @@ def _read_pins(path: str) -> set[str]:
         return set()
 
 
-def _append_pin(path: str, key: str) -> None:
+def _append_pins(path: str, keys: list[str]) -> None:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "a", encoding="utf-8") as handle:  # one short write: appends do not mix
-        handle.write(key + "\n")
+    with open(path, "a", encoding="utf-8") as handle:  # one write: appends do not mix
+        handle.write("".join(key + "\n" for key in keys))
 
 
 @implementer(ICacheIndex)
@@ -76,6 +78,9 @@ class LocalCacheIndex:
         self._total = 0
         self._loaded = pins is None
         self._waiting: list[Deferred[None]] = []  # calls made while the file is read
+        #: Pins for the file's next append, each with who waits for it.
+        self._unwritten: dict[str, list[Deferred[None]]] = {}
+        self._appending = False
 
     def add(self, key: str, size: int, used: float) -> Deferred[int]:
         return self._when_loaded(lambda: self._add(key, size, used))
@@ -140,14 +145,34 @@ class LocalCacheIndex:
             self._total -= self._sizes[key]
         if self.pins is None or key in self._saved:
             return succeed(None)
-        d = deferToThread(_append_pin, self.pins, key)
-        return d.addCallbacks(lambda _: self._saved.add(key), self._unsaved, errbackArgs=(key,))
+        written: Deferred[None] = Deferred()
+        self._unwritten.setdefault(key, []).append(written)
+        if not self._appending:
+            self._append()
+        return written
 
-    def _unsaved(self, failure: Failure, key: str) -> None:
+    def _append(self) -> None:
+        """Append every pin not written yet in one thread call; then the next batch, if any."""
+        batch, self._unwritten = self._unwritten, {}
+        self._appending = True
+        d = deferToThread(_append_pins, self.pins, list(batch))
+        d.addCallbacks(lambda _: self._saved.update(batch), self._unsaved, errbackArgs=(batch,))
+        d.addCallback(lambda _: self._appended(batch))
+
+    def _appended(self, batch: dict[str, list[Deferred[None]]]) -> None:
+        self._appending = False
+        if self._unwritten:
+            self._append()
+        for waiting in batch.values():
+            for written in waiting:
+                written.callback(None)
+
+    def _unsaved(self, failure: Failure, batch: dict[str, list[Deferred[None]]]) -> None:
         log.error(
-            "Could not keep the pin of {key} in {path} ({error}): it holds until a restart, "
-            "and the mirror's next pass tries again",
-            key=key,
+            "Could not keep {count} pins (the first: {key}) in {path} ({error}): they hold "
+            "until a restart, and the mirror's next pass tries again",
+            count=len(batch),
+            key=next(iter(batch)),
             path=self.pins,
             error=failure.value,
         )

@@ -52,7 +52,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from twisted.internet.defer import ensureDeferred
+from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
@@ -246,11 +246,13 @@ class FileCache:
 
         Pinned held yet or not: what the mirror fetches next is never evicted.
         """
-        await self.index.pin(record.blob_key)
+        keys = [record.blob_key]
         if record.serves_metadata:
-            await self.index.pin(record.blob_key + METADATA_SUFFIX)
+            keys.append(record.blob_key + METADATA_SUFFIX)
         if record.provenance_upstream:
-            await self.index.pin(record.blob_key + PROVENANCE_SUFFIX)
+            keys.append(record.blob_key + PROVENANCE_SUFFIX)
+        # Together, so that an index that writes its pins down writes them at once.
+        await gatherResults([self.index.pin(key) for key in keys], consumeErrors=True)
 
     async def _held_size(self, key: str) -> int | None:
         """The size of a held key: the index says, the blob store confirms at first use."""
