@@ -251,7 +251,7 @@ class MirrorService(TimerService):
             return None
         try:
             kept, current = await self.serials.kept(project, projects)
-            page = kept if current else await self.proxy.refresh_kept(project, kept)
+            page = kept if current else await self.proxy.refresh(project, kept)
         except NotProxied as exc:
             self.status.skip(project, exc.message)
             return None

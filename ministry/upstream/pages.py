@@ -233,22 +233,17 @@ class UpstreamPages(Service):
             return cool(page.files, self.now(), self.min_age), False
         return cool(page.files, self.now(), self.min_age, exceptions), True
 
-    async def refresh(self, name: str) -> UpstreamPage | None:
-        """The canonical ``name``'s page fetched now (revalidated if cached), for the mirror.
+    async def refresh(self, name: str, kept: UpstreamPage | None) -> UpstreamPage | None:
+        """The canonical ``name``'s page fetched now, revalidating ``kept``, for the mirror.
 
-        Unlike :meth:`project`, the TTL is not consulted: a mirror run wants
-        today's versions, and an unchanged page costs one 304. The page is
-        kept like any proxied one, and the catalog told its views are stale.
-        Raises :class:`UpstreamError`, or :class:`NotProxied` when the name
-        policy refuses it; None when no upstream has the project.
+        ``kept`` is the saved page the mirror has just read itself (None:
+        none), so it is not read twice. Unlike :meth:`project`, the TTL is
+        not consulted: a mirror run wants today's versions, and an unchanged
+        page costs one 304. The page is kept like any proxied one, and the
+        catalog told its views are stale. Raises :class:`UpstreamError`, or
+        :class:`NotProxied` when the name policy refuses it; None when no
+        upstream has the project.
         """
-        self._check_policy(name)
-        page = await self._fetch(name, await self.saved.read(name))
-        self._notify(name)
-        return page
-
-    async def refresh_kept(self, name: str, kept: UpstreamPage | None) -> UpstreamPage | None:
-        """:meth:`refresh`, revalidating ``kept``: the page the mirror has just read itself."""
         self._check_policy(name)
         page = await self._fetch(name, kept)
         self._notify(name)
