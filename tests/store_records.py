@@ -58,3 +58,13 @@ def make_user(name: str = "alice", admin: bool = False) -> UserRecord:
 
 def make_token(token_id: str, username: str = "alice", *projects: str) -> TokenRecord:
     return TokenRecord(token_id, username, f"digest-{token_id}", tuple(projects), CREATED)
+
+
+async def add_releases(store: Any, project: str, count: int) -> None:
+    """``project`` 1.0 to 1.<count - 1>, one wheel each, stored directly (as an import would)."""
+    stem = project.replace("-", "_")
+    for n in range(count):
+        record = make_record(
+            f"{stem}-1.{n}-py3-none-any.whl", project, f"{n:064x}", version=f"1.{n}"
+        )
+        assert await store.add_file(record, project, None)

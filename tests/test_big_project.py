@@ -15,7 +15,7 @@ import threading
 import pytest_twisted
 from html_page import Page, parse_page
 from http_harness import InMemoryIndex
-from store_records import make_record
+from store_records import add_releases
 from test_pages import assert_html_page, upload
 
 from ministry.core.releases import VERSIONS_PER_PAGE
@@ -27,11 +27,7 @@ RELEASES = 2 * VERSIONS_PER_PAGE + 20
 
 @pytest_twisted.async_yield_fixture
 async def many(index: InMemoryIndex):
-    """``many-versions`` 1.0 to 1.119, stored directly (as an import would)."""
-    for n in range(RELEASES):
-        filename = f"many_versions-1.{n}-py3-none-any.whl"
-        record = make_record(filename, PROJECT, f"{n:064x}", version=f"1.{n}")
-        assert await index.store.add_file(record, PROJECT, None)
+    await add_releases(index.store, PROJECT, RELEASES)
     yield index
 
 

@@ -21,7 +21,7 @@ import pytest
 import pytest_twisted
 from accept_headers import JSON_V1, TEXT_HTML
 from http_harness import InMemoryIndex, Response
-from store_records import make_record
+from store_records import add_releases, make_record
 from test_fast_lane import both_ways, warm
 from twisted.internet import reactor, threads
 from twisted.internet.task import deferLater
@@ -38,11 +38,7 @@ FILES = 100
 
 @pytest_twisted.async_yield_fixture
 async def many(index: InMemoryIndex):
-    """``many-files`` 1.0 to 1.99, one wheel each, stored directly (as an import would)."""
-    for n in range(FILES):
-        filename = f"many_files-1.{n}-py3-none-any.whl"
-        record = make_record(filename, PROJECT, f"{n:064x}", version=f"1.{n}")
-        assert await index.store.add_file(record, PROJECT, None)
+    await add_releases(index.store, PROJECT, FILES)
     yield index
 
 

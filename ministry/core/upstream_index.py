@@ -17,13 +17,12 @@ Pure: bytes and strings in, a dictionary out.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from packaging.utils import InvalidName, canonicalize_name
 
-from ministry.core.upstream_links import PageError, check_api_version
+from ministry.core.upstream_links import PageError, pep691_document
 
 
 def serial_of(value: Any) -> int | None:
@@ -46,14 +45,7 @@ def parse_serials(body: bytes, content_type: str, keep: Callable[[str], bool]) -
     media_type = content_type.split(";", 1)[0].strip().lower()
     if not media_type.endswith(("+json", "/json")):
         raise PageError(f"the index is not PEP 691 JSON ({content_type!r})")
-    try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise PageError(f"the index is not JSON: {exc}") from None
-    if not isinstance(document, dict) or not isinstance(document.get("projects"), list):
-        raise PageError("not a PEP 691 index: no 'projects' list")
-    meta = document.get("meta")
-    check_api_version(meta.get("api-version") if isinstance(meta, dict) else None)
+    document = pep691_document(body, "projects", "index")
     serials: dict[str, int] = {}
     for entry in document["projects"]:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):

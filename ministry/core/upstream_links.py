@@ -38,16 +38,26 @@ class Link:
     provenance: Any = None  # its URL, relative to the page
 
 
-def json_links(body: bytes) -> tuple[Iterator[Link], tuple[str, str | None]]:
-    """The links of a PEP 691 page, and its PEP 792 ``project-status`` (status, reason)."""
+def pep691_document(body: bytes, key: str, what: str) -> dict[str, Any]:
+    """A PEP 691 JSON document (``what``: a project page, the index) listing ``key``.
+
+    Its ``meta.api-version`` is checked; raises :class:`PageError` for
+    anything else.
+    """
     try:
         document = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise PageError(f"not JSON: {exc}") from None
-    if not isinstance(document, dict) or not isinstance(document.get("files"), list):
-        raise PageError("not a PEP 691 project page: no 'files' list")
+        raise PageError(f"{what} is not JSON: {exc}") from None
+    if not isinstance(document, dict) or not isinstance(document.get(key), list):
+        raise PageError(f"not a PEP 691 {what}: no {key!r} list")
     meta = document.get("meta")
-    check_api_version(meta.get("api-version") if isinstance(meta, dict) else None)
+    _check_api_version(meta.get("api-version") if isinstance(meta, dict) else None)
+    return document
+
+
+def json_links(body: bytes) -> tuple[Iterator[Link], tuple[str, str | None]]:
+    """The links of a PEP 691 page, and its PEP 792 ``project-status`` (status, reason)."""
+    document = pep691_document(body, "files", "project page")
     marker = document.get("project-status")
     marker = marker if isinstance(marker, dict) else {}
     return _json_files(document["files"]), status_of(marker.get("status"), marker.get("reason"))
@@ -104,7 +114,7 @@ def html_links(body: bytes, page_url: str) -> list[Link]:
     parser = _Anchors()
     parser.feed(body.decode("utf-8", errors="replace"))
     parser.close()
-    check_api_version(parser.api_version)
+    _check_api_version(parser.api_version)
     base = urljoin(page_url, parser.base) if parser.base else page_url
     links = []
     for anchor in parser.anchors:
@@ -134,7 +144,7 @@ def _html_metadata(value: str | None) -> bool | dict[str, str]:
     return {algorithm: digest} if equals else True
 
 
-def check_api_version(version: Any) -> None:
+def _check_api_version(version: Any) -> None:
     """Refuse a major version other than 1 (PEP 629): its meaning is unknown."""
     if version is None:
         return
