@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
 
 import pytest
 from archive_factory import make_sdist, make_tar_gz, tar_entry
 from packaging.version import Version
+from test_core_mirror_plan import record as mirror_plan_record
 
 from ministry.core.build_requires import (
     LEGACY_REQUIRES,
@@ -18,7 +18,7 @@ from ministry.core.build_requires import (
 from ministry.core.errors import BadRequest
 from ministry.core.mirror_plan import Release
 from ministry.core.mirror_targets import Target
-from ministry.core.models import SDIST, WHEEL, FileRecord
+from ministry.core.models import FileRecord
 
 LINUX = Target("3.12", "manylinux_2_28_x86_64")
 WIN = Target("3.12", "win_amd64")
@@ -80,18 +80,7 @@ def test_build_needs_follow_markers_per_target():
 
 
 def record(filename: str) -> FileRecord:
-    return FileRecord(
-        project="demo",
-        filename=filename,
-        version="1.0",
-        packagetype=SDIST if filename.endswith(".tar.gz") else WHEEL,
-        size=1,
-        sha256="0" * 64,
-        blake2b_256="",
-        md5="",
-        upload_time=datetime(2024, 1, 1, tzinfo=UTC),
-        origin="proxy",
-    )
+    return mirror_plan_record(filename, "1.0")
 
 
 @pytest.mark.parametrize(
