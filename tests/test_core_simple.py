@@ -370,3 +370,29 @@ def test_kept_lines_are_those_of_the_same_records_and_nothing_else(content_type)
     assert files[1].filename.encode() not in again
     if content_type == JSON_V1:
         assert json.loads(again)["files"][0]["yanked"] == "broken"
+
+
+def test_kept_versions_are_parsed_once_and_stay_in_pep440_order(monkeypatch):
+    """The JSON page's ``versions`` of a big project, rendered again after each upload.
+
+    Parsing its thousands of version strings was the largest part of the
+    render (issue 17): each is parsed once while listed, and the list is
+    still PEP 440 order after versions come and go.
+    """
+    parsed = []
+    monkeypatch.setattr(
+        "ministry.core.simple.version_key", lambda v: parsed.append(v) or version_key(v)
+    )
+    kept = FileLines()
+
+    def versions(*numbers):
+        files = [record(f"foo-{v}-py3-none-any.whl", version=v) for v in numbers]
+        return json.loads(render_project(project(), files, file_url, JSON_V1, kept=kept))[
+            "versions"
+        ]
+
+    assert versions("1.10", "1.9", "1.0") == ["1.0", "1.9", "1.10"]
+    assert versions("1.10", "1.9", "1.0", "1.0rc1") == ["1.0rc1", "1.0", "1.9", "1.10"]
+    assert versions("1.10", "1.0", "1.0rc1", "1.0rc1") == ["1.0rc1", "1.0", "1.10"]
+    assert versions("1.10", "1.0", "1.0rc1", "1.9") == ["1.0rc1", "1.0", "1.9", "1.10"]
+    assert parsed == ["1.10", "1.9", "1.0", "1.0rc1", "1.9"]

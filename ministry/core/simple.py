@@ -75,6 +75,8 @@ class FileLines:
 
     def __init__(self) -> None:
         self._lines: dict[int, tuple[FileRecord, str]] = {}
+        #: Each listed version's sort key, and the versions in that order.
+        self._versions: tuple[dict[str, tuple[bool, Version, str]], list[str]] = ({}, [])
 
     def lines(self, files: list[FileRecord], render: Callable[[FileRecord], str]) -> list[str]:
         """The line of each file, in order: kept if its record is the same object."""
@@ -87,6 +89,25 @@ class FileLines:
             out.append(line)
         self._lines = now  # replaced whole: a concurrent render loses lines, never mixes them
         return out
+
+    def versions(self, files: list[FileRecord]) -> list[str]:
+        """The files' distinct versions in PEP 440 order, as the JSON page lists them.
+
+        Parsing five thousand version strings costs more than the rest of
+        the page's render, so each is parsed once for as long as it is
+        listed, and the order is kept while the set of versions is the same
+        (an upload of a second file to a version, a yank).
+        """
+        before, ordered = self._versions
+        now: dict[str, tuple[bool, Version, str]] = {}
+        for record in files:
+            if record.version not in now:
+                key = before.get(record.version)
+                now[record.version] = key if key is not None else version_key(record.version)
+        if now.keys() != before.keys():
+            ordered = sorted(now, key=now.__getitem__)
+        self._versions = (now, ordered)  # one assignment, as the lines are
+        return ordered
 
 
 def render_project(
@@ -116,7 +137,7 @@ def render_project(
             "meta": _meta(project.serial),
             "name": project.name,
             "project-status": status_json(project),
-            "versions": sorted({record.version for record in files}, key=version_key),
+            "versions": kept.versions(files),
         }
         # The files are joined in as text, each dumped once: the same document
         # as one dump of it all, with the key order kept ("files" last).
