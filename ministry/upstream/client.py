@@ -45,7 +45,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from hyperlink import EncodedURL
 from treq.client import HTTPClient
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, succeed
@@ -66,6 +65,7 @@ from ministry.core.upstream_pages import UpstreamPage, parse_page
 from ministry.upstream.body import BodyReader, Pace, UpstreamError, refuse_all
 from ministry.upstream.redirects import AllowedRedirects
 from ministry.upstream.responses import cancelling, describe, header, phrase
+from ministry.upstream.targets import request_target
 
 log = Logger()
 
@@ -275,7 +275,7 @@ class UpstreamClient(Service):
         pace = Pace(self.clock.seconds(), self.deadline, self.min_rate)
         sent = self._files.request(
             b"GET",
-            EncodedURL.from_text(url).to_uri().to_text().encode("ascii"),
+            request_target(url),
             self._headers(url, own),
         )
         response = await self._send(sent, url, pace)
