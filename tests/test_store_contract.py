@@ -788,7 +788,9 @@ class MetadataStoreContract:
     @pytest_twisted.ensureDeferred
     async def test_users_are_added_listed_and_changed(self, metadata_store: IMetadataStore) -> None:
         assert await metadata_store.list_users() == []
+        assert await metadata_store.has_users() is False
         assert await metadata_store.add_user(make_user("bob", admin=True)) is True
+        assert await metadata_store.has_users() is True
         assert await metadata_store.add_user(make_user("alice")) is True
         assert await metadata_store.add_user(make_user("alice", admin=True)) is False
 
@@ -872,6 +874,9 @@ class MetadataStoreContract:
         # A new user of the same name starts with nothing.
         assert await metadata_store.add_user(make_user("alice")) is True
         assert await metadata_store.list_tokens("alice") == []
+        assert await metadata_store.remove_user("bob") is True
+        assert await metadata_store.remove_user("alice") is True
+        assert await metadata_store.has_users() is False  # the index is open again
 
 
 class LeaseContract:

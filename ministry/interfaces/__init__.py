@@ -145,6 +145,9 @@ class IMetadataStore(Interface):
     def list_users():
         """Deferred[list[UserRecord]], by name."""
 
+    def has_users():
+        """Deferred[bool]: whether any user exists (asked on every upload to an open index)."""
+
     def set_password(name: str, password_hash: str):
         """Deferred[bool]: replace a user's password hash; False if no such user."""
 

@@ -165,7 +165,7 @@ class Authenticator(Service):
 
     async def is_open(self) -> bool:
         """Whether uploads need no credentials: no users, and no htpasswd file named."""
-        self._known_open = self.htpasswd is None and not await self.store.list_users()
+        self._known_open = self.htpasswd is None and not await self.store.has_users()
         return self._known_open
 
     def uploads_need_credentials(self) -> bool:

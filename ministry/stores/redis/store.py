@@ -305,6 +305,9 @@ class RedisStore(
         d = self._command("HVALS", self._key("users"))
         return d.addCallback(lambda users: sorted(map(user_record, users), key=lambda u: u.name))
 
+    def has_users(self) -> Deferred[bool]:
+        return self._command("HLEN", self._key("users")).addCallback(bool)
+
     def set_password(self, name: str, password_hash: str) -> Deferred[bool]:
         d = self._script(scripts.SET_PASSWORD, [self._key("users")], [name, password_hash])
         return d.addCallback(lambda changed: int(changed) == 1)

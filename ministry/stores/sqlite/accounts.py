@@ -38,6 +38,10 @@ def list_users(conn: sqlite3.Connection) -> list[UserRecord]:
     return [UserRecord.from_dict(json.loads(record)) for (record,) in rows]
 
 
+def has_users(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM users LIMIT 1").fetchone() is not None
+
+
 def set_password(conn: sqlite3.Connection, name: str, password_hash: str) -> bool:
     with transaction(conn):
         user = get_user(conn, name)

@@ -283,6 +283,9 @@ class SQLiteStore(Service):
     def list_users(self) -> Deferred[list[UserRecord]]:
         return self._run(accounts.list_users)
 
+    def has_users(self) -> Deferred[bool]:
+        return self._run(accounts.has_users)
+
     def set_password(self, name: str, password_hash: str) -> Deferred[bool]:
         return self._run(accounts.set_password, name, password_hash)
 
