@@ -32,7 +32,7 @@ from ministry.integrity import BlobCollector
 from ministry.interfaces import IBlobStore, IMetadataStore
 from ministry.interfaces.cache_index import ICacheIndex
 from ministry.lifecycle import OrderedMultiService
-from ministry.mirror.service import MirrorService
+from ministry.mirror.service import PARALLEL, WORKERS, MirrorService
 from ministry.startup_checks import listening, prepare_data_dir
 from ministry.stores.blobs import FilesystemBlobStore
 from ministry.stores.redis import RedisStore
@@ -291,7 +291,11 @@ def build_upstream(
         return None
     pool = None
     if agent is None:
-        agent, pool = pooled_agent(reactor, timeout=settings.upstream_timeout, per_host=8)
+        # Idle connections kept per upstream host: as many as a mirror run has
+        # requests in flight (its downloads and its page workers), so that none
+        # of them is closed after its request and opened again for the next.
+        idle = PARALLEL + WORKERS
+        agent, pool = pooled_agent(reactor, timeout=settings.upstream_timeout, per_host=idle)
     client = UpstreamClient(
         settings.upstream,
         settings.upstream_timeout,
