@@ -102,9 +102,11 @@ async def test_a_provenance_is_claimed_with_its_file_by_the_collector_and_the_ch
         for name in names:
             os.utime(os.path.join(directory, name), (long_ago, long_ago))
 
-    collector = BlobCollector(index.store, index.blobs, Clock())
+    clock = Clock()
+    collector = BlobCollector(index.store, index.blobs, clock)
     collector.startService()
     try:
+        clock.advance(collector.first_delay)
         await collector.running_pass()
     finally:
         await collector.stopService()
