@@ -58,6 +58,7 @@ from ministry.web.metrics import Metrics
 from ministry.web.mirror_status import MirrorStatusPage
 from ministry.web.packages import PackagesTree
 from ministry.web.pages import README_HEADING_OFFSET, ProjectPages
+from ministry.web.saved_index import SavedIndex
 from ministry.web.search import ProjectList
 from ministry.web.simple import SimpleIndex
 from ministry.web.status import Status, StorageHealth
@@ -205,14 +206,19 @@ def build_index(
     auth.setName("auth")
     readme_worker = ReadmeWorker(reactor)
     readme_worker.setName("readmes")
+    # Not with an upstream: its index lists cached projects that carry no serial.
+    saved = None if proxy is not None else SavedIndex(os.path.join(data_dir, "pages"), cache)
     web = _Backends(
-        store, timed, storage, cache, metrics, auth, proxy, mirror, readme_worker, reactor
+        store, timed, storage, cache, metrics, auth, proxy, mirror, readme_worker, saved, reactor
     )
     site = build_site(settings, build_components(settings, web), auth, metrics, blobs)
     upstream = () if proxy is None else (proxy.client, proxy)
     # The collector after the store (stopped before it); the authenticator
     # after it too: at start-up it logs who may upload.
     services = (*storage.services, store, collector, *upstream, auth, readme_worker)
+    if saved is not None:
+        saved.setName("saved-index")
+        services += (saved,)
     return Index(store, blobs, auth, readme_worker, site, proxy, mirror, services)
 
 
@@ -229,6 +235,7 @@ class _Backends:
     proxy: UpstreamPages | None
     mirror: MirrorService | None
     readme_worker: ReadmeWorker
+    saved_index: SavedIndex | None
     clock: IReactorTime
 
 
@@ -241,7 +248,7 @@ def build_components(settings: Settings, web: _Backends) -> Components:
     tree = PackagesTree(catalog, blobs, web.storage.delivery, web.auth)
     curator = Curator(web.timed, blobs)
     return Components(
-        simple=SimpleIndex(catalog, urls),
+        simple=SimpleIndex(catalog, urls, web.saved_index),
         packages=DirectoryListing(tree, "/packages/", web.cache),
         json_api=JsonApi(catalog, urls),
         pages=ProjectPages(catalog, urls, readmes),

@@ -128,6 +128,7 @@ class InMemoryIndex:
         built = build_index(self.settings, clock)
         self.store, self.blobs, self.auth = built.store, built.blobs, built.auth
         self.readme_worker, self.site, self.proxy = built.readme_worker, built.site, built.proxy
+        self.services = built.services  # only the store is started here
         # treq.testing's agent (not StubTreq's client, which would decode a
         # gzip Content-Encoding and hide it from the tests). It builds a plain
         # Site around the resource; ours, with its request class, must serve.

@@ -28,6 +28,7 @@ from ministry.web.errors import refusing_app
 from ministry.web.http.rendered import Page, PageResponse, accept_of
 from ministry.web.http.responses import redirect
 from ministry.web.http.shortcut import Shortcut
+from ministry.web.saved_index import SavedIndex
 from ministry.web.urls import Urls
 
 
@@ -66,9 +67,10 @@ class SimpleIndex:
 
     app = refusing_app()
 
-    def __init__(self, catalog: Catalog, urls: Urls) -> None:
+    def __init__(self, catalog: Catalog, urls: Urls, saved: SavedIndex | None = None) -> None:
         self.catalog = catalog
         self.urls = urls
+        self.saved = saved
         self._kept: OrderedDict[tuple[str, str], simple.FileLines] = OrderedDict()
 
     def _lines_of(self, name: str, content_type: str) -> simple.FileLines:
@@ -139,10 +141,14 @@ class SimpleIndex:
         key = (ALL, "simple", content_type)
 
         async def render() -> Page:
-            view = await self.catalog.index()
-            projects = [*view.projects, *view.cached]
-            # In a thread: at 100,000 projects, rendering and hashing take 50-80 ms.
-            page = await deferToThread(_index_page, projects, view.serial, content_type)
+            saved = None if self.saved is None else await self.saved.take(content_type)
+            if saved is not None and saved.serial == await self.catalog.store.last_serial():
+                page = saved  # the last stop's, and nothing changed since
+            else:
+                view = await self.catalog.index()
+                projects = [*view.projects, *view.cached]
+                # In a thread: at 100,000 projects, rendering and hashing take 50-80 ms.
+                page = await deferToThread(_index_page, projects, view.serial, content_type)
             self._gzip_later(key, page)
             return page
 
