@@ -43,6 +43,17 @@ def publish(lines: list[str], name: str) -> None:
     (results / name).write_text(report + "\n")
 
 
+def compile_checkout() -> None:
+    """Write the bytecode of this checkout's modules, as an installed ministry has it.
+
+    pip compiles what it installs, but the checkout is installed editable
+    and this machine sets ``PYTHONDONTWRITEBYTECODE``: without this, every
+    timed start would compile ministry's sources again (a sixth of a start).
+    """
+    command = [sys.executable, "-m", "compileall", "-q", "ministry", "twisted/plugins"]
+    subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+
+
 def post_wheel(url: str, name: str, version: str) -> None:
     """Upload one small valid wheel."""
     post_file(url, name, version, wheel_filename(name, version), make_wheel(name, version))

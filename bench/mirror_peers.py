@@ -1,6 +1,6 @@
 """The mirror against bandersnatch: one selection of projects from a loopback upstream.
 
-    python bench/mirror_peers.py [--projects 500] [--rounds 3] [--workers 3,10]
+    python bench/mirror_peers.py [--projects 500] [--rounds 3] [--workers 3,10] [--profile]
 
 What it does (issue 17, target 3):
 
@@ -32,6 +32,9 @@ What it does (issue 17, target 3):
    alone, from /proc or getrusage; the daemon's from its start): on a
    shared machine the wall times move by a factor of two, the CPU far less.
 
+With ``--profile``, one more ``ministry-admin`` first pass runs under py-spy
+(bench/results/mirror-profile.txt: the hottest functions).
+
 Each pass is checked, not just timed: every selected file must be on disk
 afterwards, with no error, and a re-run must fetch no file.
 """
@@ -56,6 +59,7 @@ from pathlib import Path
 
 from common import JSON_ACCEPT, REPO, publish
 from corpus import synthetic_jobs, synthetic_name, synthetic_wheel
+from profile_page import RESULTS, shares
 from servers_peer import Ministry, ensure_venv, http_get, venv_versions
 
 PYTHON = REPO / ".venv" / "bin" / "python"
@@ -194,9 +198,25 @@ def ministry_daemon_pass(work: Path, config: Path, upstream: str, wanted: set[st
     }
 
 
-def ministry_admin_pass(work: Path, config: Path, upstream: str, wanted: set[str]) -> dict:
-    """``ministry-admin mirror run`` on ``work`` as one process: its wall seconds."""
+def ministry_admin_pass(
+    work: Path, config: Path, upstream: str, wanted: set[str], spy: Path | None = None
+) -> dict:
+    """``ministry-admin mirror run`` on ``work`` as one process: its wall seconds.
+
+    With ``spy``, py-spy records the pass into that file (raw stacks).
+    """
     command = [str(PYTHON), "-m", "ministry.admin", "--config", str(config)]
+    if spy is not None:
+        recorder = [
+            str(PYTHON.parent / "py-spy"),
+            "record",
+            "--gil",
+            "--format",
+            "raw",
+            "-r",
+            "200",
+        ]
+        command = [*recorder, "-o", str(spy), "--", *command]
     command += ["--data-dir", str(work), "--upstream", upstream, "mirror", "run"]
     work.mkdir(parents=True, exist_ok=True)
     started, cpu = time.perf_counter(), children_cpu()
@@ -257,6 +277,9 @@ def main() -> None:
     parser.add_argument("--projects", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", default="3,10", help="bandersnatch workers, comma-separated")
+    parser.add_argument(
+        "--profile", action="store_true", help="then one ministry-admin first pass under py-spy"
+    )
     args = parser.parse_args()
     worker_counts = [int(w) for w in args.workers.split(",")]
     bin_dir = ensure_venv("bandersnatch")
@@ -329,6 +352,11 @@ def main() -> None:
                     record(f"{label}: first pass, CPU", first["cpu"])
                     record(f"{label}: unchanged re-run, CPU", again["cpu"])
                     shutil.rmtree(work)
+            if args.profile:
+                folded = RESULTS / "mirror-profile.folded"
+                ministry_admin_pass(fresh(), config, simple, wanted, spy=folded)
+                folded.with_suffix(".txt").write_text(shares(folded) + "\n")
+                log(f"profile of a first pass: {folded.with_suffix('.txt')}")
     report(args, version, len(wanted), times)
 
 

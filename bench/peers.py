@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import JSON_ACCEPT, REPO, Load, wrk
+from common import JSON_ACCEPT, REPO, Load, compile_checkout, wrk
 from corpus import (
     CACHE,
     ONE_MEG_PROJECT,
@@ -768,6 +768,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     only = set(args.only.split(","))
+    compile_checkout()
     plan = Plan(
         sizes=(100, 1_000) if args.quick else (100, 10_000),
         ministry_sizes=(5_000,) if args.quick else (100_000,),
