@@ -5,9 +5,9 @@ without its bytes, and pays for it with bytes that may outlive their claim:
 an upload whose claim the store could not confirm keeps its bytes, and so
 does a process that died between commit and claim. :class:`BlobCollector`
 removes those :data:`FIRST_PASS_DELAY` after start-up and then every
-:data:`INTERVAL`, once they are
-older than :data:`GRACE_PERIOD` and the store has confirmed that no record
-names them, together with staging files that crashed uploads left behind.
+:data:`INTERVAL`, once they are older than :data:`GRACE_PERIOD` and the
+store has confirmed that no record names them, together with staging files
+that crashed uploads left behind.
 
 Why a grace period and not just the store's word: the store is read after
 the blobs were listed, but an upload may have committed its bytes and not

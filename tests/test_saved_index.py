@@ -11,6 +11,8 @@ another version of ministry.
 
 from __future__ import annotations
 
+import json
+
 import pytest_twisted
 from archive_factory import make_wheel, wheel_filename
 from http_harness import InMemoryIndex
@@ -128,3 +130,21 @@ def test_an_index_with_an_upstream_saves_no_page(tmp_path):
     """Its index lists the proxied projects it cached, which carry no serial."""
     proxy = InMemoryIndex(str(tmp_path), upstream="http://upstream.invalid/simple/")
     assert not [s for s in proxy.services if isinstance(s, SavedIndex)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_damaged_saved_page_is_rendered_afresh(tmp_path):
+    first = await started(str(tmp_path))
+    await upload(first, "alpha-pkg")
+    before = await pages(first)
+    await stopped(first)
+    ours = {"renderer": saved_index.renderer_digest(), "content_type": JSON_V1}
+    for page in (tmp_path / "pages").iterdir():  # no serial; not JSON at all
+        damaged = json.dumps(ours).encode() + b"\n" if "json" in page.name else b"\xff\xfe\n"
+        page.write_bytes(damaged)
+
+    again = await started(str(tmp_path))
+    try:
+        assert await pages(again) == before
+    finally:
+        await stopped(again)

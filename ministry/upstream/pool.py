@@ -8,7 +8,7 @@ of a busy proxy. The pool's factory class is the documented place to say
 
 And Agent asks its endpoint factory for an endpoint on every request, even
 one a pooled connection then serves, and a ``HostnameEndpoint`` IDNA-encodes
-its host as it is made: a tenth of a first mirror pass's CPU went there
+its host as it is made: 2% of a first mirror pass's GIL time went there
 (issue 17). An endpoint holds no connection of its own, so the pool's Agent
 keeps one per address, made as Twisted's Agent makes them.
 """

@@ -74,10 +74,12 @@ def _read(directory: str, renderer: str) -> dict[str, Page]:
                 head_line, body = saved.read().split(b"\n", 1)
             os.remove(path)  # a page serves one start: the next stop saves afresh
             head = json.loads(head_line)
-        except (OSError, ValueError):
+            mine = head["renderer"] == renderer and head["content_type"] == content_type
+            serial = int(head["serial"])
+        except (OSError, ValueError, KeyError, TypeError):  # none, or not one of ours
             continue
-        if head.get("renderer") == renderer and head.get("content_type") == content_type:
-            found[content_type] = Page.of(body, content_type, int(head["serial"]))
+        if mine:
+            found[content_type] = Page.of(body, content_type, serial)
     return found
 
 
@@ -100,8 +102,8 @@ class SavedIndex(Service):
         try:
             self._renderer = await deferToThread(renderer_digest)
             self._saved = await deferToThread(_read, self.directory, self._renderer)
-        except OSError as exc:
-            log.warn("Saved index pages not read: {error}", error=exc)
+        except Exception:  # never fatal: the index is rendered from the store instead
+            log.failure("Saved index pages not read")
 
     async def take(self, content_type: str) -> Page | None:
         """The saved page of this form, once; the caller checks its serial.
