@@ -83,7 +83,14 @@ def test_bad_proxy_values_name_the_setting(given, message):
 
 def test_the_proxy_services_exist_only_with_an_upstream_or_offline(tmp_path):
     plain = makeService(main_options(["--data-dir", str(tmp_path)]))
-    assert [service.name for service in plain] == ["store", "collector", "auth", "readmes", "web"]
+    assert [service.name for service in plain] == [
+        "store",
+        "collector",
+        "auth",
+        "readmes",
+        "saved-index",
+        "web",
+    ]
     proxied = makeService(main_options(["--data-dir", str(tmp_path), "--upstream", A]))
     assert [service.name for service in proxied] == [
         "store",
