@@ -353,6 +353,7 @@ def main() -> None:
                     record(f"{label}: unchanged re-run, CPU", again["cpu"])
                     shutil.rmtree(work)
             if args.profile:
+                RESULTS.mkdir(exist_ok=True)
                 folded = RESULTS / "mirror-profile.folded"
                 ministry_admin_pass(fresh(), config, simple, wanted, spy=folded)
                 folded.with_suffix(".txt").write_text(shares(folded) + "\n")
