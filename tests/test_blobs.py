@@ -49,6 +49,41 @@ def test_staging_paths_are_fresh_and_inside_the_root(blobs: FilesystemBlobStore)
     assert os.path.isdir(os.path.join(blobs.root, ".staging"))
 
 
+def test_a_staging_path_costs_no_system_call_after_the_first(
+    blobs: FilesystemBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every upload and download asks for one on the reactor: no disk, no random source."""
+    blobs.staging_path()
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a system call for a staging path")
+
+    for name in ("makedirs", "mkdir", "stat", "urandom"):
+        monkeypatch.setattr(os, name, refused)
+    assert len({blobs.staging_path() for _ in range(10)}) == 10
+
+
+def test_staging_paths_differ_between_processes_and_stores(tmp_path: Path) -> None:
+    """Processes (a forked one too) and hosts may share one staging directory."""
+    root = str(tmp_path / "blobs")
+    first, second = FilesystemBlobStore(root), FilesystemBlobStore(root)
+    mine = {first.staging_path() for _ in range(50)} | {second.staging_path() for _ in range(50)}
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's names go back through the pipe
+        os.close(reader)
+        names = "\n".join(first.staging_path() for _ in range(50))
+        os.write(writer, names.encode())
+        os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader) as pipe:
+        theirs = set(pipe.read().split("\n"))
+    os.waitpid(child, 0)
+    assert len(mine) == 100
+    assert len(theirs) == 50
+    assert not mine & theirs
+
+
 @pytest_twisted.ensureDeferred
 async def test_commit_puts_the_exact_bytes_at_the_key(blobs: FilesystemBlobStore) -> None:
     staged = stage(blobs)

@@ -21,6 +21,7 @@ key is never lost (see ``ministry.integrity``).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import time
@@ -41,6 +42,13 @@ STAGING = ".staging"
 #: The directories of a blob key (``ab/cd/<rest of sha256>``): anything else
 #: under the root is not a blob, and is never listed (nor collected).
 _KEY_DIRECTORIES = tuple(re.compile(f"[0-9a-f]{{{n}}}") for n in (2, 2, 60))
+
+#: Staging names: this process's random token and a counter. A name costs
+#: no system call (a uuid4 reads the kernel's random source); the pid keeps
+#: a forked child's names apart from its parent's, the token another host's
+#: on a shared directory.
+_STAGING_TOKEN = uuid.uuid4().hex[:16]
+_STAGED = itertools.count()
 
 #: How often commit retries when a concurrent delete pruned the directory it
 #: just created; one retry is almost always enough.
@@ -135,14 +143,21 @@ class LocalStaging:
     """
 
     staging: str
+    _staging_made = False
 
     def staging_path(self) -> str:
-        """A new, unused path in the staging directory (created if missing).
+        """A new, unused path in the staging directory (made at the first call).
 
         The file itself is not created: the uploader opens it for writing.
+        Called on the reactor for every upload and download, so it makes
+        no system call after the first: the staging directory is never
+        removed while the store runs (the collector removes files only).
         """
-        os.makedirs(self.staging, exist_ok=True)
-        return os.path.join(self.staging, f"{uuid.uuid4().hex}.part")
+        if not self._staging_made:
+            os.makedirs(self.staging, exist_ok=True)
+            self._staging_made = True
+        name = f"{_STAGING_TOKEN}-{os.getpid()}-{next(_STAGED)}.part"
+        return os.path.join(self.staging, name)
 
     def discard(self, staging_path: str) -> None:
         """Remove a staged file; an upload that failed must not fail twice."""
