@@ -15,7 +15,9 @@ uses:
   or a file (``PROJECT --file FILENAME``), as the HTTP API does;
 - ``check [--rehash] [--repair]`` compares the records with the stored
   files (``ministry.integrity``): it exits 1 while anything is wrong;
-- ``mirror run`` makes one pass of the ``[mirror]`` table in the foreground.
+- ``mirror run`` makes one pass of the ``[mirror]`` table in the foreground;
+- ``summaries fill`` fills in the project list's summaries of projects a
+  Redis database held before ministry kept them (``summaries``).
 
 A running daemon sees these changes: with Redis at once (pub/sub), with the
 embedded store within about a second (it watches the serial), and for users
@@ -29,7 +31,9 @@ Modules:
 - ``users``: ``user``, ``token`` and ``project`` (roles), and the password prompt;
 - ``releases``: ``yank``, ``unyank`` and ``delete``, and ``project status``;
 - ``checks``: ``check``, its report and ``--repair``;
-- ``mirror``: ``mirror run``.
+- ``mirror``: ``mirror run``;
+- ``cache``: ``cache drop``;
+- ``summaries``: ``summaries fill``.
 
 ``__main__`` runs :func:`main`, for ``python -m ministry.admin``; the
 ``ministry-admin`` console script is ``ministry.admin:main``.

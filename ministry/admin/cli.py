@@ -24,6 +24,7 @@ from ministry.admin.checks import check_command
 from ministry.admin.cooldown import add_cooldown_command, cooldown_command
 from ministry.admin.mirror import mirror_command
 from ministry.admin.releases import curate_command
+from ministry.admin.summaries import add_summaries_command, summaries_command
 from ministry.admin.teams import add_team_command, team_command
 from ministry.admin.transfer import export_command, import_command
 from ministry.admin.users import project_command, read_password, token_command, user_command
@@ -52,6 +53,7 @@ COMMANDS: dict[str, Command] = {
     "audit": audit_command,
     "cooldown": cooldown_command,
     "cache": cache_command,
+    "summaries": summaries_command,
 }
 
 
@@ -110,6 +112,7 @@ def parser() -> argparse.ArgumentParser:
     add_audit_command(commands)
     add_cooldown_command(commands)
     add_cache_command(commands)
+    add_summaries_command(commands)
     mirror = commands.add_parser("mirror", help="the [mirror] table of the config file")
     actions = mirror.add_subparsers(dest="action", required=True)
     actions.add_parser("run", help="one mirror pass now, in the foreground, with a progress bar")

@@ -21,6 +21,8 @@ list shortens it further for the eye, in CSS.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from packaging.metadata import parse_email
 from packaging.version import InvalidVersion, Version
 
@@ -61,6 +63,22 @@ def replacement(
     if not supersedes(version, current):
         return None
     return one_line(summary), current if _version(version) is None else version
+
+
+def kept_release(versions: Iterable[str | None]) -> int | None:
+    """Of releases offered in this order (their versions), the index of the one kept last.
+
+    For filling summaries in from stored files (the SQLite migration,
+    ``ministry-admin summaries fill``): only that one file's metadata need
+    be read. None for no release.
+    """
+    kept: int | None = None
+    kept_version: str | None = None
+    for index, version in enumerate(versions):
+        chosen = replacement("", version, kept_version)
+        if chosen is not None:
+            kept, kept_version = index, chosen[1]
+    return kept
 
 
 def registered_summary(info: dict[str, list[str]]) -> tuple[str, str | None] | None:

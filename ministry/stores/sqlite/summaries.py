@@ -13,7 +13,12 @@ import sqlite3
 from itertools import groupby
 
 from ministry.core.models import parse_info
-from ministry.core.summaries import metadata_summary, registered_summary, replacement, supersedes
+from ministry.core.summaries import (
+    kept_release,
+    metadata_summary,
+    registered_summary,
+    replacement,
+)
 
 
 def take(conn: sqlite3.Connection, name: str, summary: str, version: str | None) -> bool:
@@ -53,12 +58,11 @@ def fill(conn: sqlite3.Connection) -> None:
         " WHERE metadata IS NOT NULL ORDER BY project, serial"
     ).fetchall()
     for name, files in groupby(rows, key=lambda row: row[0]):
-        latest: tuple[str, int] | None = None
-        for _, version, serial in files:
-            if latest is None or supersedes(version, latest[0]):
-                latest = (version, serial)
-        assert latest is not None  # groupby yields no empty group
+        releases = [(version, serial) for _, version, serial in files]
+        index = kept_release(version for version, _ in releases)
+        assert index is not None  # groupby yields no empty group
+        version, serial = releases[index]
         (metadata,) = conn.execute(
-            "SELECT metadata FROM files WHERE project = ? AND serial = ?", (name, latest[1])
+            "SELECT metadata FROM files WHERE project = ? AND serial = ?", (name, serial)
         ).fetchone()
-        take(conn, name, metadata_summary(metadata), latest[0])
+        take(conn, name, metadata_summary(metadata), version)
