@@ -9,7 +9,7 @@ from collections.abc import Callable, Set
 from typing import Any, TextIO
 
 from twisted.application.internet import TimerService
-from twisted.internet.defer import DeferredList, ensureDeferred
+from twisted.internet.defer import DeferredList, FirstError, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -213,11 +213,17 @@ class MirrorService(TimerService):
         if not releases:
             self.status.error(project, f"no file matches {need.requirement} for the targets")
             return []
+        records = [record for release in releases for record in release.files]
+        try:
+            # Pinned first, together: an eviction between a fetch and its pin could take it.
+            await self.proxy.cache.pin(*records)
+        except FirstError as exc:
+            self.status.error(project, f"could not pin its files: {exc.subFailure.value}")
+            return []
         results = await DeferredList(
             [
                 work.files.run(lambda r=record: ensureDeferred(self._fetch(r, sources[r.filename])))
-                for release in releases
-                for record in release.files
+                for record in records
             ],
             consumeErrors=True,
         )
@@ -267,9 +273,7 @@ class MirrorService(TimerService):
         return page
 
     async def _fetch(self, record: FileRecord, source: UpstreamFile) -> bool:
-        """Make sure the file is held; True if this call fetched it (the status counts all)."""
-        # Pinned first: an eviction between the fetch and a pin could take it.
-        await self.proxy.cache.pin(record)
+        """Make sure the (pinned) file is held; True if this call fetched it (status counts all)."""
         size = await self.proxy.downloads.fetch(record, source)
         status = self.status
         if size:

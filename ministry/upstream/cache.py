@@ -241,16 +241,14 @@ class FileCache:
             return None
         return await self._read_small(key)
 
-    async def pin(self, record: FileRecord) -> None:
-        """Never evict this file (nor its ``.metadata``, its provenance): the mirror keeps it.
+    async def pin(self, *records: FileRecord) -> None:
+        """Never evict these files (nor their ``.metadata``, provenances): the mirror keeps them.
 
         Pinned held yet or not: what the mirror fetches next is never evicted.
         """
-        keys = [record.blob_key]
-        if record.serves_metadata:
-            keys.append(record.blob_key + METADATA_SUFFIX)
-        if record.provenance_upstream:
-            keys.append(record.blob_key + PROVENANCE_SUFFIX)
+        keys = [record.blob_key for record in records]
+        keys += [r.blob_key + METADATA_SUFFIX for r in records if r.serves_metadata]
+        keys += [r.blob_key + PROVENANCE_SUFFIX for r in records if r.provenance_upstream]
         # Together, so that an index that writes its pins down writes them at once.
         await gatherResults([self.index.pin(key) for key in keys], consumeErrors=True)
 
