@@ -347,8 +347,8 @@ def test_a_file_cut_short_on_disk_is_never_sent_as_whole(server):
 @pytest.mark.parametrize("storage", [None, "elsewhere/blobs"])
 def test_accel_uris_of_uploads_and_proxied_files_stay_inside_the_alias(tmp_path, storage):
     """nginx's alias is the directory holding the uploads' and ``upstream/files``: never ``..``."""
+    from ministry.backends import build_storage
     from ministry.config import load_settings
-    from ministry.tap import build_storage
 
     options = {"data-dir": str(tmp_path / "data"), "x-accel-redirect": "/_m/"}
     if storage is not None:

@@ -34,7 +34,13 @@ ROOT = "ministry"
 #: ``ministry.web``). ``ministry`` itself (``__init__.py``, for ``__version__``)
 #: is the bottom layer: anyone may import it, and it imports nothing.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("ministry.tap", "ministry.admin", "ministry.lifecycle", "ministry.startup_checks"),
+    (
+        "ministry.tap",
+        "ministry.admin",
+        "ministry.backends",
+        "ministry.lifecycle",
+        "ministry.startup_checks",
+    ),
     ("ministry.web", "ministry.mirror"),  # ministry.web: the Klein components
     ("ministry.web.http",),
     ("ministry.catalog",),

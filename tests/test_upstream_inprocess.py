@@ -3,7 +3,7 @@
 The upstream is the scriptable resource of ``scripted_upstream``, reached
 through treq.testing's ``RequestTraversalAgent``; every timer and timestamp
 of the upstream side runs on a ``twisted.internet.task.Clock`` handed to
-``ministry.tap.build_upstream``, so an hour of TTL, cooldown or retry delay
+``ministry.backends.build_upstream``, so an hour of TTL, cooldown or retry delay
 passes in one ``advance``. Only disk work (pages, blobs, SQLite) goes through
 the real reactor's thread pool.
 """
@@ -33,6 +33,7 @@ from twisted.python.failure import Failure
 from twisted.web.client import ResponseFailed
 from twisted.web.resource import Resource
 
+from ministry.backends import build_upstream
 from ministry.catalog.views import ProjectView
 from ministry.config import load_settings
 from ministry.core.cooldown import CooldownException, HeldBack
@@ -45,7 +46,6 @@ from ministry.stores.blobs import FilesystemBlobStore
 from ministry.stores.cache_index import EVICTION_LEASE, LocalCacheIndex
 from ministry.stores.lease import LocalLease
 from ministry.stores.sqlite import SQLiteStore
-from ministry.tap import build_upstream
 from ministry.upstream import pages
 from ministry.upstream.pages import UpstreamPages
 from ministry.web.html import environment

@@ -28,12 +28,12 @@ from ministry.admin.summaries import add_summaries_command, summaries_command
 from ministry.admin.teams import add_team_command, team_command
 from ministry.admin.transfer import export_command, import_command
 from ministry.admin.users import project_command, read_password, token_command, user_command
+from ministry.backends import build_storage, make_store
 from ministry.config import SETTINGS, ConfigError, Settings, load_settings, parse_duration
 from ministry.core.errors import MinistryError
 from ministry.core.models import SCOPES, STATUSES, UPLOAD_SCOPE
 from ministry.integrity import GRACE_PERIOD
 from ministry.interfaces import IBlobStore, IMetadataStore
-from ministry.tap import build_storage, make_store
 
 #: What a command runs, given the parsed arguments and the opened store.
 Command = Callable[[argparse.Namespace, IMetadataStore, IBlobStore, Settings], Awaitable[None]]

@@ -14,10 +14,10 @@ from typing import Any
 
 from twisted.internet.defer import maybeDeferred
 
+from ministry.backends import build_storage, build_upstream
 from ministry.config import ConfigError, Settings, load_mirror
 from ministry.interfaces import IMetadataStore
 from ministry.mirror.service import run_in_foreground
-from ministry.tap import build_storage, build_upstream
 
 
 async def mirror_command(

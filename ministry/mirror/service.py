@@ -350,7 +350,7 @@ async def run_in_foreground(
 ) -> MirrorStatus:
     """One mirror pass outside the daemon, drawing a progress bar on ``bar``.
 
-    ``proxy`` comes from ``ministry.tap.build_upstream``: the same upstream
+    ``proxy`` comes from ``ministry.backends.build_upstream``: the same upstream
     side as the daemon's, on the same data directory, so what it fetches is
     served by the daemon at once.
     """

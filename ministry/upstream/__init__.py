@@ -15,5 +15,5 @@ The rule: no HTTP-server types here (no ``IRequest``, ``Resource``, Klein or
 ``ministry.web``), and nothing from ``ministry.catalog``: imports point down
 (stores, config, core). The web layer (``ministry.web.proxied_files``, the
 catalog behind it) and the scheduled mirror (``ministry.mirror``) both use
-this package; ``ministry.tap.build_upstream`` builds it.
+this package; ``ministry.backends.build_upstream`` builds it.
 """

@@ -1,7 +1,7 @@
 """The HTTP client for upstream indexes: project pages, file bodies, the index for serials.
 
 A :class:`twisted.application.service.Service` over an injected ``IAgent``
-and ``IReactorTime`` clock (``ministry.tap.build_upstream`` gives an Agent on
+and ``IReactorTime`` clock (``ministry.backends.build_upstream`` gives an Agent on
 a connection pool of its own, since treq's module-level functions share a
 global pool that outlives the service; tests give treq.testing's
 ``RequestTraversalAgent`` over a resource, and a ``Clock``). An Agent rather
