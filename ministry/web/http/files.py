@@ -112,7 +112,7 @@ class DiskDelivery:
 
     ``accel_prefix`` is ``--x-accel-redirect``; ``root`` the directory its
     nginx location is aliased to, which holds every blob directory (the
-    uploads' and ``upstream/files`` beside it: see ``tap.build_storage``).
+    uploads' and ``upstream/files`` beside it: see ``ministry.backends.build_storage``).
     """
 
     accel_prefix: str | None = None
