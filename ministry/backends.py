@@ -122,7 +122,7 @@ def build_storage(settings: Settings, data_dir: str, reactor: IReactorTime) -> B
         beside = os.path.dirname(uploads)
         return BlobStorage(
             FilesystemBlobStore(uploads),
-            FilesystemBlobStore(os.path.join(beside, "upstream", "files")),
+            FilesystemBlobStore(os.path.join(beside, "upstream", "files"), refetchable=True),
             DiskDelivery(settings.x_accel_redirect, beside),
         )
     # Imported here: boto3 takes a noticeable part of a second to import, which

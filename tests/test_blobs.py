@@ -84,6 +84,75 @@ def test_staging_paths_differ_between_processes_and_stores(tmp_path: Path) -> No
     assert not mine & theirs
 
 
+def synced(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """What the store fsyncs and renames, in order: ("file"|"directory"|"rename", path)."""
+    from ministry.stores import blobs as module
+
+    events: list[tuple[str, str]] = []
+    sync_file, sync_directory, replace = module._fsync_file, module._fsync_directory, os.replace
+
+    def on_file(path: str) -> None:
+        events.append(("file", path))
+        sync_file(path)
+
+    def on_directory(path: str) -> None:
+        events.append(("directory", path))
+        sync_directory(path)
+
+    def on_replace(source: str, target: str) -> None:
+        events.append(("rename", target))
+        replace(source, target)
+
+    monkeypatch.setattr(module, "_fsync_file", on_file)
+    monkeypatch.setattr(module, "_fsync_directory", on_directory)
+    monkeypatch.setattr(module.os, "replace", on_replace)
+    return events
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_upload_is_durable_bytes_first_then_every_new_name(
+    blobs: FilesystemBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing can fetch an upload again: its bytes, its new directories, its name."""
+    staged = stage(blobs)
+    events = synced(monkeypatch)
+    key = blob_key()
+    await blobs.commit(staged, key)
+    target = blobs.local_path(key)
+    parents = [os.path.dirname(target)]
+    while os.path.dirname(parents[-1]) != blobs.root:
+        parents.append(os.path.dirname(parents[-1]))
+    assert events[0] == ("file", staged)
+    assert events[-2:] == [("rename", target), ("directory", os.path.dirname(target))]
+    # Each directory made (ab, cd, the digest's) is made durable in its parent.
+    made = [("directory", os.path.dirname(directory)) for directory in reversed(parents)]
+    assert events[1:-2] == made
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_refetchable_file_is_whole_or_missing_after_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The proxy's cache: its bytes fsynced before the rename, no directory fsynced."""
+    cache = FilesystemBlobStore(str(tmp_path / "upstream" / "files"), refetchable=True)
+    staged = stage(cache)
+    events = synced(monkeypatch)
+    key = blob_key()
+    await cache.commit(staged, key)
+    assert events == [("file", staged), ("rename", cache.local_path(key))]
+    assert Path(cache.local_path(key)).read_bytes() == PAYLOAD
+
+
+def test_the_daemons_proxy_cache_is_refetchable_and_its_uploads_are_not(tmp_path: Path) -> None:
+    from twisted.internet.task import Clock
+
+    from ministry.backends import build_storage
+    from ministry.config import load_settings
+
+    storage = build_storage(load_settings({"data-dir": str(tmp_path)}), str(tmp_path), Clock())
+    assert (storage.uploads.refetchable, storage.upstream.refetchable) == (False, True)
+
+
 @pytest_twisted.ensureDeferred
 async def test_commit_puts_the_exact_bytes_at_the_key(blobs: FilesystemBlobStore) -> None:
     staged = stage(blobs)
